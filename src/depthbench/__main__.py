@@ -1,0 +1,3 @@
+from depthbench.cli.main import main
+
+raise SystemExit(main())

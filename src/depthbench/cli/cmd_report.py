@@ -1,0 +1,11 @@
+"""Rebuild a study's results.csv, report.md, report.html and figures from its run records alone."""
+
+from __future__ import annotations
+
+
+def add_arguments(p) -> None:
+    p.add_argument("dir", metavar="DIR", help="a study folder (runs/<study name>)")
+
+
+def run(args) -> int:
+    raise NotImplementedError("report: being built")
