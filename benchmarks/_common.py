@@ -1,0 +1,157 @@
+"""Timing helpers shared by every benchmark module.
+
+The machine is shared and noisy, so figures worth quoting are ratios measured side by side in one
+process: `compare` interleaves the candidates round by round (A B C, B C A, ...) and reports the
+median per-step time of each, so a burst of load hits every candidate alike.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def sync(device: str | torch.device | None = None) -> None:
+    """Wait for queued device work, so a timer measures the work and not the launch."""
+    if device is None:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        return
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(fn: Callable[[], Any], warmup: int = 2, steps: int = 5,
+               device: str | torch.device | None = None) -> float:
+    """Seconds per call of `fn`: the median of `steps` timed calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(max(1, steps)):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def compare(fns: dict[str, Callable[[], Any]], rounds: int = 3, steps: int = 3, warmup: int = 1,
+            device: str | torch.device | None = None) -> dict[str, float]:
+    """Median seconds per call of each function, timed interleaved (A/B/A/B) over `rounds`.
+
+    Each round times `steps` consecutive calls of every candidate, rotating the order from round to
+    round; the result for a candidate is the median over all its rounds of the per-call time.
+    """
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    sync(device)
+    per_round: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(max(1, rounds)):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            t0 = time.perf_counter()
+            for _ in range(max(1, steps)):
+                fns[name]()
+            sync(device)
+            per_round[name].append((time.perf_counter() - t0) / max(1, steps))
+    return {n: statistics.median(v) for n, v in per_round.items()}
+
+
+def make_train_step(model: nn.Module, batch_size: int, img_size: int, num_classes: int = 5,
+                    channels_last: bool = False, device: str | torch.device = "cpu",
+                    amp_dtype: torch.dtype | None = None, lr: float = 2e-4,
+                    seed: int = 0) -> Callable[[], torch.Tensor]:
+    """A closure doing one training step (forward, cross-entropy, backward, Adam) on one fixed
+    synthetic batch: the recipe's step without the loader, for timing the model alone.
+
+    Returns the loss tensor without `.item()`, so timing does not add a host sync per step.
+    """
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch_size, 3, img_size, img_size, generator=g)
+    y = torch.randint(0, num_classes, (batch_size,), generator=g)
+    device = torch.device(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(device=device, memory_format=memory_format).train()
+    x = x.to(device=device, memory_format=memory_format)
+    y = y.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def step() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None = None) -> str:
+    """A GitHub Markdown table of `rows` (dicts); columns default to the first row's keys."""
+    if not rows:
+        return "_(no rows)_\n"
+    cols = list(columns) if columns is not None else list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if v == 0 or 0.01 <= abs(v) < 1e5:
+            return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
+        return f"{v:.3g}"
+    return str(v)
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    """What a reader needs to judge a figure: CPU, cores, threads, load, versions, GPU."""
+    info: dict[str, Any] = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+    }
+    try:
+        info["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def machine_line() -> str:
+    """`machine_info()` as one Markdown line, printed under every section heading."""
+    return "_Machine: " + ", ".join(f"{k}={v}" for k, v in machine_info().items()) + "_\n"
+
+
+def section(title: str, body: str) -> str:
+    return f"## {title}\n\n{machine_line()}\n{body.rstrip()}\n"
