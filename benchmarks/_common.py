@@ -72,11 +72,12 @@ def compare(fns: dict[str, Callable[[], Any]], rounds: int = 3, steps: int = 3, 
 def make_train_step(model: nn.Module, batch_size: int, img_size: int, num_classes: int = 5,
                     channels_last: bool = False, device: str | torch.device = "cpu",
                     amp_dtype: torch.dtype | None = None, lr: float = 2e-4,
-                    seed: int = 0) -> Callable[[], torch.Tensor]:
+                    fused: bool | None = None, seed: int = 0) -> Callable[[], torch.Tensor]:
     """A closure doing one training step (forward, cross-entropy, backward, Adam) on one fixed
     synthetic batch: the recipe's step without the loader, for timing the model alone.
 
     Returns the loss tensor without `.item()`, so timing does not add a host sync per step.
+    `fused` is passed to `torch.optim.Adam` (None: PyTorch's default for the device).
     """
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, 3, img_size, img_size, generator=g)
@@ -86,7 +87,7 @@ def make_train_step(model: nn.Module, batch_size: int, img_size: int, num_classe
     model = model.to(device=device, memory_format=memory_format).train()
     x = x.to(device=device, memory_format=memory_format)
     y = y.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
 
     def step() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
@@ -155,3 +156,69 @@ def machine_line() -> str:
 
 def section(title: str, body: str) -> str:
     return f"## {title}\n\n{machine_line()}\n{body.rstrip()}\n"
+
+
+# --- models -------------------------------------------------------------------------------------
+
+MODELS = ["resnet18", "resnet34", "resnet50", "seresnet18", "seresnet34", "seresnet50",
+          "swin_tiny_patch4_window7_224", "swin_small_patch4_window7_224",
+          "swin_base_patch4_window7_224"]
+SHORT = {"swin_tiny_patch4_window7_224": "swin_t", "swin_small_patch4_window7_224": "swin_s",
+         "swin_base_patch4_window7_224": "swin_b"}
+
+
+def model_kwargs(name: str, img_size: int) -> dict[str, Any]:
+    """Size keywords for `name` at `img_size`: Swin away from 224 takes a window equal to its last
+    stage's resolution (img_size // 32), so every stage tiles into whole windows."""
+    if "swin" in name and img_size != 224:
+        return {"img_size": img_size, "window_size": max(1, img_size // 32)}
+    return {}
+
+
+def model_source() -> str:
+    """`depthbench` once `depthbench.models.create_model` exists, else `timm` (same names)."""
+    try:
+        from depthbench.models import create_model  # noqa: F401
+    except ImportError:
+        return "timm"
+    return "depthbench"
+
+
+def build_model(name: str, img_size: int = 224, num_classes: int = 5, source: str | None = None,
+                **kwargs: Any) -> nn.Module:
+    """`name` from depthbench's registry (or timm's, `source="timm"`), sized for `img_size`."""
+    source = source or model_source()
+    kw = {**model_kwargs(name, img_size), **kwargs}
+    if source == "timm":
+        import timm
+
+        return timm.create_model(SHORT_TO_TIMM.get(name, name), num_classes=num_classes, **kw)
+    from depthbench.models import create_model
+
+    return create_model(name, num_classes=num_classes, **kw)
+
+
+SHORT_TO_TIMM = {v: k for k, v in SHORT.items()}
+
+
+def is_cnn(name: str) -> bool:
+    return "resnet" in name
+
+
+def train_flops_per_image(model: nn.Module, img_size: int, channels_last: bool = False) -> int:
+    """FLOPs of one training step per image, forward + backward, counted by
+    `torch.utils.flop_counter.FlopCounterMode` on a batch of 2 (matmul/conv FLOPs: the ones a
+    GEMM peak bounds; the optimizer and elementwise ops are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.train()
+    x = torch.randn(2, 3, img_size, img_size)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(x).sum().backward()
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return counter.get_total_flops() // 2
