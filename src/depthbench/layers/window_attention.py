@@ -1,0 +1,127 @@
+"""Window attention pieces of the Swin Transformer.
+
+Paper: `Swin Transformer: Hierarchical Vision Transformer using Shifted Windows`
+- https://arxiv.org/abs/2103.14030
+
+Parameter names and buffers follow timm's `swin_transformer.py` (`qkv`, `proj`,
+`relative_position_bias_table`) so timm checkpoints load; the index and the shifted-window mask can
+be recomputed and are not saved (`persistent=False`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from depthbench.layers.key_drop import KeyDrop
+
+SHIFT_MASK_VALUE = -100.0  # the reference implementation's value for "different region"
+
+
+def window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:
+    """B, H, W, C -> B*nW, ws*ws, C (windows in row-major order, batch outermost)."""
+    B, H, W, C = x.shape
+    x = x.view(B, H // ws, ws, W // ws, ws, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, C)
+
+
+def window_reverse(windows: torch.Tensor, ws: int, H: int, W: int) -> torch.Tensor:
+    """B*nW, ws*ws, C -> B, H, W, C (inverse of `window_partition`)."""
+    C = windows.shape[-1]
+    x = windows.view(-1, H // ws, W // ws, ws, ws, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, C)
+
+
+def relative_position_index(ws: int) -> torch.Tensor:
+    """N, N (N = ws*ws): index into the (2ws-1)^2 bias table for each query/key pair."""
+    coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
+    rel = coords[:, :, None] - coords[:, None, :]  # 2, N, N: dy, dx in [-(ws-1), ws-1]
+    rel = rel + (ws - 1)  # shift to start from 0
+    return rel[0] * (2 * ws - 1) + rel[1]
+
+
+def shifted_window_mask(H: int, W: int, ws: int, shift: int) -> torch.Tensor:
+    """nW, N, N additive mask (0 / -100) for shifted windows: after the cyclic shift a window can
+    hold tokens from up to four image regions that were not neighbours; they must not attend."""
+    region = torch.zeros(1, H, W, 1)
+    cnt = 0
+    for hs in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
+        for wsl in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
+            region[:, hs, wsl, :] = cnt
+            cnt += 1
+    win = window_partition(region, ws).squeeze(-1)  # nW, N: region id of each token
+    diff = win.unsqueeze(1) - win.unsqueeze(2)  # nW, N, N
+    return torch.zeros_like(diff).masked_fill_(diff != 0, SHIFT_MASK_VALUE)
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self attention inside windows, with relative position bias and key dropout.
+
+    `fused_attn` switches between `F.scaled_dot_product_attention` (default) and the explicit
+    softmax(q k^T * scale + bias + mask) v. Both honour the shift mask and both forms of key dropout:
+    `element` drops K before either path; `dropkey` adds its logit mask to the float `attn_mask` SDPA
+    receives, so the fused path never falls back silently.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window_size: int, qkv_bias: bool = True,
+                 key_drop: float = 0.0, key_drop_mode: str = "element", fused_attn: bool = True):
+        super().__init__()
+        self.dim = dim
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.window_area = window_size * window_size
+        head_dim = dim // num_heads
+        self.scale = head_dim ** -0.5
+        self.fused_attn = fused_attn
+
+        # (2*ws-1)^2, heads: one learned bias per relative offset and head
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * window_size - 1) ** 2, num_heads))
+        self.register_buffer("relative_position_index", relative_position_index(window_size),
+                             persistent=False)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.key_drop = KeyDrop(key_drop, key_drop_mode)
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def _rel_pos_bias(self) -> torch.Tensor:
+        N = self.window_area
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]  # N*N, heads
+        return bias.view(N, N, -1).permute(2, 0, 1).unsqueeze(0)  # 1, heads, N, N
+
+    def _attn_bias(self, B_: int, mask: torch.Tensor | None, dtype: torch.dtype,
+                   device: torch.device) -> torch.Tensor:
+        """Everything added to the logits: position bias, shift mask, DropKey mask.
+        Shape 1, heads, N, N when it is the same for every window, else B*nW, heads, N, N."""
+        N, h = self.window_area, self.num_heads
+        bias = self._rel_pos_bias().to(dtype)
+        if mask is not None:
+            nW = mask.shape[0]
+            bias = bias.unsqueeze(1) + mask.to(dtype).view(1, nW, 1, N, N)  # 1, nW, heads, N, N
+            bias = bias.expand(B_ // nW, nW, h, N, N).reshape(B_, h, N, N)
+        drop = self.key_drop.logit_mask((B_, h, N, N), dtype, device)
+        if drop is not None:
+            bias = bias + drop
+        return bias
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: B*nW, N, C; mask: nW, N, N (0 / -100) for shifted windows, else None."""
+        B_, N, C = x.shape
+        qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # B*nW, heads, N, head_dim
+        k = self.key_drop.drop_keys(k)
+        bias = self._attn_bias(B_, mask, q.dtype, q.device)
+
+        if self.fused_attn:
+            x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        else:
+            attn = (q * self.scale) @ k.transpose(-2, -1)  # B*nW, heads, N, N
+            attn = (attn + bias).softmax(dim=-1)
+            x = attn @ v  # B*nW, heads, N, head_dim
+
+        x = x.transpose(1, 2).reshape(B_, N, C)
+        return self.proj(x)
+
+    def extra_repr(self) -> str:
+        return f"window_size={self.window_size}, num_heads={self.num_heads}, fused_attn={self.fused_attn}"

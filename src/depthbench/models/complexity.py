@@ -1,0 +1,37 @@
+"""Model costs: parameters and multiply-accumulates (MACs) of one forward pass of one image.
+
+MACs are counted by `torch.utils.flop_counter.FlopCounterMode` (convolutions and matrix products;
+MACs = FLOPs / 2). Attention is counted on the explicit path (two batched matmuls per window),
+because the fused CPU kernel of `scaled_dot_product_attention` has no flop formula there and would
+be missed; the explicit and fused paths do the same arithmetic.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, img_size: int, in_chans: int = 3) -> int:
+    """MACs of one eval-mode forward pass of one `img_size` x `img_size` image."""
+    p = next(model.parameters())
+    x = torch.zeros(1, in_chans, img_size, img_size, device=p.device, dtype=p.dtype)
+    fused = {m: m.fused_attn for m in model.modules() if hasattr(m, "fused_attn")}
+    was_training = model.training
+    try:
+        for m in fused:
+            m.fused_attn = False
+        model.eval()
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        for m, v in fused.items():
+            m.fused_attn = v
+        model.train(was_training)
+    return counter.get_total_flops() // 2

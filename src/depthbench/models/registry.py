@@ -1,0 +1,120 @@
+"""The model registry: canonical names (timm's), aliases, families, and `create_model`.
+
+A variant is one function decorated with `@register_model(family)` that only states its arguments
+(`resnet.py`, `swin.py`); `create_model` checks the keyword arguments against the family before
+calling it, so a misspelt or inapplicable option is a `ConfigError`, never a silent no-op.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+import torch.nn as nn
+
+from depthbench.errors import ConfigError
+
+FAMILIES = ("resnet", "seresnet", "swin")
+ALIASES = {
+    "swin_t": "swin_tiny_patch4_window7_224",
+    "swin_s": "swin_small_patch4_window7_224",
+    "swin_b": "swin_base_patch4_window7_224",
+}
+
+# keyword -> value meaning "off"; an inapplicable option is accepted only at this value, so a config
+# carrying every option at its default can be passed to any family.
+_OFF = {"img_size": None, "window_size": None, "drop_path_rate": 0.0, "key_drop": 0.0,
+        "key_drop_mode": "element", "key_drop_schedule": "constant", "se_drop": 0.0,
+        "fused_attn": True}
+FAMILY_KWARGS = {
+    "resnet": ("img_size", "drop_path_rate"),
+    "seresnet": ("img_size", "drop_path_rate", "se_drop"),
+    "swin": ("img_size", "window_size", "drop_path_rate", "key_drop", "key_drop_mode",
+             "key_drop_schedule", "fused_attn"),
+}
+
+_REGISTRY: dict[str, tuple[str, Callable[..., nn.Module]]] = {}
+
+
+def register_model(family: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register `fn` under its own name as a member of `family`."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}")
+
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _REGISTRY[fn.__name__] = (family, fn)
+        return fn
+
+    return deco
+
+
+def list_models() -> list[str]:
+    """The canonical model names, in registration order (ResNet, SE-ResNet, Swin; by depth)."""
+    return list(_REGISTRY)
+
+
+def resolve_name(name: str) -> str:
+    """Canonical name for `name` (an alias like `swin_t` or a canonical name); ConfigError if unknown."""
+    key = str(name).strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        valid = list_models() + list(ALIASES)
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"unknown model {name!r}{hint}; valid names: {', '.join(valid)}")
+    return key
+
+
+def family(name: str) -> str:
+    """'resnet' | 'seresnet' | 'swin' for a model name or alias."""
+    return _REGISTRY[resolve_name(name)][0]
+
+
+def create_model(name: str, num_classes: int = 1000, **kwargs) -> nn.Module:
+    """Build model `name` (canonical or alias) with `num_classes` outputs.
+
+    Keyword arguments: `img_size`, `drop_path_rate` (all); `se_drop` (SE-ResNet); `window_size`,
+    `key_drop`, `key_drop_mode`, `key_drop_schedule`, `fused_attn` (Swin). An option that does not
+    apply to the family is a ConfigError unless it has its "off" value (0, None or the default).
+    """
+    canonical = resolve_name(name)
+    fam, fn = _REGISTRY[canonical]
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
+    allowed = FAMILY_KWARGS[fam]
+    args = {}
+    for key, value in kwargs.items():
+        if key not in _OFF:
+            raise ConfigError(f"unknown model option {key!r} for {canonical}; valid options: "
+                              f"{', '.join(allowed)}")
+        if key in allowed:
+            args[key] = value
+        elif value != _OFF[key]:
+            owners = [f for f, keys in FAMILY_KWARGS.items() if key in keys]
+            raise ConfigError(f"option {key}={value!r} does not apply to {canonical} ({fam}); it is "
+                              f"for {'/'.join(owners)} models. Options for {canonical}: "
+                              f"{', '.join(allowed)}")
+    _check_values(canonical, args)
+    model = fn(num_classes=num_classes, **args)
+    model.model_name = canonical
+    model.family = fam
+    return model
+
+
+def _check_values(name: str, args: dict) -> None:
+    from depthbench.layers.key_drop import KEY_DROP_MODES, KEY_DROP_SCHEDULES
+
+    for key in ("drop_path_rate", "key_drop", "se_drop"):
+        if key in args:
+            v = args[key]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v < 1.0:
+                raise ConfigError(f"{key} for {name} must be a number in [0, 1), got {v!r}")
+    for key, valid in (("key_drop_mode", KEY_DROP_MODES), ("key_drop_schedule", KEY_DROP_SCHEDULES)):
+        if key in args and args[key] not in valid:
+            raise ConfigError(f"{key} for {name} must be one of {', '.join(valid)}, got {args[key]!r}")
+    for key in ("img_size", "window_size"):
+        v = args.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ConfigError(f"{key} for {name} must be a positive integer, got {v!r}")
+    if "fused_attn" in args and not isinstance(args["fused_attn"], bool):
+        raise ConfigError(f"fused_attn for {name} must be true or false, got {args['fused_attn']!r}")
