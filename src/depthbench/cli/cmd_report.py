@@ -8,4 +8,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    raise NotImplementedError("report: being built")
+    from depthbench.report import build_report
+
+    md = build_report(args.dir)
+    folder = md.parent
+    for name in ("results.csv", "report.md", "report.html", "figures/"):
+        print(folder / name)
+    return 0

@@ -1,0 +1,242 @@
+"""Read a study folder's run records (result.json, metrics.csv): the report's only input.
+
+The layout and schemas are the ones in docs/internals.md. A run folder is `<model>__<variant>__s<seed>`;
+a folder whose result.json is missing or unreadable still becomes a run (status "incomplete" or
+"unreadable") so the report shows it instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from depthbench.errors import DepthbenchError
+
+RUN_DIR = re.compile(r"^(?P<model>.+?)__(?P<variant>.+)__s(?P<seed>\d+)$")
+
+# The nine canonical models in depth order, and how the report names them.
+DISPLAY = {
+    "resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50",
+    "seresnet18": "SE-ResNet-18", "seresnet34": "SE-ResNet-34", "seresnet50": "SE-ResNet-50",
+    "swin_tiny_patch4_window7_224": "Swin-T", "swin_small_patch4_window7_224": "Swin-S",
+    "swin_base_patch4_window7_224": "Swin-B",
+}
+ALIASES = {"swin_t": "swin_tiny_patch4_window7_224", "swin_s": "swin_small_patch4_window7_224",
+           "swin_b": "swin_base_patch4_window7_224"}
+FAMILIES = {"resnet": "ResNet", "seresnet": "SE-ResNet", "swin": "Swin"}
+FLOWERS = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
+
+METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_correct",
+                  "val_total", "lr", "seconds")
+
+
+def canonical(model: str) -> str:
+    return ALIASES.get(model, model)
+
+
+def display_name(model: str) -> str:
+    return DISPLAY.get(canonical(model), model)
+
+
+def family_of(model: str) -> str:
+    m = canonical(model)
+    for fam in ("seresnet", "resnet", "swin"):
+        if m.startswith(fam):
+            return fam
+    return m
+
+
+def model_order(model: str) -> tuple[int, str]:
+    order = list(DISPLAY)
+    m = canonical(model)
+    return (order.index(m) if m in order else len(order), m)
+
+
+@dataclass
+class Run:
+    """One grid point of a study, as its records describe it."""
+
+    path: Path
+    model: str
+    variant: str
+    seed: int
+    status: str  # finished | failed | running | incomplete | unreadable
+    family: str
+    result: dict = field(default_factory=dict)
+    metrics: list[dict] = field(default_factory=list)
+    reason: str | None = None  # why it failed or is incomplete
+    failure_epoch: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
+
+    def checkpoint(self, which: str) -> dict:
+        """`best` (selected by validation) or `last` section of result.json ({} if absent)."""
+        return self.result.get(which) or {}
+
+    def split(self, which: str, split: str) -> dict | None:
+        return self.checkpoint(which).get(split) or None
+
+    def accuracy(self, which: str, split: str) -> float | None:
+        s = self.split(which, split)
+        if not s:
+            return None
+        if s.get("correct") is not None and s.get("total"):
+            return s["correct"] / s["total"]
+        return s.get("accuracy")
+
+    def outcomes(self, which: str, split: str) -> np.ndarray | None:
+        """Per-image 1/0 (right/wrong) in manifest order, or None without predictions."""
+        s = self.split(which, split)
+        if not s or s.get("predictions") is None or s.get("targets") is None:
+            return None
+        return (np.asarray(s["predictions"]) == np.asarray(s["targets"])).astype(np.int8)
+
+    def targets(self, split: str) -> list[int] | None:
+        for which in ("best", "last"):
+            s = self.split(which, split)
+            if s and s.get("targets") is not None:
+                return list(s["targets"])
+        return None
+
+    @property
+    def params(self) -> int | None:
+        return self.result.get("params")
+
+    @property
+    def macs(self) -> int | None:
+        return self.result.get("macs")
+
+    @property
+    def costs(self) -> dict:
+        return self.result.get("costs") or {}
+
+    @property
+    def seconds(self) -> float | None:
+        prov = self.result.get("provenance") or {}
+        if prov.get("seconds") is not None:
+            return prov["seconds"]
+        if self.costs.get("train_seconds") is not None:
+            return self.costs["train_seconds"]
+        if self.metrics:
+            return float(sum(r.get("seconds") or 0.0 for r in self.metrics))
+        return None
+
+    def curve(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = [r for r in self.metrics if r.get(column) is not None]
+        return (np.array([r["epoch"] for r in rows], dtype=int),
+                np.array([r[column] for r in rows], dtype=float))
+
+
+@dataclass
+class Study:
+    path: Path
+    name: str
+    runs: list[Run]
+    spec: dict
+
+    @property
+    def classes(self) -> list[str]:
+        for r in self.runs:
+            if r.result.get("classes"):
+                return list(r.result["classes"])
+        return []
+
+    @property
+    def is_flowers(self) -> bool:
+        return sorted(c.lower() for c in self.classes) == list(FLOWERS)
+
+
+def load_study(study_dir: str | Path) -> Study:
+    """Every run folder of `study_dir`; a `DepthbenchError` when there is none."""
+    study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        raise DepthbenchError(f"study folder not found: {study_dir} "
+                              "(give the folder `depthbench run` wrote, e.g. runs/quick)")
+    runs = []
+    for d in sorted(p for p in study_dir.iterdir() if p.is_dir()):
+        named = RUN_DIR.match(d.name)
+        if (d / "result.json").is_file() or (d / "metrics.csv").is_file() or named:
+            runs.append(load_run(d))
+    if not runs:
+        raise DepthbenchError(
+            f"no run records in {study_dir}: expected run folders named "
+            "<model>__<variant>__s<seed> holding result.json and metrics.csv "
+            "(run `depthbench run --out DIR` first)")
+    spec = {}
+    if (study_dir / "study.yaml").is_file():
+        import yaml
+
+        try:
+            spec = yaml.safe_load((study_dir / "study.yaml").read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            spec = {}
+    name = spec.get("name") if isinstance(spec, dict) else None
+    return Study(path=study_dir, name=str(name or study_dir.name), runs=runs,
+                 spec=spec if isinstance(spec, dict) else {})
+
+
+def load_run(run_dir: Path) -> Run:
+    named = RUN_DIR.match(run_dir.name)
+    model = named["model"] if named else run_dir.name
+    variant = named["variant"] if named else "base"
+    seed = int(named["seed"]) if named else 0
+    metrics, metrics_problem = _read_metrics(run_dir / "metrics.csv")
+    result_path = run_dir / "result.json"
+    if not result_path.is_file():
+        reason = "no result.json (the run never finished; rerun the study to resume it)"
+        return Run(run_dir, canonical(model), variant, seed, "incomplete", family_of(model),
+                   metrics=metrics, reason=reason)
+    try:
+        result = json.loads(result_path.read_text(encoding="utf-8"))
+        if not isinstance(result, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        return Run(run_dir, canonical(model), variant, seed, "unreadable", family_of(model),
+                   metrics=metrics, reason=f"result.json unreadable: {e}")
+    model = canonical(str(result.get("model") or model))
+    status = str(result.get("status") or "incomplete")
+    failure = result.get("failure") or {}
+    reason = failure.get("reason") if isinstance(failure, dict) else str(failure)
+    if status != "finished" and metrics_problem:
+        reason = f"{reason}; {metrics_problem}" if reason else metrics_problem
+    if status == "running":
+        reason = reason or "still running or interrupted (rerun the study to resume it)"
+    return Run(
+        path=run_dir, model=model, variant=str(result.get("variant") or variant),
+        seed=int(result["seed"]) if result.get("seed") is not None else seed, status=status,
+        family=str(result.get("family") or family_of(model)), result=result, metrics=metrics,
+        reason=reason, failure_epoch=failure.get("epoch") if isinstance(failure, dict) else None)
+
+
+def _read_metrics(path: Path) -> tuple[list[dict], str | None]:
+    if not path.is_file():
+        return [], None
+    rows = []
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            for raw in csv.DictReader(f):
+                rows.append({k: _number(raw.get(k)) for k in METRIC_COLUMNS if k in raw})
+    except (OSError, csv.Error) as e:
+        return [], f"metrics.csv unreadable: {e}"
+    return [r for r in rows if r.get("epoch") is not None], None
+
+
+def _number(x):
+    if x is None or str(x).strip() == "":
+        return None
+    try:
+        v = float(x)
+    except ValueError:
+        return None
+    return int(v) if v.is_integer() and abs(v) < 2**53 and "." not in str(x) else v
