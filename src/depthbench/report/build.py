@@ -376,6 +376,17 @@ def _majority_baseline(an: Analysis):
     return None
 
 
+def _recipe_line(an: Analysis) -> str:
+    cfg = next((r.result.get("config") for r in an.study.runs
+                if isinstance(r.result.get("config"), dict)), None)
+    if not cfg:
+        return "Recipe: not recorded."
+    shown = [f"{k}={cfg[k]}" for k in ("data", "recipe", "epochs", "batch_size", "lr",
+                                        "optimizer", "img_size", "val", "test")
+             if cfg.get(k) is not None]
+    return "Recipe (first run's resolved config): " + ", ".join(shown) + "."
+
+
 def _summary(doc: Document, an: Analysis, plan: _Plan) -> None:
     st = an.study
     runs = st.runs
@@ -387,6 +398,7 @@ def _summary(doc: Document, an: Analysis, plan: _Plan) -> None:
         f"Study folder: {st.path.name}; {len(runs)} runs ({n_fin} finished, {len(bad)} not "
         f"finished: see 'Failed and unfinished runs'); seeds: {', '.join(map(str, seeds))}.",
         f"Classes ({len(st.classes)}): {', '.join(st.classes) or 'unknown'}.",
+        _recipe_line(an),
         f"Checkpoints are selected by validation accuracy (the 'best' epoch); accuracies, tests "
         f"and intervals below are on the {_eval_name(an)} split unless labeled otherwise.",
         f"Paired comparisons made: {sum(c.testable for c in an.comparisons)} (Holm-adjusted "
@@ -547,7 +559,8 @@ def _variant_section(doc, an: Analysis, plan: _Plan) -> None:
         d_ov = [x - y for x, y in zip(ov_a, ov_b) if _ok(x) and _ok(y)]
         rows.append([display_name(c.a[0]), _variant_desc(an, c.a), str(len(c.seeds)),
                      pct(an.accuracy_ci(c.b)[0]), pct(an.accuracy_ci(c.a)[0]), pts(c.delta),
-                     ci_text(c.low, c.high) if c.testable else "–", fmt_p(c.p), fmt_p(c.p_holm),
+                     f"[{pts(c.low)}, {pts(c.high)}]" if c.testable else "–", fmt_p(c.p),
+                     fmt_p(c.p_holm),
                      mean_sd_text(ov_b, "pts"), mean_sd_text(ov_a, "pts"),
                      mean_sd_text(d_ov, "pts"), c.words()])
     ev = _eval_name(an)
@@ -787,8 +800,8 @@ def _source_section(doc, an: Analysis) -> None:
         f"{len(se50.epochs) if se50 else 0} per-epoch validation accuracies are not a whole "
         f"number of images out of {SOURCE_VAL_IMAGES}, and the source code built it from "
         "BasicBlocks [3, 4, 6, 3], the same network as its SE-ResNet-34"
-        + (f" (whose records are all whole counts: {se34.not_whole_counts()} off)" if se34 else "")
-        + ".",
+        + (f", whose records are whole counts ({se34.not_whole_counts()} of "
+           f"{len(se34.epochs)} off)" if se34 else "") + ".",
         f"One run per model on {SOURCE_VAL_IMAGES} validation images: a single accuracy near 75% "
         "has a standard error of about 2.3 points, so most gaps in the source table are noise.",
     ]

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
 from depthbench._io import atomic_write_bytes
 
@@ -38,6 +39,7 @@ def learning_curves(series: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndar
     ax_loss.set(title="train loss (epoch mean)", xlabel="epoch", ylabel="loss")
     ax_acc.set(title="validation accuracy", xlabel="epoch", ylabel="accuracy (%)")
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
@@ -90,6 +92,8 @@ def accuracy_vs_cost(points: list[tuple[str, float, float, float, float]], path:
         ax.errorbar([gmacs], [acc], yerr=yerr, fmt="o", color=f"C{i % 10}", capsize=3,
                     label=label)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="GMACs per image (log scale)", ylabel=ylabel,
            title="accuracy against compute (95% CI)")
     ax.grid(alpha=0.3)

@@ -159,7 +159,7 @@ class Study:
 
 def load_study(study_dir: str | Path) -> Study:
     """Every run folder of `study_dir`; a `DepthbenchError` when there is none."""
-    study_dir = Path(study_dir)
+    study_dir = Path(study_dir).resolve()
     if not study_dir.is_dir():
         raise DepthbenchError(f"study folder not found: {study_dir} "
                               "(give the folder `depthbench run` wrote, e.g. runs/quick)")

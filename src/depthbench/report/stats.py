@@ -53,7 +53,8 @@ def paired_bootstrap_ci(a_correct, b_correct, n_boot: int = N_BOOT, confidence: 
     if np.all(d == d[0]):  # no spread: every resample has the same mean
         return delta, delta, delta
     res = stats.bootstrap((d,), np.mean, n_resamples=n_boot, confidence_level=confidence,
-                          method="percentile", random_state=np.random.default_rng(seed))
+                          method="percentile", batch=max(1, 4_000_000 // d.size),
+                          random_state=np.random.default_rng(seed))
     return delta, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
