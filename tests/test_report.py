@@ -51,6 +51,18 @@ def _evaluate(targets, acc, k, rng):
             "predictions": pred.tolist(), "targets": t.tolist()}
 
 
+def _config(model, variant, epochs, test):
+    cfg = {"model": model, "data": "hand-made", "recipe": "seed", "epochs": epochs,
+           "img_size": 32, "val": 0.1, "test": 0.25 if test else 0.0, "key_drop": None,
+           "key_drop_mode": None, "se_drop": None}
+    m = re.fullmatch(r"(keydrop|sedrop)([\d.]+)", variant)
+    if m:
+        cfg["key_drop" if m[1] == "keydrop" else "se_drop"] = float(m[2])
+        if m[1] == "keydrop":
+            cfg["key_drop_mode"] = "dropkey"
+    return cfg
+
+
 def make_run(study, model, seed, acc, variant="base", epochs=4, classes=CLASSES, n_val=60,
              n_test=150, status="finished", train_acc=None, failure=None, test=True):
     """Write one run folder (metrics.csv + result.json) whose best-epoch test accuracy is ~`acc`."""
@@ -86,7 +98,7 @@ def make_run(study, model, seed, acc, variant="base", epochs=4, classes=CLASSES,
 
     result = {
         "status": status, "failure": failure, "model": model, "family": FAMILY[model],
-        "variant": variant, "seed": seed, "config": {"model": model, "epochs": epochs},
+        "variant": variant, "seed": seed, "config": _config(model, variant, epochs, test),
         "classes": classes, "img_size": 32, "params": PARAMS[model],
         "macs": int(PARAMS[model] * 150), "epochs_completed": done,
         "best_epoch": best[0]["epoch"],
@@ -178,6 +190,9 @@ def test_report_has_every_section(full_study):
                   "All runs", "Methods"):
         _section(md, title)
     assert "Beside the source study" not in md  # not the flowers layout
+    html = (full_study[0] / "report.html").read_text()
+    for heading in re.findall(r"^#{2,3} (.+)$", md, re.M):
+        assert f">{heading.replace(chr(39), '&#x27;')}</h" in html, heading
 
 
 def test_depth_tables_label_best_and_last_with_mean_sd(full_study):
@@ -210,7 +225,8 @@ def test_key_dropout_table_shows_overfitting_and_accuracy(full_study):
     _, md = full_study
     kd = _section(md, "Key-dropout ablation (variant vs base of the same model)")
     assert "overfit base (points)" in kd and "Δ overfit (points)" in kd
-    assert "| Swin-T | keydrop0.1 | 3 |" in kd and "| SE-ResNet-18 | sedrop0.1 | 3 |" in kd
+    assert "| Swin-T | keydrop0.1 (key_drop=0.1, key_drop_mode=dropkey) | 3 |" in kd
+    assert "| SE-ResNet-18 | sedrop0.1 (se_drop=0.1) | 3 |" in kd
 
 
 def test_claims_each_get_a_sentence(full_study):
@@ -305,6 +321,17 @@ def test_all_failed_study_still_reports(tmp_path):
     md = build_report(tmp_path, n_boot=N_BOOT).read_text()
     assert "unreadable images" in md and "No run finished" in md
     assert "no finished run: data: 3 unreadable images" in md
+
+
+def test_unreadable_result_is_reported_not_dropped(tmp_path):
+    make_study(tmp_path, [0], models=["resnet18"])
+    bad = tmp_path / "resnet34__base__s0"
+    bad.mkdir()
+    (bad / "result.json").write_text('{"status": "finished", ')  # torn by a crash
+    md = build_report(tmp_path, n_boot=N_BOOT).read_text()
+    row = next(line for line in _section(md, "Failed and unfinished runs").splitlines()
+               if line.startswith("| resnet34__base__s0 |"))
+    assert "unreadable" in row and "result.json unreadable" in row
 
 
 def test_rebuild_removes_stale_figures(tmp_path):
