@@ -1,0 +1,90 @@
+"""The grid of a study: one `RunPlan` per (seed, model, variant), each a run folder
+`<model>__<variant>__s<seed>` with its own fully resolved `TrainConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from depthbench.errors import ConfigError
+from depthbench.study.spec import VARIANT_FAMILY, StudySpec
+
+# TrainConfig fields the study sets itself; an override of one would silently fight the spec.
+_STUDY_KEYS = {
+    "model": "models", "data": "data", "recipe": "recipe", "img_size": "img_size",
+    "seed": "seeds", "split_seed": "split.seed", "val": "split.val", "test": "split.test",
+    "out": "--out", "key_drop": "variants.key_drop", "se_drop": "variants.se_drop",
+    "key_drop_mode": "variants.key_drop_mode", "key_drop_schedule": "variants.key_drop_schedule",
+    "window_size": "model_options (per family: {swin: {window_size: N}})",
+}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    spec: StudySpec = field(repr=False)
+    model: str
+    variant: str  # "base", "keydrop0.1", "sedrop0.1", ...
+    seed: int
+    variant_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}__{self.variant}__s{self.seed}"
+
+    def model_options(self) -> dict[str, Any]:
+        from depthbench.models import family
+
+        opts = self.spec.model_options
+        return {**opts.get(family(self.model), {}), **opts.get(self.model, {}), **self.variant_options}
+
+    def train_config(self, source: str = "study"):
+        """The run's resolved TrainConfig (recipe defaults, then overrides, then the grid point)."""
+        from depthbench.engine.config import make_config
+
+        s = self.spec
+        values = {**s.overrides, "recipe": s.recipe, "model": self.model, "data": s.data,
+                  "img_size": s.img_size, "seed": self.seed, "split_seed": s.split.seed,
+                  "val": s.split.val, "test": s.split.test, **self.model_options()}
+        return make_config(values, source=f"{source} ({self.name})").resolved()
+
+
+def variants_for(spec: StudySpec, model: str) -> list[tuple[str, dict[str, Any]]]:
+    """[(variant name, model options)] for one model: `base` first, then one per ablation rate."""
+    from depthbench.models import family
+
+    out: list[tuple[str, dict[str, Any]]] = [("base", {})]
+    v = spec.variants
+    if v.models is not None and model not in v.models:
+        return out
+    for key, fam in VARIANT_FAMILY.items():
+        if family(model) != fam:
+            continue
+        for rate in getattr(v, key):
+            opts: dict[str, Any] = {key: rate}
+            if key == "key_drop":
+                opts.update(key_drop_mode=v.key_drop_mode, key_drop_schedule=v.key_drop_schedule)
+            out.append((f"{key.replace('_', '')}{rate:g}", opts))
+    return out
+
+
+def plan_runs(spec: StudySpec) -> list[RunPlan]:
+    """Every grid point, seed by seed (so a study cut short still has whole seeds to compare)."""
+    return [RunPlan(spec, model, variant, seed, opts)
+            for seed in spec.seeds
+            for model in spec.models
+            for variant, opts in variants_for(spec, model)]
+
+
+def check_overrides(spec: StudySpec, label: str) -> None:
+    """Reject overrides the study owns, then let TrainConfig judge the rest, naming the key."""
+    from depthbench.engine.config import TrainConfig, make_config
+
+    for key in spec.overrides:
+        if key in _STUDY_KEYS:
+            raise ConfigError(f"{label}: overrides.{key}: set by the study itself; "
+                              f"use `{_STUDY_KEYS[key]}` instead")
+        if key not in TrainConfig.model_fields:
+            raise ConfigError(f"{label}: overrides.{key}: unknown training option; valid: "
+                              f"{', '.join(k for k in TrainConfig.model_fields if k not in _STUDY_KEYS)}")
+    probe = {**spec.overrides, "recipe": spec.recipe, "model": spec.models[0], "data": "probe"}
+    make_config(probe, source=f"{label}: overrides").resolved()

@@ -1,0 +1,106 @@
+"""One grid point in its own process: the target the runner starts for every run.
+
+The runner starts workers from a `multiprocessing` fork server that has already imported torch,
+Lightning and depthbench (see `runner.py` for why a process and not a function call, and why a
+fork server: a fresh `python` pays 3-8 s of imports per run, a fork from the server ~0.02 s).
+
+A worker trains through `depthbench.engine.train` and makes sure its run folder ends with a
+result.json: if training raises, it records the run as failed with the reason, so the study can
+go on and the report can show the failure.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from depthbench.errors import DepthbenchError
+
+# Imported once by the fork server, so each worker starts in milliseconds (CPU only: a GPU
+# machine starts each worker bare, so no CUDA state can leak across the fork).
+PRELOAD = ["torch", "lightning.fabric", "depthbench.engine", "depthbench.data", "depthbench.models"]
+
+
+def run_worker(run_dir: str, config: dict, split: str, variant: str, threads: int,
+               gpu: str | None, log_path: str) -> None:
+    """Process target: train one run; the exit code says how it ended (0 finished, 3 failed,
+    130 stopped by a signal, else crashed)."""
+    os.setsid()  # own process group: Ctrl-C reaches the runner only, which then stops workers
+    _die_with_parent()
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    # threads and GPU must be set before torch computes anything (it only imported so far)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    # SIGTERM outside the training loop (whose own handler stops after the current step) ends the
+    # worker like Ctrl-C; the last finished epoch's last.ckpt stays for the next run to resume.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    sys.exit(_train(Path(run_dir), config, split, variant, threads))
+
+
+def _train(out: Path, values: dict, split: str, variant: str, threads: int) -> int:
+    try:
+        import torch
+
+        from depthbench.engine import train
+        from depthbench.engine.config import make_config
+
+        torch.set_num_threads(threads)
+        config = make_config(values, source=f"{out.name}/config")
+        # resume=True: an unfinished folder continues from its last.ckpt, a new one starts
+        result = train(config, out, split_path=split, variant=variant, progress=_print_epoch,
+                       resume=True)
+    except KeyboardInterrupt:
+        return 130
+    except DepthbenchError as e:
+        print(f"depthbench: error: {e}", flush=True)
+        _record_failure(out, values, variant, str(e))
+        return e.exit_code
+    except Exception as e:  # noqa: BLE001 - a crash fails this run, not the study
+        traceback.print_exc()
+        _record_failure(out, values, variant, f"{type(e).__name__}: {e}")
+        return 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return 0 if result.get("status") == "finished" else 3
+
+
+def _record_failure(out: Path, values: dict, variant: str, reason: str) -> None:
+    from depthbench.study.records import write_failure
+
+    write_failure(out, values, variant, reason)
+
+
+def _print_epoch(row: dict) -> None:
+    """One line per epoch in the run's train.log (the runner's display reads metrics.csv)."""
+    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+          flush=True)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker when its parent (the fork server, which exits with the
+    runner) dies, so no orphan keeps writing into a run folder that a later `depthbench run`
+    takes over."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(130)
