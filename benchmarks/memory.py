@@ -4,21 +4,22 @@
                                 [--device cpu|cuda]
 
 CPU: each (model, batch) runs two training steps (forward, backward, Adam: the second step holds
-the optimizer state too) in its own subprocess; its peak resident set size comes from
-`os.wait4`'s rusage for that child (`ru_maxrss`, the per-child figure that
-`getrusage(RUSAGE_CHILDREN)` takes the maximum of), minus the peak of an idle child that imports the
-same libraries. Peak memory grows linearly in the batch size, so the two smallest measured batch
-sizes give a per-image slope and a projection to the recipe's batch 128 (marked as projected).
+the optimizer state too) in its own subprocess, which reports its resident set once its libraries
+are imported (the idle baseline) and its high-water mark at the end; the table shows the
+difference. (`VmHWM` from /proc, not `ru_maxrss`: Linux carries the parent's peak into a child's
+`ru_maxrss` across fork/exec, so a child of a 1 GiB process never reports less than 1 GiB.)
+Peak memory grows linearly in the batch size, so the two smallest measured batch sizes give a
+per-image slope and a projection to the recipe's batch 128 (marked as projected).
 CUDA: `torch.cuda.max_memory_allocated` after the same two steps, in this process.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
-import threading
 
 import torch
 
@@ -35,38 +36,47 @@ from benchmarks._common import (
 )
 
 
-def child(name: str, img_size: int, batch_size: int, steps: int) -> None:
-    """What one measured subprocess does: `idle` imports the model code and builds nothing."""
-    if name == "idle":
-        model_source()  # imports depthbench.models (or timm's fallback check)
-        return
+def _proc_status_mib(key: str) -> float:
+    """A `VmRSS`/`VmHWM` line of /proc/self/status, in MiB."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {key} in /proc/self/status")
+
+
+def child(name: str, img_size: int, batch_size: int, steps: int) -> dict:
+    """What one measured subprocess does: import, note the idle RSS, train, note the peak."""
+    model_source()  # imports depthbench.models (or checks for timm's fallback)
     step = make_train_step(build_model(name, img_size), batch_size, img_size,
                            channels_last=is_cnn(name))
+    idle = _proc_status_mib("VmRSS")  # libraries, interpreter and the model's weights
     for _ in range(steps):
         step()
+    return {"idle_mib": idle, "peak_mib": _proc_status_mib("VmHWM")}
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def cpu_peak_mb(name: str, img_size: int, batch_size: int, steps: int = 2,
-                timeout: float = 900) -> float:
-    """Peak RSS in MiB of a fresh subprocess running `child(name, ...)`."""
+                timeout: float = 900, threads: int | None = None) -> dict:
+    """{idle_mib, peak_mib, train_mib} of a fresh subprocess running `child(name, ...)`:
+    train_mib = peak - idle, the memory the training steps added (activations, gradients, Adam
+    state, allocator caches); the weights are in idle_mib."""
     cmd = [sys.executable, "-m", "benchmarks.memory", "--child", name, str(img_size),
            str(batch_size), str(steps)]
-    proc = subprocess.Popen(cmd, cwd=ROOT)
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
-    try:
-        # wait4 reaps this child and returns its own rusage (ru_maxrss in KiB on Linux), where
-        # getrusage(RUSAGE_CHILDREN) would give the maximum over every child reaped so far.
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory child {name} batch {batch_size} exited with {proc.returncode}")
-    return usage.ru_maxrss / 1024
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        tail = (r.stderr.strip().splitlines() or ["?"])[-1]
+        raise RuntimeError(f"memory child {name} batch {batch_size} exited with {r.returncode}: "
+                           f"{tail}")
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out["train_mib"] = out["peak_mib"] - out["idle_mib"]
+    return out
 
 
 def cuda_peak_mb(name: str, img_size: int, batch_size: int, steps: int = 2,
@@ -103,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     if args.child:
         name, img, bs, steps = args.child
-        child(name, int(img), int(bs), int(steps))
+        print(json.dumps(child(name, int(img), int(bs), int(steps))), flush=True)
         return 0
     q = args.quick
     img = args.img_size or (64 if q else 224)
@@ -115,19 +125,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     rows = []
+    idles = []
     if args.device == "cpu":
-        idle = cpu_peak_mb("idle", img, 1)
-        head = (f"Peak RSS of a subprocess doing two training steps (Adam, fp32, CNNs channels_last) "
-                f"minus an idle subprocess's {idle:.0f} MiB (python + torch + models imported); "
-                f"models from `{model_source()}`, {img} px.")
+        head = ("Peak RSS (`VmHWM`) of a subprocess doing two training steps (Adam, fp32, CNNs "
+                "channels_last) minus its RSS before the first step (python, torch, the model's "
+                "weights: {idle}); models from `" + model_source() + f"`, {img} px.")
     else:
-        idle = 0.0
         head = f"`torch.cuda.max_memory_allocated` over two training steps (fp32), {img} px."
     for name in names:
         peaks = {}
         for bs in sizes:
             if args.device == "cpu":
-                peaks[bs] = cpu_peak_mb(name, img, bs) - idle
+                r = cpu_peak_mb(name, img, bs)
+                peaks[bs] = r["train_mib"]
+                idles.append(r["idle_mib"])
             else:
                 peaks[bs] = cuda_peak_mb(name, img, bs)
             print(f"  memory: {name} batch {bs}: {peaks[bs]:.0f} MiB", file=sys.stderr, flush=True)
@@ -141,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                 row[f"batch {args.project} (projected, MiB)"] = round(
                     peaks[a] + slope * (args.project - a))
         rows.append(row)
+    if idles:
+        head = head.replace("{idle}", f"{min(idles):.0f}-{max(idles):.0f} MiB")
     print(section(f"Peak memory per model and batch size ({args.device})",
                   head + "\n\n" + markdown_table(rows)), flush=True)
     return 0

@@ -1,0 +1,104 @@
+"""Smoke tests of the benchmark harness at tiny sizes: it runs and prints its tables. No timing
+assertions (speed figures belong in the benchmarks' own output, not in tests)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from benchmarks import __main__ as harness
+from benchmarks import gpu_plan, memory, roofline
+from benchmarks._common import compare, make_train_step, markdown_table, time_steps
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a busy shared machine two OpenMP threads wait on each other at every
+    barrier, and a smoke test gains nothing from them."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_list_and_unknown_module(capsys):
+    assert harness.main(["--list"]) == 0
+    names = capsys.readouterr().out.split()
+    for name in ("roofline", "memory", "bench_compile", "bench_threads", "gpu_plan"):
+        assert name in names
+    assert names[-1] == "gpu_plan"  # on request only, listed last
+    assert harness.main(["--only", "nosuch"]) == 2
+    assert "no such benchmark module" in capsys.readouterr().err
+
+
+def test_timing_helpers_and_table():
+    calls = {"a": 0, "b": 0}
+
+    def bump(k):
+        return lambda: calls.__setitem__(k, calls[k] + 1)
+
+    res = compare({"a": bump("a"), "b": bump("b")}, rounds=3, steps=2, warmup=1)
+    assert set(res) == {"a", "b"} and all(v >= 0 for v in res.values())
+    assert calls == {"a": 7, "b": 7}  # 1 warm-up + 3 rounds x 2 steps each
+    assert time_steps(bump("a"), warmup=2, steps=3) >= 0 and calls["a"] == 12
+    table = markdown_table([{"model": "r18", "x": 0.5}, {"model": "r50", "x": 1234.5}])
+    assert table.splitlines()[:2] == ["| model | x |", "|---|---|"]
+    assert "| r50 | 1234.5 |" in table
+
+
+def test_train_step_learns_and_keeps_layout():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    step = make_train_step(model, 4, 8, num_classes=3, channels_last=True, lr=0.05)
+    first = step().item()
+    for _ in range(10):
+        last = step().item()
+    assert last < first  # the closure really trains (a fixed batch is memorised)
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_roofline_quick(capsys):
+    rc = roofline.main(["--quick", "--models", "resnet18", "--img-size", "32", "--batch-size", "2",
+                        "--no-investigate", "--no-profile"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    peak = float(re.search(r"\*\*(\d+) GFLOP/s\*\*", out).group(1))
+    assert peak > 0
+    row = next(line for line in out.splitlines() if line.startswith("| resnet18 |"))
+    assert re.search(r"\| \d+% \|$", row)
+
+
+def test_memory_child_rss_is_its_own():
+    # this process holds torch and models (hundreds of MiB): the child's figures must not
+    # inherit that peak, as ru_maxrss would
+    r = memory.cpu_peak_mb("resnet18", 32, 2, steps=2, threads=1)
+    assert 50 < r["idle_mib"] < r["peak_mib"]
+    # resnet18's gradients + Adam's two moments alone are 3 x 45 MiB beyond the weights
+    assert r["train_mib"] > 120
+
+
+def test_gpu_plan_dry_run_and_refusal(capsys):
+    if not torch.cuda.is_available():
+        assert gpu_plan.main(["--models", "resnet18"]) == 1
+        assert "needs a CUDA GPU" in capsys.readouterr().err
+    rc = gpu_plan.main(["--dry-run", "--models", "resnet18", "--img-size", "16",
+                        "--loader-images", "40"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "| resnet18 |" in out and "Loader (depthbench cached dataset" in out
+    assert re.search(r"eager projection \*\*[\d.]+ min", out)
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU is visible")
+def test_gpu_sh_fails_loudly_without_gpu():
+    r = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and "no NVIDIA GPU visible" in r.stderr
+    assert sys.executable  # the script picks .venv/bin/python or python3 itself
