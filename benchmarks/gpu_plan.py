@@ -10,9 +10,9 @@ training images/s (median step of a few after warm-up), inference images/s, and
 `torch.compile(model)` and its compile time (skipped once the time budget is spent). The loader is
 depthbench's own cached dataset (`build_datasets` on generated images, its DataLoader settings
 for a GPU) read at batch 128 and copied to the device. The projection per run is
-`epochs x (train images / min(train rate, loader rate) + val images / inference rate)` with the
-source's 3,306 train / 364 val images, for the grid of `--preset paper` (read from the preset when
-it exists). Figures come from few steps: a plan, not a benchmark to quote to two digits.
+`epochs x (train images / min(train rate, loader rate) + val images / inference rate)` plus the
+final evaluations, for the source protocol (3,306 train / 364 val) and for the grid and split of
+`--preset paper` (read from the preset). Figures come from few steps: a plan, not a benchmark to quote to two digits.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from benchmarks._common import (
     sync,
 )
 
-TRAIN_IMAGES, VAL_IMAGES = 3306, 364  # flower_photos split by the source's rule (SEED.md)
+# flower_photos per class (SEED.md); a split takes int(n * fraction) of each class
+FLOWER_COUNTS = (633, 898, 641, 699, 799)
 GOAL_MINUTES = 20.0  # issue 6: nine models, one seed, one H100
 
 
@@ -132,32 +133,48 @@ def measure_loader(a: argparse.Namespace) -> dict:
                 "images": len(ds), "workers": a.workers}
 
 
+def split_sizes(val: float, test: float) -> dict[str, int]:
+    """Train/val/test image counts of flower_photos under the per-class `int(n * f)` rule."""
+    v = sum(int(n * val) for n in FLOWER_COUNTS)
+    t = sum(int(n * test) for n in FLOWER_COUNTS)
+    return {"train": sum(FLOWER_COUNTS) - v - t, "val": v, "test": t}
+
+
 def paper_grid() -> tuple[list[dict], str]:
-    """[(model, variant, epochs)] of `--preset paper`, or the issue's assumption if not loadable."""
+    """[{model, variant, seed, epochs, train, val, test}] of `--preset paper`, or the issue's
+    assumption (9 models + one variant per SE-ResNet and Swin, one seed) if not loadable."""
     try:
         from depthbench.study.grid import plan_runs
         from depthbench.study.spec import load_spec
 
         spec = load_spec(preset="paper", data="synthetic")
-        runs = [{"model": p.model, "variant": p.variant, "epochs": p.train_config().epochs}
-                for p in plan_runs(spec)]
-        return runs, "read from `--preset paper`"
+        sizes = split_sizes(spec.split.val, spec.split.test)
+        runs = [{"model": p.model, "variant": p.variant, "seed": p.seed,
+                 "epochs": p.train_config().epochs, **sizes} for p in plan_runs(spec)]
+        return runs, (f"read from `--preset paper`: {len(runs)} runs, {len(spec.seeds)} seeds, "
+                      f"{sizes['train']}/{sizes['val']}/{sizes['test']} train/val/test images")
     except Exception as e:  # preset not written yet, or invalid: say so and assume
-        runs = [{"model": m, "variant": "base", "epochs": 100} for m in MODELS]
-        runs += [{"model": m, "variant": "keydrop" if "swin" in m else "sedrop", "epochs": 100}
-                 for m in MODELS if "swin" in m or m.startswith("se")]
+        sizes = split_sizes(0.1, 0.0)
+        runs = [{"model": m, "variant": "base", "seed": 0, "epochs": 100, **sizes} for m in MODELS]
+        runs += [{"model": m, "variant": "keydrop" if "swin" in m else "sedrop", "seed": 0,
+                  "epochs": 100, **sizes} for m in MODELS if "swin" in m or m.startswith("se")]
         return runs, (f"`--preset paper` not loadable ({type(e).__name__}: {str(e)[:80]}); "
                       f"assumed 9 base runs + one key-drop variant per Swin and one SE-drop "
                       f"variant per SE-ResNet, 100 epochs, one seed")
 
 
-def run_seconds(rates: dict, epochs: int, loader_ips: float, use_compiled: bool) -> float:
-    train = rates.get("compiled_ips") if use_compiled and rates.get("compiled_ips") else rates["train_ips"]
-    per_epoch = TRAIN_IMAGES / min(train, loader_ips) + VAL_IMAGES / rates["infer_ips"]
-    extra = rates.get("compile_s", 0.0) if use_compiled and rates.get("compiled_ips") else 0.0
-    # final evaluation of the best and last weights on train_eval and val
-    final = 2 * (TRAIN_IMAGES + VAL_IMAGES) / rates["infer_ips"]
-    return epochs * per_epoch + extra + final
+SOURCE_RUN = {"epochs": 100, **split_sizes(0.1, 0.0)}  # the source: 3,306 train / 364 val
+
+
+def run_seconds(rates: dict, run: dict, loader_ips: float, use_compiled: bool) -> float:
+    """Projected seconds of one run: every epoch trains on the train split (at the slower of the
+    model and the loader) and evaluates val; at the end best and last weights are evaluated on
+    train (eval transforms), val and test."""
+    comp = use_compiled and bool(rates.get("compiled_ips"))
+    train = rates["compiled_ips"] if comp else rates["train_ips"]
+    per_epoch = run["train"] / min(train, loader_ips) + run["val"] / rates["infer_ips"]
+    final = 2 * (run["train"] + run["val"] + run["test"]) / rates["infer_ips"]
+    return run["epochs"] * per_epoch + final + (rates.get("compile_s", 0.0) if comp else 0.0)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -245,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                                      if "compiled_ips" in r else r.get("compile_note", "")),
             "compile (s)": f"{r['compile_s']:.0f}" if "compile_s" in r else "",
             "peak MiB": f"{r['peak_mib']:.0f}" if "peak_mib" in r else "",
-            "1 run, 100 ep (min)": run_seconds(r, 100, loader["ips"], False) / 60,
+            "source run, 100 ep (min)": run_seconds(r, SOURCE_RUN, loader["ips"], False) / 60,
         })
     print(markdown_table(rows))
     print(f"Loader (depthbench cached dataset, {loader['images']} generated images, "
@@ -253,21 +270,25 @@ def main(argv: list[str] | None = None) -> int:
           f"**{loader['ips']:.0f} img/s** = {loader['ips'] / fastest:.1f}x the fastest model's "
           f"training rate ({fastest:.0f} img/s); cache build {loader['setup_s']:.0f} s.\n")
 
-    base = [g for g in grid if g["variant"] == "base"]
+    source = [{"model": m, **SOURCE_RUN} for m in MODELS]
     known = [g for g in grid if g["model"] in rates]
-    missing = sorted({g["model"] for g in grid} - set(rates))
+    missing = sorted({g["model"] for g in grid + source} - set(rates))
+    first_seed = [g for g in known if g["seed"] == min(x["seed"] for x in grid)]
 
     def total(runs, compiled):
-        return sum(run_seconds(rates[g["model"]], g["epochs"], loader["ips"], compiled)
+        return sum(run_seconds(rates[g["model"]], g, loader["ips"], compiled)
                    for g in runs if g["model"] in rates) / 60
 
-    base_eager, base_comp = total(base, False), total(base, True)
+    base_eager, base_comp = total(source, False), total(source, True)
     verdict = "meets" if base_eager <= GOAL_MINUTES else "misses"
-    print(f"### Projection: the `paper` preset on this device ({grid_note})\n")
+    print(f"### Projection on this device ({grid_note})\n")
     print(markdown_table([
-        {"runs": f"{len(base)} base runs (the source protocol, one seed)",
+        {"runs": "the source protocol: 9 models, one seed, 100 epochs, 3,306 train / 364 val",
          "eager (min)": base_eager, "with compile where measured (min)": base_comp},
-        {"runs": f"all {len(grid)} runs of the preset", "eager (min)": total(known, False),
+        {"runs": f"`--preset paper`, one seed ({len(first_seed)} runs)",
+         "eager (min)": total(first_seed, False),
+         "with compile where measured (min)": total(first_seed, True)},
+        {"runs": f"`--preset paper`, all {len(known)} runs", "eager (min)": total(known, False),
          "with compile where measured (min)": total(known, True)},
     ]))
     print(f"Goal: the source protocol in <= {GOAL_MINUTES:.0f} min on one H100: eager projection "
