@@ -1,7 +1,7 @@
 """The GPU plan: every model's training throughput on one GPU, the loader at that rate, and the
 projected wall time of the `paper` preset. Run it through `benchmarks/gpu.sh` (≤ 5 minutes).
 
-    python -m benchmarks.gpu_plan [--compile-models resnet50,swin_t] [--budget-s 270]
+    python -m benchmarks.gpu_plan [--compile-models resnet50,swin_t] [--budget-s 200]
     python -m benchmarks.gpu_plan --dry-run       # tiny sizes on the CPU: checks the script works
 
 Per model (224 px, batch 128, bf16 autocast, channels_last for the CNNs, Adam, cudnn.benchmark):
