@@ -168,11 +168,16 @@ SHORT = {"swin_tiny_patch4_window7_224": "swin_t", "swin_small_patch4_window7_22
 
 
 def model_kwargs(name: str, img_size: int) -> dict[str, Any]:
-    """Size keywords for `name` at `img_size`: Swin away from 224 takes a window equal to its last
-    stage's resolution (img_size // 32), so every stage tiles into whole windows."""
-    if "swin" in name and img_size != 224:
-        return {"img_size": img_size, "window_size": max(1, img_size // 32)}
-    return {}
+    """Size keywords for `name` at `img_size`: Swin away from 224 takes depthbench's
+    `default_window_size` (the last stage's grid, img_size // 32, for small images), so every stage
+    tiles into whole windows; timm's Swin gets the same window."""
+    if "swin" not in name or img_size == 224:
+        return {}
+    try:
+        from depthbench.models import default_window_size
+    except ImportError:
+        return {"img_size": img_size, "window_size": max(2, img_size // 32)}
+    return {"img_size": img_size, "window_size": default_window_size(img_size)}
 
 
 def model_source() -> str:
