@@ -1,0 +1,459 @@
+"""Issue 7, faults: kill a study anywhere and lose nothing; one study per folder; a full disk;
+a NaN loss.
+
+The study is the packaged `smoke` preset shrunk to seconds (16 px images, one model, two seeds,
+two epochs of one batch, runs one at a time so every run always gets the same CPU threads): the
+real runner, worker processes, records and report, only smaller. One run (seed 1) gets a NaN loss
+from epoch 2 on, injected by a `sitecustomize.py` on the workers' PYTHONPATH (it multiplies the
+training cross-entropy by NaN once metrics.csv shows epoch 1 done), so the reference study also
+shows a failed run recorded with its epoch and reason while the study goes on (the hook finds
+its run by the worker's process name, or by `--out` for a worker started as a command).
+
+The kill chain interrupts one study folder at four moments picked by watching its files (the
+data cache being built, an epoch under way, a checkpoint being written, the report being built),
+each after a random delay, with kill -9 (runner and workers at once, like a power cut), SIGTERM
+and SIGINT; after each stop every record must parse, and after the final rerun every run's metrics
+(all but seconds, throughput and timestamps) must equal those of an uninterrupted study.
+Set DEPTHBENCH_KILL_SEED to replay a chain's random delays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import badinput as B
+
+NAN_RUN = "resnet18__base__s1"
+
+SITECUSTOMIZE = '''
+# depthbench tests: NaN training loss for one run from epoch DEPTHBENCH_TEST_NAN_EPOCH on.
+# The run is found by its worker's process name (the runner names each worker after its run) or
+# by `--out RUN_DIR` on the command line; its folder by the train.log the worker writes to.
+import os, sys
+if os.environ.get("DEPTHBENCH_TEST_NAN_RUN"):
+    from pathlib import Path
+    import torch
+    _forward = torch.nn.CrossEntropyLoss.forward
+    _target = []
+
+    def _run_dir():
+        if not _target:
+            import multiprocessing
+            run = os.environ["DEPTHBENCH_TEST_NAN_RUN"]
+            out = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv[:-1] else ""
+            if multiprocessing.current_process().name == run:
+                _target.append(Path(os.readlink("/proc/self/fd/1")).parent)
+            elif out.rstrip("/").endswith(run):
+                _target.append(Path(out))
+            else:
+                _target.append(None)
+        return _target[0]
+
+    def _epochs_done(d):
+        try:
+            return max(0, sum(1 for ln in (d / "metrics.csv").read_text().splitlines() if ln.strip()) - 1)
+        except OSError:
+            return 0
+
+    def forward(self, input, target):
+        loss = _forward(self, input, target)
+        d = _run_dir() if torch.is_grad_enabled() else None
+        if d is not None and _epochs_done(d) + 1 >= int(os.environ.get("DEPTHBENCH_TEST_NAN_EPOCH", "2")):
+            loss = loss * float("nan")
+        return loss
+
+    torch.nn.CrossEntropyLoss.forward = forward
+'''
+
+
+def mini_study(path: Path) -> Path:
+    """The smoke preset, shrunk (module docstring)."""
+    from importlib.resources import files
+
+    spec = yaml.safe_load((files("depthbench") / "configs/presets/smoke.yaml").read_text("utf-8"))
+    spec.update(name="mini", data="synthetic:n=24,size=16,classes=2,seed=0", img_size=16,
+                models=["resnet18"], variants={}, seeds=2, jobs=1)
+    spec["overrides"].update(epochs=2, batch_size=8, limit_train_batches=1)
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("faults")
+    site = tmp / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
+    e = B.cli_env(tmp)
+    e["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [e.get("PYTHONPATH")])])
+    e["DEPTHBENCH_TEST_NAN_RUN"] = NAN_RUN
+    e["COLUMNS"] = "200"  # rich wraps long lines at 80 columns otherwise
+    return {"tmp": tmp, "env": e, "study": mini_study(tmp / "mini.yaml")}
+
+
+def start_run(env: dict, out: Path, cache: Path) -> subprocess.Popen:
+    e = dict(env["env"], DEPTHBENCH_CACHE=str(cache))
+    log = out.parent / f"{out.name}.{time.monotonic_ns()}.log"
+    f = open(log, "w+", encoding="utf-8")  # noqa: SIM115 - read back by finish()
+    proc = subprocess.Popen([sys.executable, "-m", "depthbench", "run", "--config", env["study"],
+                             "--out", out], stdout=f, stderr=subprocess.STDOUT, env=e,
+                            cwd=env["tmp"], start_new_session=True)
+    proc.log = f  # type: ignore[attr-defined]
+    return proc
+
+
+def finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill9(proc)
+        raise
+    proc.log.seek(0)
+    text = proc.log.read()
+    proc.log.close()
+    return rc, text
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def kill9(proc: subprocess.Popen) -> None:
+    """A power cut: the runner and its workers die at once, nothing runs a handler."""
+    kids = descendants(proc.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGKILL)
+    for k in kids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(k, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{k}").exists() and _state(k) != "Z" for k in kids):
+        assert time.monotonic() < deadline, "workers survived SIGKILL"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
+
+def wait_for(proc: subprocess.Popen, ready, timeout: float = 180) -> bool:
+    """Poll every 5 ms until `ready()`; False if the process ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return True
+        if proc.poll() is not None:
+            return bool(ready())
+        time.sleep(0.005)
+    raise AssertionError("timed out waiting for the moment to interrupt")
+
+
+# ------------------------------------------------------------------------------ the records
+
+def check_records(study: Path) -> list[Path]:
+    """Every record parses (JSON, YAML, CSV rows of the header's width, safetensors, last.ckpt,
+    PNG). Returns leftover temporary files (`.name.*.tmp`), which are not records."""
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    from depthbench._io import safe_torch_load
+
+    leftovers = []
+    for f in sorted(study.rglob("*")):
+        if not f.is_file():
+            continue
+        name = f.name
+        try:
+            if name.endswith(".tmp"):
+                leftovers.append(f)
+            elif name.endswith(".json") or name == ".lock.owner":
+                json.loads(f.read_text(encoding="utf-8"))
+            elif name.endswith(".yaml"):
+                assert isinstance(yaml.safe_load(f.read_text(encoding="utf-8")), dict)
+            elif name.endswith(".csv"):
+                rows = list(csv.reader(io.StringIO(f.read_text(encoding="utf-8"))))
+                assert rows and all(len(r) == len(rows[0]) for r in rows), rows
+            elif name.endswith(".safetensors"):
+                assert load_file(f)
+            elif name.endswith(".ckpt"):
+                assert isinstance(safe_torch_load(f), dict)
+            elif name.endswith(".png"):
+                with Image.open(f) as im:
+                    im.verify()
+            elif name.endswith((".md", ".html")):
+                assert f.read_text(encoding="utf-8").strip()
+        except Exception as e:
+            raise AssertionError(f"corrupt record {f.relative_to(study)}: {e!r}") from e
+    return leftovers
+
+
+VOLATILE = {"seconds", "train_seconds", "train_images_per_s", "infer_images_per_s",
+            "peak_memory_mb", "started", "recorded", "out", "cache_dir"}
+
+
+def _strip(obj):
+    if isinstance(obj, dict):
+        return {k: _strip(v) for k, v in obj.items() if k not in VOLATILE}
+    if isinstance(obj, list):
+        return [_strip(v) for v in obj]
+    return obj
+
+
+def outcome(study: Path) -> dict:
+    """What must not depend on interruptions: every run's result.json and metrics.csv without
+    times, and results.csv without its seconds column."""
+    out = {}
+    for run in sorted(p for p in study.iterdir() if (p / "result.json").is_file()):
+        r = json.loads((run / "result.json").read_text(encoding="utf-8"))
+        rows = list(csv.DictReader(io.StringIO((run / "metrics.csv").read_text(encoding="utf-8"))))
+        out[run.name] = {"result": _strip({k: v for k, v in r.items()
+                                           if k not in ("costs", "provenance")}),
+                         "metrics": [_strip(row) for row in rows]}
+    rows = list(csv.DictReader(io.StringIO((study / "results.csv").read_text(encoding="utf-8"))))
+    out["results.csv"] = [_strip(row) for row in rows]
+    return out
+
+
+# ------------------------------------------------------------------------------ reference
+
+@pytest.fixture(scope="module")
+def reference_proc(env):
+    """The uninterrupted study, started in the background (it runs beside the kill chain)."""
+    proc = start_run(env, env["tmp"] / "reference", env["tmp"] / "cache_ref")
+    yield proc
+    if proc.poll() is None:
+        kill9(proc)
+
+
+@pytest.fixture(scope="module")
+def reference(env, reference_proc):
+    rc, log = finish(reference_proc)
+    assert rc == 0, log
+    return env["tmp"] / "reference", log
+
+
+# ------------------------------------------------------------------------------ the kill chain
+
+def _any(study: Path, pattern: str):
+    return lambda: any(study.glob(pattern))
+
+
+@pytest.mark.slow
+def test_kill_anywhere_then_rerun_gives_the_same_study(env, reference_proc, request):
+    seed = int(os.environ.get("DEPTHBENCH_KILL_SEED", time.time_ns() % 1_000_000))
+    rng = random.Random(seed)
+    tag = f"(DEPTHBENCH_KILL_SEED={seed})"
+    study, cache = env["tmp"] / "chain", env["tmp"] / "cache_chain"
+    # (moment, what to watch, how to stop)
+    moments = [
+        ("data cache build", lambda: cache.exists() and any(cache.rglob("*")), "kill9"),
+        ("an epoch", _any(study, "resnet18__base__s0/result.json"), signal.SIGTERM),
+        ("a checkpoint write", lambda: any(study.glob("*/.last.ckpt.*.tmp"))
+         or any(study.glob("*/.best.safetensors.*.tmp")), "kill9"),
+        ("the report", lambda: any((study / n).exists() for n in
+                                   ("results.csv", "report.md", "figures")), signal.SIGINT),
+    ]
+    previous = None
+    for what, ready, how in moments:
+        proc = start_run(env, study, cache)
+        hit = wait_for(proc, ready)
+        if what != "a checkpoint write":  # that one must land while the temporary file exists
+            time.sleep(rng.uniform(0, 0.3))
+        assert hit and proc.poll() is None, f"the study ended before {what} {tag}"
+        if how == "kill9":
+            kill9(proc)
+            rc, log = finish(proc)
+        else:
+            proc.send_signal(how)  # to the runner only, as `kill PID` or Ctrl-C would
+            rc, log = finish(proc)
+            assert rc == 130, f"{how!r} during {what}: exit {rc} {tag}\n{log}"
+            assert "rerun the same command" in log, f"no resume hint after {how!r} {tag}\n{log}"
+            assert "Traceback" not in log, log
+        if previous == "kill9":
+            assert "took over the lock" in log, f"stale lock not reported {tag}\n{log}"
+        previous = "kill9" if how == "kill9" else "signal"
+        check_records(study)  # nothing torn, whatever the moment
+    rc, log = finish(start_run(env, study, cache))
+    assert rc == 0, f"final rerun failed {tag}\n{log}"
+    leftovers = check_records(study)
+    reference = request.getfixturevalue("reference")
+    assert outcome(study) == outcome(reference[0]), f"resumed study differs {tag}"
+    assert not leftovers, f"temporary files left behind: {leftovers}"
+
+
+@pytest.mark.slow
+def test_nan_loss_fails_that_run_and_the_study_goes_on(reference):
+    study, log = reference
+    nan = json.loads((study / NAN_RUN / "result.json").read_text(encoding="utf-8"))
+    assert nan["status"] == "failed", nan["status"]
+    assert nan["failure"]["epoch"] == 2, nan["failure"]
+    assert "non-finite" in nan["failure"]["reason"] or "nan" in nan["failure"]["reason"].lower()
+    assert nan["epochs_completed"] == 1
+    ok = json.loads((study / "resnet18__base__s0" / "result.json").read_text(encoding="utf-8"))
+    assert ok["status"] == "finished" and ok["epochs_completed"] == 2
+    rows = {r["seed"]: r for r in csv.DictReader(open(study / "results.csv", encoding="utf-8"))}
+    assert rows["1"]["status"] == "failed" and rows["1"]["failure_epoch"] == "2", rows
+    assert rows["0"]["status"] == "finished", rows
+    assert NAN_RUN in log and "FAILED" in log, log
+    assert NAN_RUN in (study / "report.md").read_text(encoding="utf-8")
+    assert not check_records(study)
+
+
+# ------------------------------------------------------------------------------ the lock
+
+def test_second_run_on_a_locked_folder_is_refused(env):
+    from depthbench.study.lock import StudyLock
+
+    out = env["tmp"] / "locked"
+    with StudyLock(out):
+        p = subprocess.run([sys.executable, "-m", "depthbench", "run", "--config", env["study"],
+                            "--out", out], capture_output=True, text=True, env=env["env"],
+                           cwd=env["tmp"], timeout=120)
+    res = B.Result(["run"], p.returncode, p.stdout, p.stderr)
+    B.assert_user_error(res, "in use", str(os.getpid()))
+    assert not any(out.glob("resnet18*")), "the refused run touched the study"
+
+
+def test_stale_lock_of_a_killed_process_is_taken_over(tmp_path):
+    from depthbench.study.lock import OWNER_NAME, StudyLock, StudyLocked
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from depthbench.study.lock import StudyLock\n"
+        f"with StudyLock({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StudyLocked, match=str(holder.pid)), StudyLock(tmp_path):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (tmp_path / OWNER_NAME).exists()  # left behind by the killed holder
+    with StudyLock(tmp_path) as lock:
+        assert lock.took_over and lock.took_over["pid"] == holder.pid
+        assert json.loads((tmp_path / OWNER_NAME).read_text())["pid"] == os.getpid()
+
+
+# ------------------------------------------------------------------------------ a full disk
+
+TRAIN_ARGS = ["--model", "resnet18", "--data", "synthetic:n=24,size=16,classes=3,seed=0",
+              "--epochs", "2", "--img-size", "16", "--batch-size", "8",
+              "--limit-train-batches", "1", "--accelerator", "cpu", "--quiet"]
+
+
+def _weights_bytes() -> int:
+    from depthbench.models import create_model
+
+    net = create_model("resnet18", num_classes=3, img_size=16)
+    return sum(t.numel() * t.element_size() for t in net.state_dict().values())
+
+
+@contextlib.contextmanager
+def _tmpfs(path: Path, size: int):
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    if r.returncode != 0 or os.environ.get("DEPTHBENCH_TEST_NO_TMPFS"):
+        yield None
+        return
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _check_disk_full_outcome(run: Path, stderr: str, rc: int) -> None:
+    from depthbench._io import safe_torch_load
+
+    assert "Traceback" not in stderr, stderr
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert rc == 2, stderr
+    assert lines and "no space left" in lines[-1].lower() and "last.ckpt" in lines[-1], stderr
+    state = safe_torch_load(run / "last.ckpt")  # the previous checkpoint: whole and loadable
+    assert state["epoch"] == 1, state["epoch"]
+    assert not list(run.glob(".*.tmp")), list(run.glob(".*.tmp"))
+    rows = list(csv.DictReader(open(run / "metrics.csv", encoding="utf-8")))
+    assert [r["epoch"] for r in rows] == ["1"], rows
+    json.loads((run / "result.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.slow
+def test_full_disk_stops_clearly_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch, capsys):
+    """A tmpfs with room for epoch 1's best.safetensors (W) and last.ckpt (about 3W: weights and
+    Adam's two moments) and not for a second last.ckpt beside the first (atomic writes need both):
+    epoch 2's checkpoint write hits ENOSPC. Without permission to mount, the same failure is
+    injected into the write of the second last.ckpt in-process."""
+    w = _weights_bytes()
+    with _tmpfs(tmp_path / "disk", int(5.5 * w)) as disk:
+        if disk is not None:
+            run = disk / "run"
+            p = subprocess.run([sys.executable, "-m", "depthbench", "train", *TRAIN_ARGS,
+                                "--out", run], capture_output=True, text=True,
+                               env=B.cli_env(tmp_path), cwd=tmp_path, timeout=300)
+            _check_disk_full_outcome(run, p.stderr, p.returncode)
+            return
+    # fallback: ENOSPC injected into the second write of a last.ckpt temporary file
+    import depthbench._io as dio
+    from depthbench.cli.main import main
+
+    real_fdopen, opened = os.fdopen, []
+
+    class Full(io.RawIOBase):  # a file on a full disk: every write fails with ENOSPC
+        def __init__(self, f):
+            self.f = f
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def fileno(self):
+            return self.f.fileno()
+
+        def close(self):
+            self.f.close()
+            super().close()
+
+    def fdopen(fd, *a, **k):
+        f = real_fdopen(fd, *a, **k)
+        if ".last.ckpt." in os.readlink(f"/proc/self/fd/{fd}"):
+            opened.append(fd)
+            if len(opened) == 2:
+                return Full(f)
+        return f
+
+    monkeypatch.setattr(dio.os, "fdopen", fdopen)
+    monkeypatch.setenv("DEPTHBENCH_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    rc = main(["train", *TRAIN_ARGS, "--out", str(run)])
+    _check_disk_full_outcome(run, capsys.readouterr().err, rc)
