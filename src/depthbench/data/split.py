@@ -1,0 +1,202 @@
+"""Per-class splits and their manifest, `split.json`.
+
+`make_split` sends `int(n * val)` images of each class to validation and `int(n * test)` to test
+(the source study's rule: flowers gives 3,306 train / 364 val); the rest train. Which images go
+where is decided by sorting each class by `sha256(seed, content hash)`, a key that depends on
+nothing but the seed and the file itself: no library RNG whose stream could change between
+versions, and exact duplicates within a class sort next to each other, so they nearly always share
+a split (only a group cut by a split boundary can straddle it; `data check` reports those).
+
+The manifest lists every image (relative path, class, split, sha256 of the content) and a hash of
+the whole list; a study writes it once and every run reuses it. `verify` re-hashes the files and
+refuses a manifest whose files changed, naming them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from depthbench._io import atomic_write_json
+from depthbench.data.sources import check_relative
+from depthbench.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from depthbench.data.sources import ImageSource
+
+FORMAT = "depthbench-split/1"
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str
+    label: int
+    cls: str
+    split: str
+    sha256: str
+
+
+def check_fractions(val: float, test: float) -> None:
+    for name, v in (("val", val), ("test", test)):
+        if not 0.0 <= v < 1.0:
+            raise ConfigError(f"--{name} {v}: a fraction per class must be in [0, 1)")
+    if val + test >= 1.0:
+        raise ConfigError(f"--val {val} + --test {test} >= 1 would leave no training images; "
+                          "keep their sum below 1")
+
+
+class Manifest:
+    """The images of a study and their split (`entries(split)` in a stable order)."""
+
+    def __init__(self, classes: list[str], entries: list[Entry], data: str = "",
+                 val: float = 0.1, test: float = 0.0, seed: int = 0):
+        self.classes = list(classes)
+        order = {s: i for i, s in enumerate(SPLITS)}
+        self._entries = sorted(entries, key=lambda e: (order[e.split], e.label, e.path))
+        self.data, self.val, self.test, self.seed = data, val, test, seed
+        self.hash = self._compute_hash()
+
+    def _compute_hash(self) -> str:
+        body = {"classes": self.classes,
+                "entries": [[e.path, e.cls, e.split, e.sha256] for e in self._entries]}
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def entries(self, split: str = "all") -> list[Entry]:
+        """Entries of `split` (`train`, `val`, `test` or `all`), ordered by class then path: the
+        order of per-sample predictions."""
+        if split == "all":
+            return list(self._entries)
+        if split not in SPLITS:
+            raise ConfigError(f"unknown split {split!r}; choose from train, val, test, all")
+        return [e for e in self._entries if e.split == split]
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(e.split for e in self._entries)
+        return {s: c.get(s, 0) for s in SPLITS}
+
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        out = {cls: dict.fromkeys(SPLITS, 0) for cls in self.classes}
+        for e in self._entries:
+            out[e.cls][e.split] += 1
+        return out
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Manifest({self.data!r}, {self.counts()}, hash={self.hash[:12]})"
+
+    # -- files
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "data": self.data,
+            "seed": self.seed, "val": self.val, "test": self.test,
+            "classes": self.classes,
+            "counts": self.counts(),
+            "hash": self.hash,
+            "entries": [{"path": e.path, "class": e.cls, "split": e.split, "sha256": e.sha256}
+                        for e in self._entries],
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Manifest:
+        """Read and validate `split.json`: known format, safe relative paths, known classes and
+        splits, and a stored hash that matches the entries (an edited or damaged file is refused)."""
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(f"split manifest not found: {path}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DataError(f"split manifest {path} cannot be read ({e}); delete it to make a "
+                            "new split") from None
+        try:
+            if d.get("format") != FORMAT:
+                raise ValueError(f"format {d.get('format')!r} is not {FORMAT!r}")
+            classes = [str(c) for c in d["classes"]]
+            index = {c: i for i, c in enumerate(classes)}
+            entries, seen = [], set()
+            for e in d["entries"]:
+                p = check_relative(str(e["path"]), str(path))
+                if e["class"] not in index or e["split"] not in SPLITS:
+                    raise ValueError(f"entry {p!r} has class {e['class']!r} / split "
+                                     f"{e['split']!r}")
+                if p in seen:
+                    raise ValueError(f"entry {p!r} is listed twice")
+                seen.add(p)
+                entries.append(Entry(p, index[e["class"]], e["class"], e["split"],
+                                     str(e["sha256"])))
+            m = cls(classes, entries, str(d.get("data", "")), float(d.get("val", 0.1)),
+                    float(d.get("test", 0.0)), int(d.get("seed", 0)))
+        except DataError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DataError(f"split manifest {path} is malformed ({e}); delete it to make a new "
+                            "split") from None
+        if m.hash != d.get("hash"):
+            raise DataError(f"split manifest {path} was edited or damaged: its hash does not match "
+                            "its entries; restore it or delete it to make a new split")
+        return m
+
+    def verify(self, source: ImageSource, workers: int | None = None) -> None:
+        """Re-hash every listed file in `source`; DataError naming the files that changed or went
+        missing, since runs that read different images cannot be compared."""
+        workers = workers or min(8, (os.cpu_count() or 1) + 2)
+
+        def current(e: Entry) -> str | None:
+            try:
+                return source.sha256(e.path)
+            except OSError:
+                return None
+
+        with ThreadPoolExecutor(workers) as pool:
+            now = list(pool.map(current, self._entries))
+        missing = [e.path for e, h in zip(self._entries, now) if h is None]
+        changed = [e.path for e, h in zip(self._entries, now) if h is not None and h != e.sha256]
+        if missing or changed:
+            parts = []
+            if changed:
+                parts.append(f"{len(changed)} changed ({_some(changed)})")
+            if missing:
+                parts.append(f"{len(missing)} missing ({_some(missing)})")
+            raise DataError(f"the data in {source.root} no longer matches split manifest "
+                            f"{self.hash[:12]}: {'; '.join(parts)}; restore those files, or start "
+                            "a new study (a new split.json) on the current data")
+
+
+def _some(paths: list[str], k: int = 5) -> str:
+    return ", ".join(paths[:k]) + (f", ... {len(paths) - k} more" if len(paths) > k else "")
+
+
+def split_key(seed: int, sha: str, path: str) -> tuple[str, str]:
+    return hashlib.sha256(f"{seed}:{sha}".encode()).hexdigest(), path
+
+
+def make_split(source: ImageSource, val: float = 0.1, test: float = 0.0, seed: int = 0
+               ) -> Manifest:
+    """Split each class of `source`'s usable images: `int(n*val)` to val, `int(n*test)` to test."""
+    check_fractions(val, test)
+    by_class: dict[int, list] = {}
+    for f in source.files:
+        by_class.setdefault(f.label, []).append(f)
+    entries = []
+    for label, files in sorted(by_class.items()):
+        shas = {f.path: source.sha256(f.path) for f in files}
+        files = sorted(files, key=lambda f: split_key(seed, shas[f.path], f.path))
+        n_val, n_test = int(len(files) * val), int(len(files) * test)
+        for i, f in enumerate(files):
+            split = "val" if i < n_val else "test" if i < n_val + n_test else "train"
+            entries.append(Entry(f.path, label, source.classes[label], split, shas[f.path]))
+    return Manifest(source.classes, entries, source.name, val, test, seed)

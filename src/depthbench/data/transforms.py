@@ -1,0 +1,106 @@
+"""The two transform recipes (torchvision.transforms.v2), split into a cacheable and a random stage.
+
+- `seed`: the source study exactly. Train: Resize(s) + CenterCrop(s), no augmentation; eval:
+  Resize((s, s)); normalize with mean = std = 0.5.
+- `modern`: train: RandomResizedCrop(s) + horizontal flip + TrivialAugmentWide; eval:
+  Resize(s / 0.875) + CenterCrop(s); ImageNet mean and std.
+
+Every transform is `pre` (deterministic, on the PIL image: the stage the decoded cache stores as
+uint8) followed by `post` (random augmentation on the uint8 tensor, then float conversion and
+normalization). Streaming and cached data run the same two stages, so they give the same tensors.
+The modern train recipe's `pre` is Resize(r) + CenterCrop(r) with r = round(s / 0.875) (256 for
+224): RandomResizedCrop samples from that central square rather than from the full-resolution
+file, the price of never decoding again after the first epoch (the eval view is the central s x s
+of the same square).
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import InterpolationMode, v2
+
+from depthbench.errors import ConfigError
+
+RECIPES = ("seed", "modern")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+EVAL_CROP = 0.875
+
+_BILINEAR = InterpolationMode.BILINEAR
+
+
+def _check(recipe: str, img_size: int) -> None:
+    if recipe not in RECIPES:
+        raise ConfigError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
+    if not isinstance(img_size, int) or img_size < 1:
+        raise ConfigError(f"img_size {img_size!r} must be a positive integer")
+
+
+def normalization(recipe: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of the recipe's Normalize."""
+    _check(recipe, 1)
+    return ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)) if recipe == "seed" else (IMAGENET_MEAN, IMAGENET_STD)
+
+
+def resize_size(img_size: int) -> int:
+    """The modern recipe's shorter side before the centre crop (256 for 224)."""
+    return max(img_size, round(img_size / EVAL_CROP))
+
+
+def cache_side(recipe: str, img_size: int, train: bool) -> int:
+    """Side of the square images the deterministic stage produces (and the cache stores)."""
+    _check(recipe, img_size)
+    return resize_size(img_size) if recipe == "modern" and train else img_size
+
+
+def stage_key(recipe: str, img_size: int, train: bool) -> str:
+    """A name for the deterministic stage: equal names cache equal arrays."""
+    _check(recipe, img_size)
+    s = img_size
+    if recipe == "seed":
+        return f"resize{s}-crop{s}" if train else f"squash{s}"
+    r = resize_size(s)
+    return f"resize{r}-crop{r}" if train else f"resize{r}-crop{s}"
+
+
+def pre_transform(recipe: str, img_size: int, train: bool) -> v2.Compose:
+    """PIL RGB image -> PIL image, deterministic (what the cache stores)."""
+    _check(recipe, img_size)
+    s = img_size
+    if recipe == "seed":
+        ops = [v2.Resize(s, _BILINEAR), v2.CenterCrop(s)] if train else [
+            v2.Resize((s, s), _BILINEAR)]
+    else:
+        r = resize_size(s)
+        ops = [v2.Resize(r, _BILINEAR), v2.CenterCrop(r if train else s)]
+    return v2.Compose(ops)
+
+
+def post_transform(recipe: str, img_size: int, train: bool) -> v2.Compose:
+    """uint8 CHW tensor -> normalized float32 CHW tensor (with the random augmentation)."""
+    _check(recipe, img_size)
+    mean, std = normalization(recipe)
+    ops: list = []
+    if recipe == "modern" and train:
+        ops += [v2.RandomResizedCrop(img_size, interpolation=_BILINEAR, antialias=True),
+                v2.RandomHorizontalFlip(), v2.TrivialAugmentWide()]
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    return v2.Compose(ops)
+
+
+def pil_to_uint8(img) -> torch.Tensor:
+    """PIL RGB -> uint8 CHW tensor (shares no memory with the image)."""
+    return v2.functional.pil_to_tensor(img)
+
+
+def build_transform(recipe: str, img_size: int, train: bool) -> v2.Compose:
+    """The whole transform, PIL RGB image -> normalized float32 CHW tensor."""
+    return v2.Compose([pre_transform(recipe, img_size, train), v2.PILToTensor(),
+                       post_transform(recipe, img_size, train)])
+
+
+def preprocess_image(img, recipe: str, img_size: int) -> torch.Tensor:
+    """One image (any PIL mode) -> the eval tensor a model of this recipe expects (`predict`)."""
+    from depthbench.data.images import to_rgb
+
+    return build_transform(recipe, img_size, train=False)(to_rgb(img))

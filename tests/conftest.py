@@ -1,0 +1,125 @@
+"""Shared fixtures. Sections: the cache folder, tiny images, image folders, bundled sources.
+
+Every test runs with `DEPTHBENCH_CACHE` pointing at a per-session temporary folder, so nothing
+touches the user's `~/.cache/depthbench`. Images are a few pixels each: generating the full
+flowers layout (3,670 files) takes about a second.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# ------------------------------------------------------------------------- the cache folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Point `DEPTHBENCH_CACHE` at a session temp folder (decoded caches, synthetic images)."""
+    old = os.environ.get("DEPTHBENCH_CACHE")
+    os.environ["DEPTHBENCH_CACHE"] = str(tmp_path_factory.mktemp("depthbench-cache"))
+    yield Path(os.environ["DEPTHBENCH_CACHE"])
+    if old is None:
+        os.environ.pop("DEPTHBENCH_CACHE", None)
+    else:
+        os.environ["DEPTHBENCH_CACHE"] = old
+
+
+# ---------------------------------------------------------------------------- tiny images
+
+# Every Pillow mode an image file can arrive in, and a format that stores it.
+MODE_FORMATS = {
+    "1": "PNG", "L": "PNG", "LA": "PNG", "P": "PNG", "PA": None, "RGB": "PNG", "RGBA": "PNG",
+    "CMYK": "JPEG", "YCbCr": "JPEG", "I;16": "PNG", "I": "TIFF", "F": "TIFF", "LAB": "TIFF",
+    "HSV": None, "RGBa": None, "La": None,
+}
+ALL_MODES = list(MODE_FORMATS)
+
+
+def make_image(mode: str = "RGB", size: tuple[int, int] = (6, 4), seed: int = 0) -> Image.Image:
+    """A seeded noise image of `mode` and `size` (w, h); 16-bit and float modes span their range,
+    palette images get a transparent entry in mode PA / with `transparency` in P."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    if mode in ("I;16", "I"):
+        a = rng.integers(0, 65536, (h, w))
+        if mode == "I;16":
+            return Image.frombytes("I;16", size, a.astype("<u2").tobytes())
+        return Image.fromarray(a.astype(np.int32), "I")
+    if mode == "F":
+        return Image.fromarray(rng.uniform(0, 255, (h, w)).astype(np.float32), "F")
+    if mode in ("P", "PA"):
+        img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")
+        img = img.quantize(colors=8)
+        if mode == "PA":
+            return img.convert("PA")
+        img.info["transparency"] = 0
+        return img
+    base = Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "RGBA")
+    return base.convert(mode) if mode != "RGBA" else base
+
+
+@pytest.fixture
+def image_factory() -> Callable[..., Image.Image]:
+    """`image_factory(mode, size=(6, 4), seed=0)` -> a PIL image of any mode in ALL_MODES."""
+    return make_image
+
+
+def unique_png(path: Path, i: int, size: tuple[int, int] = (2, 2)) -> Path:
+    """A tiny RGB PNG whose pixels encode `i`: distinct files never share content."""
+    n = size[0] * size[1] * 3
+    data = i.to_bytes(n, "big")
+    Image.frombytes("RGB", size, data).save(path, "PNG", compress_level=0)
+    return path
+
+
+def make_image_folder(root: Path, counts: dict[str, int], start: int = 0) -> Path:
+    """`counts` = {class: n}: one sub-folder per class of distinct tiny PNGs (`unique_png`)."""
+    k = start
+    for cls, n in counts.items():
+        d = root / cls
+        d.mkdir(parents=True, exist_ok=True)
+        for j in range(n):
+            k += 1
+            unique_png(d / f"{j:04d}.png", k)
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Callable[..., Path]:
+    """`image_folder({"a": 10, "b": 12}, name="data")` -> a fresh image folder under tmp_path."""
+
+    def make(counts: dict[str, int], name: str = "data", start: int = 0) -> Path:
+        return make_image_folder(tmp_path / name, counts, start)
+
+    return make
+
+
+# ---------------------------------------------------------------------------- the flowers layout
+
+FLOWERS_COUNTS = {"daisy": 633, "dandelion": 898, "roses": 641, "sunflowers": 699, "tulips": 799}
+
+
+@pytest.fixture(scope="session")
+def flowers_dir(tmp_path_factory) -> Path:
+    """The source study's flower_photos layout (class names and counts) of tiny distinct PNGs.
+    Read-only for tests: copy it before changing anything."""
+    return make_image_folder(tmp_path_factory.mktemp("flowers") / "flower_photos", FLOWERS_COUNTS)
+
+
+# ---------------------------------------------------------------------------- bundled sources
+
+SYNTHETIC = "synthetic:n=60,size=16,classes=3,seed=0"
+
+
+@pytest.fixture(scope="session")
+def synthetic_source():
+    """A small synthetic source (60 images of 16 px, 3 classes) in the session cache folder."""
+    from depthbench.data import open_source
+
+    return open_source(SYNTHETIC)
