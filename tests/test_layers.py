@@ -86,7 +86,7 @@ def test_fused_path_calls_sdpa_with_dropkey(monkeypatch):
     fused(torch.randn(4, 16, 16), shifted_window_mask(8, 8, 4, 2))
     assert len(calls) == 1
     m = calls[0]
-    assert m.shape == (4, 2, 16, 16) and m.dtype == torch.float32
+    assert m.shape == (1, 4, 2, 16, 16) and m.dtype == torch.float32  # B, nW, heads, N, N
     frac = (m < -1e30).float().mean().item()  # dropped logits carry the large negative
     assert 0.35 < frac < 0.65
 

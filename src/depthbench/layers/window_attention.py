@@ -88,39 +88,36 @@ class WindowAttention(nn.Module):
     def _rel_pos_bias(self) -> torch.Tensor:
         N = self.window_area
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]  # N*N, heads
-        return bias.view(N, N, -1).permute(2, 0, 1).unsqueeze(0)  # 1, heads, N, N
-
-    def _attn_bias(self, B_: int, mask: torch.Tensor | None, dtype: torch.dtype,
-                   device: torch.device) -> torch.Tensor:
-        """Everything added to the logits: position bias, shift mask, DropKey mask.
-        Shape 1, heads, N, N when it is the same for every window, else B*nW, heads, N, N."""
-        N, h = self.window_area, self.num_heads
-        bias = self._rel_pos_bias().to(dtype)
-        if mask is not None:
-            nW = mask.shape[0]
-            bias = bias.unsqueeze(1) + mask.to(dtype).view(1, nW, 1, N, N)  # 1, nW, heads, N, N
-            bias = bias.expand(B_ // nW, nW, h, N, N).reshape(B_, h, N, N)
-        drop = self.key_drop.logit_mask((B_, h, N, N), dtype, device)
-        if drop is not None:
-            bias = bias + drop
-        return bias
+        return bias.view(N, N, -1).permute(2, 0, 1)  # heads, N, N
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x: B*nW, N, C; mask: nW, N, N (0 / -100) for shifted windows, else None."""
+        """x: B*nW, N, C (windows of one image consecutive); mask: nW, N, N (0 / -100) for shifted
+        windows, else None."""
         B_, N, C = x.shape
-        qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # B*nW, heads, N, head_dim
+        h = self.num_heads
+        # With a shift mask the windows of one image sit side by side (B, nW, heads, N, head_dim), so
+        # the per-window mask broadcasts over the batch instead of being copied for every image.
+        batch = (B_,) if mask is None else (B_ // mask.shape[0], mask.shape[0])
+        qkv = self.qkv(x).view(*batch, N, 3, h, C // h)
+        q, k, v = qkv.movedim(-3, 0).transpose(-3, -2).unbind(0)  # *batch, heads, N, head_dim
         k = self.key_drop.drop_keys(k)
-        bias = self._attn_bias(B_, mask, q.dtype, q.device)
+
+        bias = self._rel_pos_bias()  # heads, N, N
+        if mask is not None:
+            bias = bias + mask.unsqueeze(1)  # nW, heads, N, N
+        bias = bias.to(q.dtype)
+        drop = self.key_drop.logit_mask(q.shape[:-1] + (N,), q.dtype, q.device)
+        if drop is not None:
+            bias = bias + drop  # *batch, heads, N, N: DropKey
 
         if self.fused_attn:
             x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         else:
-            attn = (q * self.scale) @ k.transpose(-2, -1)  # B*nW, heads, N, N
+            attn = (q * self.scale) @ k.transpose(-2, -1)  # *batch, heads, N, N
             attn = (attn + bias).softmax(dim=-1)
-            x = attn @ v  # B*nW, heads, N, head_dim
+            x = attn @ v  # *batch, heads, N, head_dim
 
-        x = x.transpose(1, 2).reshape(B_, N, C)
+        x = x.transpose(-3, -2).reshape(B_, N, C)
         return self.proj(x)
 
     def extra_repr(self) -> str:
