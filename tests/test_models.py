@@ -243,6 +243,12 @@ def test_clear_errors(call, pattern):
         call()
 
 
+def test_swin_rejects_other_input_sizes():
+    m = create_model("swin_t", img_size=32)
+    with pytest.raises(ValueError, match="built for 32x32 inputs, got \\(64, 64\\)"):
+        m(torch.randn(1, 3, 64, 64))
+
+
 def test_off_values_of_other_families_are_accepted():
     m = create_model("resnet18", key_drop=0.0, se_drop=0.0, fused_attn=True, img_size=64)
     assert m.img_size == 64

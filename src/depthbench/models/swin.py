@@ -236,6 +236,9 @@ class SwinTransformer(nn.Module):
                 m.fused_attn = enabled
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.img_size, self.img_size):  # windows and masks are built per size
+            raise ValueError(f"this Swin was built for {self.img_size}x{self.img_size} inputs, got "
+                             f"{tuple(x.shape[-2:])}; resize the input or rebuild with img_size")
         x = self.patch_embed(x)  # B, H/4, W/4, C
         x = self.layers(x)  # B, H/32, W/32, 8C
         return self.norm(x)
