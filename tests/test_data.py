@@ -134,7 +134,8 @@ def test_synthetic_is_deterministic_and_configurable(tmp_path):
 
 @pytest.mark.slow
 def test_synthetic_classes_are_learnable_by_a_small_cnn():
-    """A two-layer CNN reaches well above chance on held-out images after 3 epochs at 32 px."""
+    """A two-layer CNN reaches well above chance (0.25) on held-out images after one epoch at
+    32 px (the brief: learnable within 1-3 epochs; measured 1.0 after epoch 1 with seed 0)."""
     source = open_source("synthetic:n=300,size=32,classes=4,seed=0")
     m = make_split(source, val=0.2)
     ds = build_datasets(source, m, "seed", 32, cache_dir=False)
@@ -145,7 +146,7 @@ def test_synthetic_classes_are_learnable_by_a_small_cnn():
         torch.nn.Flatten(), torch.nn.Linear(32, 4))
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     loader = torch.utils.data.DataLoader(ds["train"], batch_size=16, shuffle=True)
-    for _ in range(3):
+    for _ in range(1):
         for x, y in loader:
             opt.zero_grad()
             torch.nn.functional.cross_entropy(net(x), y).backward()
@@ -348,7 +349,21 @@ def test_streaming_survives_a_file_broken_mid_training(image_folder, caplog):
     ds = build_datasets(source, m, "seed", 4, memory_budget_mb=0)["train"]
     (root / ds.paths[0]).write_bytes(b"gone bad")
     x, y = ds[0]
-    assert x.shape == (3, 4, 4) and y == ds.targets[0] and "cannot decode" in caplog.text
+    assert x.shape == (3, 4, 4) and y == ds.targets[0] and "next image of its class" in caplog.text
+    assert ds.paths[0] in caplog.text
+
+
+def test_read_image_errors_name_the_file(tmp_path, monkeypatch):
+    from depthbench.data import read_image
+
+    (tmp_path / "t.jpg").write_text("text")
+    make_image("RGB", size=(40, 40)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    for name, needle in (("t.jpg", "not an image"), ("big.png", "too many pixels"),
+                         ("nope.png", "not found")):
+        with pytest.raises(DataError, match=needle) as e:
+            read_image(tmp_path / name)
+        assert name in str(e.value)
 
 
 def test_synthetic_default_name_round_trips(synthetic_source):

@@ -12,7 +12,7 @@ from typing import Any
 _EXPORTS = {
     "check": ["check_dataset", "format_check"],
     "datasets": ["CachedImages", "StreamingImages", "build_datasets", "cache_bytes"],
-    "images": ["IMAGE_EXTENSIONS", "open_rgb", "probe", "to_rgb"],
+    "images": ["IMAGE_EXTENSIONS", "open_rgb", "probe", "read_image", "to_rgb"],
     "sources": ["ELPV_CLASSES", "ImageSource", "SourceFile", "default_cache_dir", "open_source"],
     "split": ["Entry", "Manifest", "make_split"],
     "synthetic": ["SyntheticSpec"],

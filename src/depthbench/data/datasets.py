@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from depthbench.data.images import open_rgb
+from depthbench.data.images import read_image
 from depthbench.data.sources import default_cache_dir
 from depthbench.data.transforms import (
     cache_side,
@@ -51,7 +51,7 @@ DATASET_SPLITS = {"train": ("train", True), "train_eval": ("train", False),
 
 def decode(root: Path, path: str, pre: Callable) -> torch.Tensor:
     """One file -> RGB -> deterministic stage -> uint8 CHW tensor (what the cache stores)."""
-    return pil_to_uint8(pre(open_rgb(root / path)))
+    return pil_to_uint8(pre(read_image(root / path)))
 
 
 class StreamingImages(Dataset):
@@ -75,11 +75,11 @@ class StreamingImages(Dataset):
         for j in self._same_class_from(i):
             try:
                 x = decode(self.root, self.paths[j], self.pre)
-            except (OSError, ValueError, SyntaxError) as e:
+            except DataError as e:
                 if self.paths[j] not in self._warned:
                     self._warned.add(self.paths[j])
-                    log.warning("cannot decode %s (%s); using the next image of its class "
-                                "instead; run `depthbench data check`", self.root / self.paths[j], e)
+                    log.warning("%s; using the next image of its class instead; run "
+                                "`depthbench data check`", e)
                 continue
             return self.post(x), self.targets[i]
         raise DataError(f"no image of class {self.classes[self.targets[i]]!r} in {self.root} "
@@ -148,9 +148,9 @@ class _Decode(Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         try:
             return decode(self.root, self.paths[i], self.pre)
-        except (OSError, ValueError, SyntaxError) as e:
-            raise DataError(f"cannot decode {self.root / self.paths[i]} ({e}); run "
-                            "`depthbench data check` and fix or remove it") from None
+        except DataError as e:
+            raise DataError(f"{e} (building the decoded cache); run `depthbench data check` "
+                            "and start a new study on the current data") from None
 
 
 def fill(array: np.ndarray, root: Path, paths: list[str], pre: Callable,

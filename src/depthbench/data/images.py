@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from depthbench.errors import DataError
+
 # Extension (lower case) -> the Pillow formats whose content is right for it. MPO is how Pillow
 # names the multi-picture JPEGs many cameras write.
 FORMATS_BY_EXT: dict[str, tuple[str, ...]] = {
@@ -76,6 +78,27 @@ def open_rgb(path: str | Path) -> Image.Image:
     with Image.open(path) as img:
         img.load()
         return to_rgb(img)
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """`open_rgb` for a user's file: DataError naming the file when it is missing, not an image,
+    damaged, or over Pillow's `MAX_IMAGE_PIXELS` (a possible decompression bomb)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"image not found: {p}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return open_rgb(p)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"{p} has too many pixels (over Pillow's limit of "
+                        f"{Image.MAX_IMAGE_PIXELS}): refusing a possible decompression bomb; "
+                        "resize it first") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{p} is not an image Pillow can identify") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError) as e:
+        raise DataError(f"cannot decode image {p} ({str(e)[:120] or type(e).__name__}); "
+                        "it is damaged or truncated") from None
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
