@@ -71,6 +71,22 @@ def test_fused_equals_explicit(p, mode, train, shifted):
         torch.testing.assert_close(ta, tb, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("mode", ["element", "dropkey"])
+def test_fused_equals_explicit_without_grad(mode):
+    """Without autograd the fused path takes SDPA's 4-D layout (the bias copied per image)."""
+    fused, explicit = _attn_pair(0.3, mode)
+    mask = shifted_window_mask(8, 8, 4, 2)
+    x = torch.randn(2 * 4, 16, 16)
+    outs = []
+    for attn, train in ((fused, False), (explicit, False), (fused, True), (explicit, True)):
+        attn.train(train)
+        torch.manual_seed(2)
+        with torch.no_grad():
+            outs.append(attn(x, mask))
+    torch.testing.assert_close(outs[0], outs[1], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(outs[2], outs[3], atol=1e-5, rtol=1e-4)
+
+
 def test_fused_path_calls_sdpa_with_dropkey(monkeypatch):
     """DropKey on the fused path goes through SDPA with a float mask: no silent fallback."""
     calls = []

@@ -95,9 +95,16 @@ class WindowAttention(nn.Module):
         windows, else None."""
         B_, N, C = x.shape
         h = self.num_heads
-        # With a shift mask the windows of one image sit side by side (B, nW, heads, N, head_dim), so
-        # the per-window mask broadcasts over the batch instead of being copied for every image.
-        batch = (B_,) if mask is None else (B_ // mask.shape[0], mask.shape[0])
+        nW = 1 if mask is None else mask.shape[0]
+        # Layout. The windows of one image sit side by side (B, nW, heads, N, head_dim) so the
+        # per-window bias broadcasts over the batch, except where SDPA may run a fused kernel: those
+        # take 4-D inputs, and the bias is then copied per image (B*nW, heads, N, N). On CPU the
+        # fused kernel returns no gradient for a mask, so in training SDPA runs its math path
+        # anyway and the broadcast layout is the faster one there.
+        math_anyway = (x.device.type == "cpu" and torch.is_grad_enabled()
+                       and self.relative_position_bias_table.requires_grad)
+        expand = nW > 1 and self.fused_attn and not math_anyway
+        batch = (B_ // nW, nW) if nW > 1 and not expand else (B_,)
         qkv = self.qkv(x).view(*batch, N, 3, h, C // h)
         q, k, v = qkv.movedim(-3, 0).transpose(-3, -2).unbind(0)  # *batch, heads, N, head_dim
         k = self.key_drop.drop_keys(k)
@@ -105,6 +112,8 @@ class WindowAttention(nn.Module):
         bias = self._rel_pos_bias()  # heads, N, N
         if mask is not None:
             bias = bias + mask.unsqueeze(1)  # nW, heads, N, N
+            if expand:
+                bias = bias.expand(B_ // nW, nW, h, N, N).reshape(B_, h, N, N)
         bias = bias.to(q.dtype)
         drop = self.key_drop.logit_mask(q.shape[:-1] + (N,), q.dtype, q.device)
         if drop is not None:
