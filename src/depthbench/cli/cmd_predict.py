@@ -7,8 +7,20 @@ def add_arguments(p) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--accelerator", choices=["auto", "cpu", "gpu"], default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
 
 def run(args) -> int:
-    raise NotImplementedError("predict: being built")
+    import json
+
+    from depthbench.engine import predict
+
+    preds = predict(args.checkpoint, args.images, top_k=args.top_k, accelerator=args.accelerator)
+    if args.json:
+        print(json.dumps(preds, indent=2))
+        return 0
+    for p in preds:
+        top = ", ".join(f"{t['class']} {t['prob']:.3f}" for t in p["top"])
+        print(f"{p['image']}: {top}")
+    return 0

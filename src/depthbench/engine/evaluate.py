@@ -1,0 +1,98 @@
+"""Evaluate or apply a checkpoint, rebuilding model and preprocessing from its metadata alone."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from depthbench.engine.checkpoint import load_model_from_checkpoint
+from depthbench.engine.loop import predict_logits
+from depthbench.engine.metrics import summarize
+from depthbench.errors import CheckpointError, DataError
+
+
+def _fabric(accelerator: str = "auto"):
+    import lightning as L
+
+    on_gpu = accelerator in ("auto", "gpu") and torch.cuda.is_available()
+    precision = "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
+    fabric = L.Fabric(accelerator="cuda" if on_gpu else "cpu", devices=1, precision=precision)
+    fabric.launch()
+    return fabric
+
+
+def evaluate_checkpoint(path: str | Path, data: str, split: str = "val", *,
+                        batch_size: int = 128, accelerator: str = "auto",
+                        cache_dir: str | None = None) -> dict:
+    """Accuracy (with counts), loss, per-class metrics and confusion matrix of a checkpoint on
+    `split` (`val`, `test` or `all`) of `data`. The split is the run's split.json when it sits
+    next to the checkpoint (verified against the files), else rebuilt from the split settings in
+    the checkpoint's metadata."""
+    from depthbench.data import Manifest, build_datasets, make_split, open_source
+
+    path = Path(path)
+    model, meta = load_model_from_checkpoint(path)
+    source = open_source(data, cache_dir=cache_dir)
+    if list(source.classes) != list(meta["classes"]):
+        raise CheckpointError(
+            f"{path} was trained on {len(meta['classes'])} classes {meta['classes']}, but {data} has "
+            f"{len(source.classes)} classes {list(source.classes)}: evaluate on the same dataset")
+    if split == "all":
+        manifest, key = make_split(source, val=0.0, test=0.0), "train_eval"
+    else:
+        own = path.parent / "split.json"
+        if own.is_file():
+            manifest = Manifest.load(own)
+        else:
+            manifest = make_split(source, val=meta["val"], test=meta["test"], seed=meta["split_seed"])
+        manifest.verify(source)
+        key = split
+        if not manifest.entries(split):
+            raise DataError(f"{data} has no {split!r} images in this split (val={meta['val']}, "
+                            f"test={meta['test']}); use --split val or --split all")
+    ds = build_datasets(source, manifest, meta["recipe"], meta["img_size"], cache_dir=cache_dir)[key]
+    fabric = _fabric(accelerator)
+    model = fabric.to_device(model)
+    t0 = time.perf_counter()
+    logits, targets = predict_logits(fabric, model, ds, batch_size)
+    seconds = time.perf_counter() - t0
+    result = summarize(logits, targets, meta["classes"])
+    return {**result, "checkpoint": str(path), "data": str(data), "split": split,
+            "model": meta["model"], "images_per_s": len(ds) / seconds if seconds > 0 else None}
+
+
+@torch.no_grad()
+def predict(path: str | Path, images: list[str], top_k: int = 5, accelerator: str = "auto") -> list:
+    """`[{image, top: [{class, prob}]}]` for each image file, best class first."""
+    from depthbench.data import preprocess_image
+
+    if top_k < 1:
+        raise DataError(f"--top-k {top_k}: must be at least 1")
+    model, meta = load_model_from_checkpoint(path)
+    batch = torch.stack([preprocess_image(_open_image(p), meta["recipe"], meta["img_size"])
+                         for p in images])
+    fabric = _fabric(accelerator)
+    model = fabric.to_device(model)
+    with fabric.autocast():
+        probs = model(fabric.to_device(batch)).float().softmax(1).cpu()
+    k = min(top_k, probs.shape[1])
+    top = probs.topk(k, dim=1)
+    return [{"image": str(img),
+             "top": [{"class": meta["classes"][int(i)], "prob": float(p)}
+                     for p, i in zip(top.values[n], top.indices[n])]}
+            for n, img in enumerate(images)]
+
+
+def _open_image(path: str):
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"image not found: {p}")
+    try:
+        with Image.open(p) as im:
+            return ImageOps.exif_transpose(im).convert("RGB")
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"cannot read image {p}: {e}") from None

@@ -1,0 +1,174 @@
+"""The two loops of a run, torchvision-references style: `train_one_epoch` and `predict_logits`.
+
+Devices, precision, DDP and gradient scaling come from Lightning Fabric; these functions only say
+what one epoch does. The hot loop keeps its running sums on the device and reads them back every
+`check_every` steps (one host sync), never per step.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+
+class NonFiniteLoss(Exception):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, step: int, value: float):
+        super().__init__(f"non-finite training loss ({value}) near step {step}")
+        self.step, self.value = step, value
+
+
+class StopRequested(Exception):
+    """SIGTERM / Ctrl-C arrived: the partial epoch is dropped, last.ckpt stays intact."""
+
+
+@dataclass
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the loop checks it between steps and stops cleanly."""
+
+    signum: int | None = None
+    _old: dict = field(default_factory=dict)
+
+    def __enter__(self) -> StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+
+
+@dataclass
+class EpochStats:
+    loss_sum: float = 0.0
+    correct: int = 0
+    total: int = 0
+    seconds: float = 0.0
+    lr: float = 0.0
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(1, self.total)
+
+    @property
+    def acc(self) -> float:
+        return self.correct / max(1, self.total)
+
+
+def train_one_epoch(fabric, model: nn.Module, criterion: nn.Module, optimizer, scheduler,
+                    loader, *, grad_clip: float = 0.0, channels_last: bool = False,
+                    limit_batches: int | None = None, stop: StopFlag | None = None,
+                    check_every: int = 25, on_step=None) -> EpochStats:
+    """One pass over `loader`. Returns sample-weighted means reduced over all ranks.
+
+    Raises `NonFiniteLoss` (checked every `check_every` steps and at the end: all ranks agree) or
+    `StopRequested` (when `stop` was set; checked every step on one process)."""
+    model.train()
+    device = fabric.device
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    seen = torch.zeros((), device=device, dtype=torch.int64)
+    bad = torch.zeros((), device=device, dtype=torch.bool)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    t0 = time.perf_counter()
+    step, lr = 0, optimizer.param_groups[0]["lr"]
+    for step, (x, y) in enumerate(loader, 1):
+        x, y = fabric.to_device(x).contiguous(memory_format=fmt), fabric.to_device(y)
+        logits = model(x)
+        loss = criterion(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        fabric.backward(loss)
+        if grad_clip:
+            fabric.clip_gradients(model, optimizer, max_norm=grad_clip, error_if_nonfinite=False)
+        lr = optimizer.param_groups[0]["lr"]  # a Python float: no sync
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():  # running sums on the device: no host sync here
+            loss = loss.detach()
+            bad |= ~torch.isfinite(loss)
+            loss_sum += loss.double() * y.numel()
+            correct += (logits.argmax(1) == y).sum()
+            seen += y.numel()
+        last = limit_batches is not None and step >= limit_batches
+        if step % check_every == 0 or last:
+            _check(fabric, bad, stop, loss_sum, seen, step)
+        elif fabric.world_size == 1 and stop is not None and stop.signum is not None:
+            raise StopRequested
+        if on_step is not None:
+            on_step(step)
+        if last:
+            break
+    _check(fabric, bad, stop, loss_sum, seen, step)
+    sums = fabric.all_reduce(torch.stack([loss_sum, correct.double(), seen.double()]),
+                             reduce_op="sum").tolist()
+    return EpochStats(loss_sum=sums[0], correct=int(sums[1]), total=int(sums[2]),
+                      seconds=time.perf_counter() - t0, lr=lr)
+
+
+def _check(fabric, bad, stop, loss_sum, seen, step) -> None:
+    flags = torch.stack([bad.to(torch.float64),
+                         torch.tensor(float(stop is not None and stop.signum is not None),
+                                      dtype=torch.float64, device=bad.device)])
+    flags = fabric.all_reduce(flags, reduce_op="sum").tolist()  # all ranks stop together
+    if flags[0]:
+        raise NonFiniteLoss(step, float(loss_sum / seen.clamp(min=1)))
+    if flags[1]:
+        raise StopRequested
+
+
+@torch.no_grad()
+def predict_logits(fabric, model: nn.Module, dataset: Dataset, batch_size: int, *,
+                   workers: int = 0, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and targets of every sample of `dataset`, in dataset order, on every rank.
+
+    Rank r evaluates samples r, r+W, r+2W, ... (no sampler padding, so every sample counts exactly
+    once); an all-gather then interleaves the shards back into dataset order. `model` is the plain
+    module: each rank runs its own shard without DDP's collectives."""
+    rank, world = fabric.global_rank, fabric.world_size
+    n = len(dataset)
+    shard = Subset(dataset, range(rank, n, world))
+    loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=fabric.device.type == "cuda")
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    was_training = model.training
+    model.eval()
+    logits, targets = [], []
+    with fabric.autocast():
+        for x, y in loader:
+            x = fabric.to_device(x).contiguous(memory_format=fmt)
+            logits.append(model(x).float())
+            targets.append(fabric.to_device(torch.as_tensor(y)))
+    model.train(was_training)
+    k = _num_outputs(model, logits)
+    out = torch.cat(logits) if logits else torch.zeros(0, k, device=fabric.device)
+    tgt = torch.cat(targets) if targets else torch.zeros(0, dtype=torch.long, device=fabric.device)
+    if world > 1:
+        per_rank = math.ceil(n / world)
+        pad = per_rank - len(out)
+        out = torch.cat([out, out.new_zeros(pad, k)])
+        tgt = torch.cat([tgt, tgt.new_zeros(pad)])
+        # (W, per_rank, k) -> row i*W + r is sample r + i*W; padding rows all land past n
+        out = fabric.all_gather(out).transpose(0, 1).reshape(-1, k)[:n]
+        tgt = fabric.all_gather(tgt).transpose(0, 1).reshape(-1)[:n]
+    return out.cpu(), tgt.cpu()
+
+
+def _num_outputs(model: nn.Module, logits: list[torch.Tensor]) -> int:
+    if logits:
+        return logits[0].shape[1]
+    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features

@@ -1,0 +1,61 @@
+"""Optimizer and learning-rate schedule of a recipe."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from depthbench.engine.config import TrainConfig
+
+# Parameters that get no weight decay besides biases and norm weights (all 1-d): timm's
+# `no_weight_decay()` names for Swin's position tables.
+_NO_DECAY_NAMES = ("relative_position_bias_table", "absolute_pos_embed", "pos_embed", "cls_token")
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: decayed weights, and norms / biases / position tables without decay."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim <= 1 or any(k in name for k in _NO_DECAY_NAMES):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam" and not cfg.weight_decay:
+        # the source study: torch.optim.Adam(model.parameters(), lr) and nothing else
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
+
+
+def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
+    """Multiplier of the base lr at optimizer step `step` (0-based): linear warmup, then cosine
+    down to `min_lr` at the end of the last epoch (or constant)."""
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total - 1)
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    if cfg.scheduler == "constant":
+        return 1.0
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    floor = cfg.min_lr / cfg.lr
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, steps_per_epoch: int,
+                    cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """Stepped once per optimizer step. A plain closure: its state_dict holds only numbers."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, steps_per_epoch, cfg))

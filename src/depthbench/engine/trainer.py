@@ -1,0 +1,520 @@
+"""`train()`: one model, one dataset, one recipe, recorded in a run folder.
+
+Built on Lightning Fabric rather than the Trainer: Fabric handles devices, precision and DDP while
+the loop stays a plain `train_one_epoch` / `predict_logits` that we control exactly, which exact
+resume (per-epoch RNG and sampler state), rank-0 records and the NaN/interrupt stops need.
+
+Run folder (docs/internals.md): config.yaml, split.json, metrics.csv, best.safetensors,
+last.ckpt, result.json. Only rank 0 writes; every file goes through `depthbench._io` (atomic).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from depthbench._io import atomic_write_json, atomic_write_text
+from depthbench.engine import checkpoint as ckpt
+from depthbench.engine.config import TrainConfig, dump_config
+from depthbench.engine.loop import (
+    EpochStats,
+    NonFiniteLoss,
+    StopFlag,
+    StopRequested,
+    predict_logits,
+    train_one_epoch,
+)
+from depthbench.engine.metrics import summarize
+from depthbench.engine.optim import build_optimizer, build_scheduler
+from depthbench.errors import ConfigError, DepthbenchError, RunFailed
+
+METRICS_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_correct",
+                   "val_total", "lr", "seconds", "train_correct", "train_total"]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGTERM/Ctrl-C stopped the run; `last.ckpt` holds the last completed epoch."""
+
+    def __init__(self, message: str, epochs_completed: int):
+        super().__init__(message)
+        self.epochs_completed = epochs_completed
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+def train(config: TrainConfig, out_dir: str | os.PathLike | None = None,
+          split_path: str | os.PathLike | None = None, variant: str = "base",
+          progress: Callable[[dict], Any] | bool | None = None, resume: bool = True) -> dict:
+    """Train `config` into `out_dir` (default `config.out`) and return its result.json dict.
+
+    `split_path`: a study's manifest to reuse (copied to the run folder). `progress`: `None`
+    (a bar unless `config.quiet`), `False` (no output), or a callable given each metrics.csv row
+    as a dict (single process only). `resume`: continue an unfinished run folder from its
+    last.ckpt (the CLI passes `--resume`; with `False` an unfinished folder is an error). A
+    finished run with the same settings is returned as is (a no-op).
+
+    Raises `RunFailed` (exit code 3) on a NaN/inf loss after marking result.json failed, and
+    `TrainingInterrupted` on SIGTERM/Ctrl-C after the last completed epoch was saved.
+    """
+    cfg = config.resolved()
+    out = Path(out_dir or cfg.out or "")
+    if not str(out) or out == Path("."):
+        raise ConfigError("no run folder: pass --out DIR (or `out:` in the config file)")
+    cfg.out = str(out)
+    previous = _previous_run(out, cfg, resume)
+    if previous is not None:
+        _log(cfg, f"{out}: run already finished (best val acc {previous['best']['val']['accuracy']:.4f}"
+                  f" at epoch {previous['best_epoch']}); nothing to do")
+        return previous
+    fabric = _make_fabric(cfg, out)
+    result = fabric.launch(_run_guarded, cfg, out, split_path, variant,
+                           progress if fabric.world_size == 1 or not callable(progress) else None,
+                           resume)
+    if isinstance(result, dict) and "_raise" in result:  # re-raise a child's error in the parent
+        kind, msg, n = result["_raise"]
+        if kind == "interrupted":
+            raise TrainingInterrupted(msg, n)
+        raise (RunFailed if kind == "failed" else DepthbenchError)(msg)
+    return result
+
+
+def _previous_run(out: Path, cfg: TrainConfig, resume: bool) -> dict | None:
+    """The finished result of the same run, or None when there is something to train."""
+    import json
+
+    rpath = out / "result.json"
+    if not rpath.exists() and not (out / "last.ckpt").exists():
+        return None
+    try:
+        prev = json.loads(rpath.read_text(encoding="utf-8")) if rpath.exists() else {}
+    except (OSError, ValueError):
+        prev = {}
+    if prev.get("config"):
+        old = TrainConfig(**prev["config"])
+        diff = cfg.semantic_diff(old)
+        if diff:
+            k, (new, was) = next(iter(diff.items()))
+            raise ConfigError(f"{out} holds a run with {k}={was!r} (now {new!r}); use the same "
+                              "settings to resume it, or another --out for a new run")
+    if prev.get("status") == "finished":
+        return prev
+    if not resume:
+        raise ConfigError(f"{out} holds an unfinished run ({prev.get('status', 'no result.json')}); "
+                          "pass --resume to continue it or choose another --out")
+    return None
+
+
+def _make_fabric(cfg: TrainConfig, out: Path):
+    import lightning as L
+
+    accelerator = cfg.accelerator
+    if accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError("--accelerator gpu: no CUDA GPU is visible; use --accelerator cpu or auto")
+    on_gpu = accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available())
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
+    elif precision == "32":
+        precision = "32-true"
+    strategy = "auto"
+    if cfg.devices > 1:
+        # under torchrun the processes exist already; otherwise spawn them (works from any caller)
+        strategy = "ddp" if "LOCAL_RANK" in os.environ else "ddp_spawn"
+        if not on_gpu:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.devices))
+    loggers = []
+    try:
+        import tensorboard  # noqa: F401  (only when installed)
+        from lightning.fabric.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(root_dir=str(out), name="tensorboard", version=""))
+    except ImportError:
+        pass
+    return L.Fabric(accelerator="cuda" if on_gpu else "cpu", devices=cfg.devices,
+                    strategy=strategy, precision=precision, loggers=loggers)
+
+
+def _run_guarded(fabric, cfg, out, split_path, variant, progress, resume):
+    try:
+        return _run(fabric, cfg, out, split_path, variant, progress, resume)
+    except TrainingInterrupted as e:
+        if fabric.world_size == 1:
+            raise
+        return {"_raise": ("interrupted", str(e), e.epochs_completed)}
+    except DepthbenchError as e:
+        if fabric.world_size == 1:
+            raise
+        return {"_raise": ("failed" if isinstance(e, RunFailed) else "error", str(e), 0)}
+
+
+# --- one run ----------------------------------------------------------------------------------------
+
+def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress, resume: bool) -> dict:
+    from depthbench.data import build_datasets, open_source
+    from depthbench.models import create_model
+
+    started = time.time()
+    rank0 = fabric.is_global_zero
+    source = open_source(cfg.data)
+    manifest = _split(fabric, cfg, source, out, split_path)
+    classes = list(manifest.classes)
+    resume_state = ckpt.load_resume_state(out / "last.ckpt") if resume and (out / "last.ckpt").exists() else None
+
+    # model (same init on every rank; DDP broadcasts rank 0's anyway)
+    torch.manual_seed(cfg.seed)
+    net = create_model(cfg.model, num_classes=len(classes), **cfg.model_kwargs())
+    if cfg.pretrained and resume_state is None:
+        reinit = ckpt.load_pretrained(net, cfg.pretrained)
+        if reinit and rank0:
+            _log(cfg, f"pretrained {cfg.pretrained}: classifier {', '.join(reinit)} re-initialized "
+                      f"for {len(classes)} classes")
+    channels_last = cfg.channels_last
+    if channels_last is None:
+        channels_last = fabric.device.type == "cuda" and getattr(net, "channels_last_friendly", False)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    meta = _meta(cfg, classes, variant, manifest)
+
+    # data
+    with fabric.rank_zero_first():  # rank 0 fills the decoded cache, the others then read it
+        datasets = build_datasets(source, manifest, cfg.recipe, cfg.img_size,
+                                  cache_dir=cfg.cache_dir, memory_budget_mb=cfg.memory_budget_mb)
+    workers = cfg.workers if cfg.workers is not None else (
+        min(8, os.cpu_count() or 1) if fabric.device.type == "cuda" else 0)
+    train_ds = datasets["train"]
+    sampler = DistributedSampler(train_ds, num_replicas=fabric.world_size, rank=fabric.global_rank,
+                                 shuffle=True, seed=cfg.seed, drop_last=False)
+    # a last batch of one sample would break BatchNorm: drop it only in that case
+    drop_last = len(sampler) % cfg.batch_size == 1
+    loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
+                        pin_memory=fabric.device.type == "cuda", drop_last=drop_last)
+    steps = len(loader) if cfg.limit_train_batches is None else min(len(loader), cfg.limit_train_batches)
+    if steps == 0:
+        raise ConfigError(f"--batch-size {cfg.batch_size}: no training batch from "
+                          f"{len(train_ds)} training images")
+    # not fabric.setup_dataloaders: its wrapper calls sampler.set_epoch(<iterations so far>),
+    # which restarts at 0 on resume; the loop moves batches with fabric.to_device instead
+
+    # optimisation
+    model = fabric.setup_module(torch.compile(net) if cfg.compile else net)
+    optimizer = fabric.setup_optimizers(build_optimizer(net, cfg))
+    scheduler = build_scheduler(optimizer.optimizer, steps, cfg)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    history: list[dict] = []
+    best: dict | None = None
+    if resume_state is not None:
+        net.load_state_dict(resume_state["model"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["lr_scheduler"])
+        ckpt.set_rng_state(resume_state["rng"])
+        history, best = list(resume_state["history"]), resume_state["best"]
+    start_epoch = len(history) + 1
+
+    record = _Record(out, cfg, meta, variant, started, fabric, net, manifest)
+    if rank0:
+        atomic_write_text(out / "config.yaml", dump_config(cfg))
+        record.write("running", history, best)
+        if resume_state is not None:
+            _log(cfg, f"resuming {out} after epoch {start_epoch - 1} of {cfg.epochs}")
+
+    bar = _Progress(cfg, steps, start_epoch, enabled=rank0 and progress is None)
+    stop = StopFlag()
+    try:
+        with stop, bar:
+            for epoch in range(start_epoch, cfg.epochs + 1):
+                _seed_epoch(cfg.seed, epoch, fabric.global_rank)
+                sampler.set_epoch(epoch)
+                t0 = time.perf_counter()
+                stats = train_one_epoch(
+                    fabric, model, criterion, optimizer, scheduler, loader,
+                    grad_clip=cfg.grad_clip, channels_last=channels_last,
+                    limit_batches=cfg.limit_train_batches, stop=stop, on_step=bar.step)
+                logits, targets = predict_logits(fabric, net, datasets["val"], cfg.batch_size,
+                                                 workers=workers, channels_last=channels_last)
+                val = summarize(logits, targets, classes, with_predictions=False)
+                row = _row(epoch, stats, val, time.perf_counter() - t0)
+                history.append(row | {"train_seconds": stats.seconds})
+                # best by validation accuracy (first of ties, as the source); no val split: last
+                improved = best is None or not val["total"] or val["accuracy"] > best["val_acc"]
+                if improved:
+                    best = {"epoch": epoch, "val_acc": val["accuracy"] or 0.0}
+                if rank0:
+                    if improved:
+                        ckpt.save_weights(out / "best.safetensors", net, meta | {"epoch": epoch})
+                    ckpt.save_resume_state(out / "last.ckpt", model=net, optimizer=optimizer,
+                                           scheduler=scheduler, epoch=epoch, history=history,
+                                           best=best, config=cfg.model_dump(), meta=meta)
+                    _write_metrics(out / "metrics.csv", history)
+                    record.write("running", history, best)
+                    bar.epoch_done(row, cfg.epochs)
+                    if callable(progress):
+                        progress(dict(row))
+                fabric.log_dict({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+                fabric.barrier()
+    except NonFiniteLoss as e:
+        epoch = len(history) + 1
+        reason = (f"non-finite training loss ({e.value}) at epoch {epoch}; last.ckpt keeps epoch "
+                  f"{epoch - 1}: lower --lr or set --grad-clip")
+        if rank0:
+            record.write("failed", history, best, failure={"epoch": epoch, "reason": reason})
+        raise RunFailed(f"{out}: {reason}") from None
+    except StopRequested:
+        done = len(history)
+        if rank0:
+            record.write("interrupted", history, best)
+        raise TrainingInterrupted(
+            f"stopped after epoch {done} of {cfg.epochs}; last.ckpt is intact. Continue with: "
+            f"depthbench train --out {out} --resume", done) from None
+
+    # final evaluation: last weights, then best weights, on val and (when present) test
+    evaluate = {s: datasets[s] for s in ("val", "test") if s in datasets and len(datasets[s])}
+    t0 = time.perf_counter()
+    last = _evaluate_all(fabric, net, evaluate, cfg, workers, channels_last, classes)
+    infer_s = time.perf_counter() - t0
+    n_infer = sum(len(d) for d in evaluate.values())
+    net.load_state_dict(_load_best(out / "best.safetensors"))
+    best_eval = _evaluate_all(fabric, net, evaluate, cfg, workers, channels_last, classes)
+    result = record.write("finished", history, best, final={
+        "best": _final(history, best["epoch"], best_eval),
+        "last": _final(history, len(history), last),
+        "infer_images_per_s": n_infer / infer_s if infer_s > 0 else None,
+    }) if rank0 else {}
+    fabric.barrier()
+    return result
+
+
+def _split(fabric, cfg: TrainConfig, source, out: Path, split_path):
+    """The run's manifest: its own split.json (resume), a study's (copied), or a new split."""
+    from depthbench.data import Manifest, make_split
+
+    own = out / "split.json"
+    if own.exists():
+        manifest = Manifest.load(own)
+    elif split_path is not None:
+        manifest = Manifest.load(split_path)
+    else:
+        manifest = make_split(source, val=cfg.val, test=cfg.test, seed=cfg.split_seed)
+    manifest.verify(source)
+    if fabric.is_global_zero and not own.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        manifest.save(own)
+    return manifest
+
+
+def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    """Each epoch's randomness (augmentation, dropout, loader workers) is a function of
+    (seed, epoch, rank) only: an epoch replays identically after a resume."""
+    s = int.from_bytes(hashlib.sha256(f"{seed}:{epoch}:{rank}".encode()).digest()[:4], "little")
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+
+
+def _row(epoch: int, s: EpochStats, val: dict, seconds: float) -> dict:
+    return {"epoch": epoch, "train_loss": s.loss, "train_acc": s.acc, "val_loss": val["loss"],
+            "val_acc": val["accuracy"], "val_correct": val["correct"], "val_total": val["total"],
+            "lr": s.lr, "seconds": round(seconds, 3), "train_correct": s.correct,
+            "train_total": s.total}
+
+
+def _write_metrics(path: Path, history: list[dict]) -> None:
+    lines = [",".join(METRICS_COLUMNS)]
+    for r in history:
+        lines.append(",".join("" if r[c] is None else repr(r[c]) if isinstance(r[c], float)
+                              else str(r[c]) for c in METRICS_COLUMNS))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _evaluate_all(fabric, net, datasets, cfg, workers, channels_last, classes) -> dict:
+    out = {}
+    for split, ds in datasets.items():
+        logits, targets = predict_logits(fabric, net, ds, cfg.batch_size, workers=workers,
+                                         channels_last=channels_last)
+        out[split] = summarize(logits, targets, classes)
+    return out
+
+
+def _final(history: list[dict], epoch: int, evals: dict) -> dict:
+    row = history[epoch - 1]
+    return {"epoch": epoch, "train_loss": row["train_loss"], "train_acc": row["train_acc"],
+            "val": evals.get("val"), "test": evals.get("test")}
+
+
+def _load_best(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _meta(cfg: TrainConfig, classes: list[str], variant: str, manifest) -> dict:
+    from depthbench.data import normalization
+    from depthbench.models import family
+
+    mean, std = normalization(cfg.recipe)
+    return {"model": cfg.model, "family": family(cfg.model), "model_kwargs": cfg.model_kwargs(),
+            "classes": classes, "img_size": cfg.img_size, "mean": list(mean), "std": list(std),
+            "recipe": cfg.recipe, "variant": variant, "seed": cfg.seed, "val": cfg.val,
+            "test": cfg.test, "split_seed": cfg.split_seed, "manifest_hash": manifest.hash}
+
+
+# --- records -------------------------------------------------------------------------------------
+
+class _Record:
+    """result.json, rewritten (atomically) at the start, after every epoch and at the end."""
+
+    def __init__(self, out, cfg, meta, variant, started, fabric, net, manifest):
+        from depthbench.models.complexity import count_macs, count_params
+
+        self.path = out / "result.json"
+        self.cfg, self.meta, self.variant, self.started = cfg, meta, variant, started
+        self.device = _device_name(fabric)
+        self.world = fabric.world_size
+        self.manifest_hash = manifest.hash
+        self.params = count_params(net)
+        self.macs = count_macs(net, cfg.img_size) if fabric.is_global_zero else None
+
+    def write(self, status: str, history: list[dict], best: dict | None,
+              failure: dict | None = None, final: dict | None = None) -> dict:
+        final = final or {}
+        train_s = sum(r.get("train_seconds", 0.0) for r in history)
+        train_n = sum(r["train_total"] for r in history)
+        result = {
+            "status": status,
+            "failure": failure,
+            "model": self.cfg.model, "family": self.meta["family"], "variant": self.variant,
+            "seed": self.cfg.seed,
+            "config": self.cfg.model_dump(),
+            "classes": self.meta["classes"], "img_size": self.cfg.img_size,
+            "params": self.params, "macs": self.macs,
+            "epochs_completed": len(history),
+            "best_epoch": best["epoch"] if best else None,
+            "best": final.get("best"),
+            "last": final.get("last"),
+            "costs": {
+                "train_seconds": train_s,
+                "train_images_per_s": train_n / train_s if train_s > 0 else None,
+                "infer_images_per_s": final.get("infer_images_per_s"),
+                "peak_memory_mb": _peak_memory_mb(),
+            },
+            "provenance": {
+                "versions": _versions(), "git_revision": _git_revision(),
+                "manifest_hash": self.manifest_hash, "device": self.device,
+                "world_size": self.world,
+                "started": dt.datetime.fromtimestamp(self.started, dt.UTC).isoformat(timespec="seconds"),
+                "seconds": round(time.time() - self.started, 3),
+            },
+        }
+        atomic_write_json(self.path, result)
+        return result
+
+
+def _peak_memory_mb() -> float:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _device_name(fabric) -> str:
+    if fabric.device.type == "cuda":
+        return f"{torch.cuda.get_device_name(fabric.device)} x{fabric.world_size}"
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads) x{fabric.world_size}"
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("depthbench", "torch", "torchvision", "lightning", "torchmetrics", "timm", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+_GIT: list = []
+
+
+def _git_revision() -> str | None:
+    """`git rev-parse HEAD` of the working directory (`+dirty` with local changes), or None."""
+    if not _GIT:
+        try:
+            rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                 timeout=5, check=True).stdout.strip()
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            _GIT.append(rev + ("+dirty" if dirty else ""))
+        except (OSError, subprocess.SubprocessError):
+            _GIT.append(None)
+    return _GIT[0]
+
+
+# --- output ------------------------------------------------------------------------------------
+
+def _log(cfg: TrainConfig, msg: str) -> None:
+    print(f"depthbench: {msg}", file=sys.stderr, flush=True)
+
+
+class _Progress:
+    """A rich progress bar over the run's steps with ETA; with --quiet (or no terminal) one log
+    line per epoch instead."""
+
+    def __init__(self, cfg: TrainConfig, steps: int, start_epoch: int, enabled: bool):
+        self.cfg, self.enabled = cfg, enabled
+        self.bar = None
+        if enabled and not cfg.quiet and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+                                TimeRemainingColumn(), console=Console(stderr=True))
+            total = steps * cfg.epochs
+            self.task = self.bar.add_task(cfg.model, total=total, completed=steps * (start_epoch - 1))
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def step(self, i: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def epoch_done(self, row: dict, epochs: int) -> None:
+        if not self.enabled:
+            return
+        va = "n/a" if row["val_acc"] is None else f"{row['val_acc']:.4f} ({row['val_correct']}/{row['val_total']})"
+        line = (f"epoch {row['epoch']}/{epochs}  train loss {row['train_loss']:.4f} acc "
+                f"{row['train_acc']:.4f}  val acc {va}  lr {row['lr']:.3g}  {row['seconds']:.1f}s")
+        if self.bar is not None:
+            self.bar.console.print(line)
+        else:
+            print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,208 @@
+"""The training engine on the real layers, shrunk: `synthetic` data, 32 px, a few batches."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from depthbench.cli.main import main
+from depthbench.data import Manifest
+from depthbench.engine import (
+    METRICS_COLUMNS,
+    TrainConfig,
+    TrainingInterrupted,
+    evaluate_checkpoint,
+    load_model_from_checkpoint,
+    predict,
+    train,
+)
+from depthbench.errors import CheckpointError, ConfigError, RunFailed
+
+DATA = "synthetic:n=48,size=32,classes=3,seed=0"  # 16 images per class
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+def tiny(cache: str, **kw) -> TrainConfig:
+    base = dict(model="resnet18", data=DATA, img_size=32, epochs=2, batch_size=12, val=0.25,
+                test=0.25, cache_dir=cache, accelerator="cpu", quiet=True)
+    return TrainConfig.for_recipe(kw.pop("recipe", "seed"), **{**base, **kw})
+
+
+def read_rows(run: Path) -> list[dict]:
+    with open(run / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def cnn_run(tmp_path_factory, cache):
+    out = tmp_path_factory.mktemp("runs") / "resnet18"
+    result = train(tiny(cache), out, progress=False, resume=False)
+    return out, result
+
+
+def test_cnn_run_records_are_consistent(cnn_run):
+    out, result = cnn_run
+    for name in ("config.yaml", "split.json", "metrics.csv", "best.safetensors", "last.ckpt",
+                 "result.json"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "result.json").read_text()) == json.loads(json.dumps(result))
+    assert result["status"] == "finished" and result["failure"] is None
+    assert result["epochs_completed"] == 2 and result["family"] == "resnet"
+    split = json.loads((out / "split.json").read_text())
+    n_split = {s: sum(1 for e in split["entries"] if e["split"] == s) for s in ("train", "val", "test")}
+    assert n_split == {"train": 24, "val": 12, "test": 12}  # int(16 * .25) = 4 per class
+
+    rows = read_rows(out)
+    assert list(rows[0]) == METRICS_COLUMNS
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for r in rows:
+        assert int(r["val_total"]) == n_split["val"] and int(r["train_total"]) == n_split["train"]
+        assert float(r["val_acc"]) == pytest.approx(int(r["val_correct"]) / n_split["val"])
+        assert float(r["train_acc"]) == pytest.approx(int(r["train_correct"]) / n_split["train"])
+        assert float(r["lr"]) == pytest.approx(2e-4)
+
+    best_row = rows[result["best_epoch"] - 1]
+    assert float(best_row["val_acc"]) == max(float(r["val_acc"]) for r in rows)
+    for which, row in (("best", best_row), ("last", rows[-1])):
+        rec = result[which]
+        assert rec["epoch"] == int(row["epoch"])
+        assert rec["train_loss"] == pytest.approx(float(row["train_loss"]))
+        # re-evaluating the saved weights reproduces the epoch's validation record exactly
+        assert rec["val"]["correct"] == int(row["val_correct"])
+        assert rec["val"]["loss"] == pytest.approx(float(row["val_loss"]), rel=1e-5)
+        for s, n in (("val", n_split["val"]), ("test", n_split["test"])):
+            m = rec[s]
+            assert m["total"] == n and len(m["predictions"]) == len(m["targets"]) == n
+            assert sum(map(sum, m["confusion"])) == n
+            assert sum(m["confusion"][i][i] for i in range(3)) == m["correct"]
+            assert sum(c["support"] for c in m["per_class"].values()) == n
+            assert sum(p == t for p, t in zip(m["predictions"], m["targets"])) == m["correct"]
+        assert rec["test"]["targets"] == [e.label for e in Manifest.load(out / "split.json").entries("test")]
+    costs, prov = result["costs"], result["provenance"]
+    assert costs["train_images_per_s"] > 0 and costs["infer_images_per_s"] > 0
+    assert costs["peak_memory_mb"] > 0 and result["params"] > 0 and result["macs"] > 0
+    assert prov["manifest_hash"] == split["hash"] and prov["versions"]["torch"]
+
+    state = torch.load(out / "last.ckpt", weights_only=True)
+    assert state["epoch"] == 2 and set(state) >= {"model", "optimizer", "lr_scheduler", "rng",
+                                                   "history", "best"}
+    with safe_open(str(out / "best.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert json.loads(meta["classes"]) == result["classes"]
+    assert json.loads(meta["mean"]) == [0.5, 0.5, 0.5]  # the seed recipe's normalization
+
+
+def test_rerun_of_a_finished_run_is_a_noop(cnn_run, cache, capsys):
+    out, result = cnn_run
+    before = (out / "last.ckpt").stat().st_mtime_ns
+    again = train(tiny(cache), out, progress=False, resume=False)
+    assert again == json.loads(json.dumps(result))
+    assert (out / "last.ckpt").stat().st_mtime_ns == before
+    assert "already finished" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="epochs=2"):
+        train(tiny(cache, epochs=3), out, progress=False, resume=True)
+
+
+def test_evaluate_reproduces_recorded_accuracy(cnn_run, cache, capsys):
+    out, result = cnn_run
+    for split in ("val", "test"):
+        r = evaluate_checkpoint(out / "best.safetensors", DATA, split, cache_dir=cache)
+        assert (r["correct"], r["total"]) == (result["best"][split]["correct"],
+                                              result["best"][split]["total"])
+    code = main(["evaluate", str(out / "last.ckpt"), "--data", DATA, "--split", "val", "--json",
+                 "--cache-dir", cache])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["accuracy"] == result["last"]["val"]["accuracy"]
+    assert doc["correct"] == result["last"]["val"]["correct"] and doc["total"] == 12
+    with pytest.raises(CheckpointError, match="classes"):
+        evaluate_checkpoint(out / "best.safetensors", "synthetic:n=48,size=32,classes=4,seed=0",
+                            cache_dir=cache)
+
+
+def test_predict_rebuilds_model_from_metadata(cnn_run, cache, capsys):
+    from depthbench.data import open_source
+
+    out, result = cnn_run
+    model, meta = load_model_from_checkpoint(out / "best.safetensors")
+    assert meta["model"] == "resnet18" and meta["classes"] == result["classes"]
+    src = open_source(DATA, cache_dir=cache)
+    split = json.loads((out / "split.json").read_text())
+    paths = [str(src.root / e["path"]) for e in split["entries"] if e["split"] == "test"][:2]
+    preds = predict(out / "best.safetensors", paths, top_k=2)
+    assert [p["image"] for p in preds] == paths
+    for p in preds:
+        assert len(p["top"]) == 2 and p["top"][0]["prob"] >= p["top"][1]["prob"]
+        assert {t["class"] for t in p["top"]} <= set(result["classes"])
+    assert main(["predict", str(out / "best.safetensors"), *paths, "--top-k", "9", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc) == 2 and len(doc[0]["top"]) == 3  # top-k capped at the class count
+    assert sum(t["prob"] for t in doc[0]["top"]) == pytest.approx(1, abs=1e-4)
+
+
+def test_resume_equals_uninterrupted(tmp_path, cache):
+    cfg = tiny(cache, recipe="modern", epochs=2, warmup_epochs=1, test=0.0)
+    full = tmp_path / "full"
+    train(cfg, full, progress=False, resume=False)
+
+    def stop_after_first_epoch(row):
+        if row["epoch"] == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # the real signal path
+
+    part = tmp_path / "part"
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train(cfg, part, progress=stop_after_first_epoch, resume=False)
+    assert [r["epoch"] for r in read_rows(part)] == ["1"]
+    assert json.loads((part / "result.json").read_text())["status"] == "interrupted"
+    with pytest.raises(ConfigError, match="--resume"):
+        train(cfg, part, progress=False, resume=False)
+    train(cfg, part, progress=False, resume=True)
+    a, b = read_rows(full), read_rows(part)
+    for r in a + b:
+        r.pop("seconds")
+    assert a == b
+    assert float(a[0]["lr"]) != float(a[1]["lr"])  # the schedule really moved
+
+
+def test_swin_one_epoch_modern(tmp_path, cache):
+    cfg = tiny(cache, model="swin_t", recipe="modern", epochs=1, test=0.0,
+               limit_train_batches=2)
+    assert cfg.drop_path_rate == 0.2 and cfg.optimizer == "adamw" and cfg.label_smoothing == 0.1
+    r = train(cfg, tmp_path / "swin", progress=False, resume=False)
+    assert r["status"] == "finished" and r["family"] == "swin"
+    assert read_rows(tmp_path / "swin")[0]["train_total"] == "24"  # 2 batches of 12
+    assert r["best"]["val"]["total"] == 12 and r["best"]["test"] is None
+
+
+def test_nan_loss_marks_run_failed(tmp_path, cache, monkeypatch):
+    import importlib
+
+    engine_train = importlib.import_module("depthbench.engine.trainer")
+
+    class NanAfterFirstEpoch(torch.nn.CrossEntropyLoss):
+        calls = 0
+
+        def forward(self, logits, target):
+            NanAfterFirstEpoch.calls += 1
+            loss = super().forward(logits, target)
+            return loss * float("nan") if NanAfterFirstEpoch.calls > 3 else loss
+
+    monkeypatch.setattr(engine_train.nn, "CrossEntropyLoss", NanAfterFirstEpoch)  # the module
+    out = tmp_path / "nan"
+    with pytest.raises(RunFailed, match="non-finite") as e:
+        train(tiny(cache, epochs=3, test=0.0), out, progress=False, resume=False)  # 3 steps/epoch
+    assert e.value.exit_code == 3
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "failed" and result["failure"]["epoch"] == 2
+    assert torch.load(out / "last.ckpt", weights_only=True)["epoch"] == 1
+    assert len(read_rows(out)) == 1
