@@ -342,6 +342,15 @@ def test_memory_budget_falls_back_to_streaming_with_a_message(synthetic_source, 
     assert ok["train"].cached
 
 
+def test_unwritable_cache_dir_keeps_the_cache_in_memory(synthetic_source, tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    m = make_split(synthetic_source)
+    ds = build_datasets(synthetic_source, m, "seed", 8, cache_dir=blocker)
+    assert ds["val"].cached and ds["val"].path is None and "in memory only" in caplog.text
+    assert ds["val"][0][0].shape == (3, 8, 8)
+
+
 def test_streaming_survives_a_file_broken_mid_training(image_folder, caplog):
     root = image_folder({"a": 5, "b": 5})
     source = open_source(root)

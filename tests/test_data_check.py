@@ -38,6 +38,7 @@ def messy(image_folder):
     os.symlink("self.png", root / "dogs" / "self.png")  # a link loop
     os.symlink("..", root / "dogs" / "up", target_is_directory=True)  # a folder loop
     os.symlink(".", root / "loop")  # a class folder that is the dataset itself
+    os.mkfifo(root / "cats" / "pipe.png")  # reading it would block forever
     (root / "dogs" / "notes.txt").write_text("not an image, ignored")
     (root / "dogs" / ".DS_Store").write_bytes(good)
     return root
@@ -58,6 +59,7 @@ def test_every_bad_file_is_reported_by_name_and_left_out(messy, monkeypatch):
         "cats/empty.jpg": ["empty"],
         "cats/truncated.jpg": ["truncated"],
         "cats/text.png": ["unreadable"],
+        "cats/pipe.png": ["not_a_file"],
         "dogs/big.png": ["too_large"],
         "dogs/dangling.png": ["broken_link"],
         "dogs/self.png": ["broken_link"],
@@ -71,7 +73,7 @@ def test_every_bad_file_is_reported_by_name_and_left_out(messy, monkeypatch):
     assert result["counts"] == {"cats": 10, "dogs": 11}  # the mislabelled PNG is still used
     assert result["images"] == 21 and result["classes"] == ["cats", "dogs"]
     assert result["split"] == {"train": 19, "val": 2, "test": 0}
-    assert result["errors"] == 6
+    assert result["errors"] == 7
     # left out of every split
     m = make_split(open_source(messy))
     listed = {e.path for e in m.entries()}

@@ -243,15 +243,21 @@ def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_siz
         paths, targets = [e.path for e in entries], [e.label for e in entries]
         side = cache_side(recipe, img_size, train)
         shape = (len(entries), 3, side, side)
-        if base is None:
-            if (split, key) not in memory:
-                memory[(split, key)] = arr = np.empty(shape, np.uint8)
-                fill(arr, source.root, paths, pre, workers)
-            out[name] = CachedImages(targets, manifest.classes, post, array=memory[(split, key)],
-                                     paths=paths)
-        else:
+        if base is not None:
             file = base / key / f"{split}.npy"
-            _load_or_build(file, shape, source.root, paths, pre, workers)
-            out[name] = CachedImages(targets, manifest.classes, post, path=file, paths=paths)
+            try:
+                _load_or_build(file, shape, source.root, paths, pre, workers)
+            except OSError as e:  # read-only or full disk: the run still gets an in-memory cache
+                log.warning("cannot write the decoded cache under %s (%s): keeping it in memory "
+                            "only, so the next run decodes again", base, e.strerror or e)
+                base = None
+            else:
+                out[name] = CachedImages(targets, manifest.classes, post, path=file, paths=paths)
+                continue
+        if (split, key) not in memory:
+            memory[(split, key)] = arr = np.empty(shape, np.uint8)
+            fill(arr, source.root, paths, pre, workers)
+        out[name] = CachedImages(targets, manifest.classes, post, array=memory[(split, key)],
+                                 paths=paths)
     return out
 
