@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         model_ips = args.model_batch / time_steps(step, warmup=2, steps=args.model_steps)
         for recipe in recipes:
             t0 = time.perf_counter()
-            ds = build_datasets(source, manifest, recipe, size, cache_dir=args.cache_dir)
+            ds = build_datasets(source, manifest, recipe, size, cache_dir=args.cache_dir,
+                                splits=("train",))
             build_s = time.perf_counter() - t0
             ips = loader_images_per_s(ds["train"], args.batch_size, args.workers, args.batches)
             rows.append({"size": size, "recipe": recipe, "train images": len(ds["train"]),

@@ -340,6 +340,8 @@ def test_memory_budget_falls_back_to_streaming_with_a_message(synthetic_source, 
     assert not list(tmp_path.rglob("*.npy"))
     ok = build_datasets(synthetic_source, m, "seed", 16, cache_dir=tmp_path, memory_budget_mb=10)
     assert ok["train"].cached
+    only = build_datasets(synthetic_source, m, "seed", 8, cache_dir=tmp_path, splits=("val",))
+    assert list(only) == ["val"] and len(list(tmp_path.rglob("*8/*.npy"))) == 1
 
 
 def test_unwritable_cache_dir_keeps_the_cache_in_memory(synthetic_source, tmp_path, caplog):

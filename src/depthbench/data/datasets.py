@@ -36,7 +36,7 @@ from depthbench.data.transforms import (
     pre_transform,
     stage_key,
 )
-from depthbench.errors import DataError
+from depthbench.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from depthbench.data.sources import ImageSource
@@ -212,15 +212,21 @@ def cache_bytes(manifest: Manifest, img_size: int, recipe: str,
 
 def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_size: int,
                    cache_dir: str | os.PathLike | bool | None = None,
-                   memory_budget_mb: float | None = None, workers: int | None = None
-                   ) -> dict[str, Dataset]:
+                   memory_budget_mb: float | None = None, workers: int | None = None,
+                   splits: tuple[str, ...] | None = None) -> dict[str, Dataset]:
     """`train` (train transforms), `train_eval` (train images, eval transforms), `val`, `test`;
     a split with no images is left out. Items are `(float32 CHW normalized, int label)`.
 
     `cache_dir`: None = the default cache folder, a path, or False for an in-memory cache only.
     `memory_budget_mb`: stream instead of caching when the cache would take more (0 = stream).
+    `splits`: build only these datasets (e.g. `("val",)` for an evaluation); default all.
     """
-    needed = tuple(n for n in DATASET_SPLITS if manifest.entries(DATASET_SPLITS[n][0]))
+    unknown = set(splits or ()) - set(DATASET_SPLITS)
+    if unknown:
+        raise ConfigError(f"unknown dataset split(s) {sorted(unknown)}; "
+                          f"choose from {', '.join(DATASET_SPLITS)}")
+    needed = tuple(n for n in DATASET_SPLITS if (splits is None or n in splits)
+                   and manifest.entries(DATASET_SPLITS[n][0]))
     size = cache_bytes(manifest, img_size, recipe, needed)
     stream = memory_budget_mb is not None and size > memory_budget_mb * 2**20
     if stream:
