@@ -243,8 +243,11 @@ def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress
                     fabric, model, criterion, optimizer, scheduler, loader,
                     grad_clip=cfg.grad_clip, channels_last=channels_last,
                     limit_batches=cfg.limit_train_batches, stop=stop, on_step=bar.step)
-                logits, targets = predict_logits(fabric, net, datasets["val"], cfg.batch_size,
-                                                 workers=workers, channels_last=channels_last)
+                if "val" in datasets:
+                    logits, targets = predict_logits(fabric, net, datasets["val"], cfg.batch_size,
+                                                     workers=workers, channels_last=channels_last)
+                else:  # --val 0: no validation split
+                    logits, targets = torch.zeros(0, len(classes)), torch.zeros(0, dtype=torch.long)
                 val = summarize(logits, targets, classes, with_predictions=False)
                 row = _row(epoch, stats, val, time.perf_counter() - t0)
                 history.append(row | {"train_seconds": stats.seconds})
