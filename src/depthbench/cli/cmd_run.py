@@ -27,7 +27,7 @@ def run(args) -> int:
     from depthbench.study import load_spec, run_study
     from depthbench.study.runner import StudyInterrupted
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     spec = load_spec(args.config, preset=args.preset, data=args.data, seeds=args.seeds,
                      jobs=args.jobs)
     try:

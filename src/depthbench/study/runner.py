@@ -73,7 +73,7 @@ def run_study(spec: StudySpec, out: str | Path | None = None, *, retry_failed: b
     """Run every grid point of `spec` that is not finished yet, then build the report."""
     from rich.console import Console
 
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)
     study_dir = Path(out) if out is not None else default_study_dir(spec)
     t0 = time.monotonic()
     with StudyLock(study_dir) as lock, _sigterm_as_interrupt():

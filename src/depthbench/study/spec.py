@@ -14,10 +14,18 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from depthbench.errors import ConfigError
 
@@ -29,6 +37,18 @@ BUNDLED_DATA = ("elpv", "synthetic")
 VARIANT_FAMILY = {"key_drop": "swin", "se_drop": "seresnet"}
 # Model options a study may set per family or per model (`model_options: {swin: {window_size: 4}}`).
 MODEL_OPTIONS = ("window_size", "drop_path_rate")
+
+
+def _model_name(name: str) -> str:
+    from depthbench.models import list_models, resolve_name
+
+    try:
+        return resolve_name(name)
+    except ConfigError:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(list_models())}") from None
+
+
+ModelName = Annotated[str, AfterValidator(_model_name)]  # canonical name (aliases resolved)
 
 
 class _Strict(BaseModel):
@@ -57,7 +77,7 @@ class VariantSpec(_Strict):
     se_drop: list[float] = Field(default_factory=list)  # SE-ResNet: dropout on SE channel gates
     key_drop_mode: Literal["element", "dropkey"] = "dropkey"
     key_drop_schedule: Literal["constant", "linear"] = "constant"
-    models: list[str] | None = None  # which models get variants (default: all of the family)
+    models: list[ModelName] | None = None  # which get variants (default: all of the family)
 
     @field_validator("key_drop", "se_drop")
     @classmethod
@@ -69,11 +89,6 @@ class VariantSpec(_Strict):
             raise ValueError(f"rates {v} repeat a value")
         return v
 
-    @field_validator("models")
-    @classmethod
-    def _known_models(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else [_model_name(m, i) for i, m in enumerate(v)]
-
 
 class StudySpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -84,15 +99,14 @@ class StudySpec(_Strict):
     img_size: int = Field(224, ge=16, le=1024)
     # extra model keyword arguments per family or model name, e.g. {swin: {window_size: 4}}
     model_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    models: list[str] = Field(min_length=1)
+    models: list[ModelName] = Field(min_length=1)
     variants: VariantSpec = Field(default_factory=VariantSpec)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     jobs: int | None = Field(None, ge=1)  # runs at once; default: one per GPU, else 1
 
     @field_validator("models")
     @classmethod
-    def _known_models(cls, v: list[str]) -> list[str]:
-        names = [_model_name(m, i) for i, m in enumerate(v)]
+    def _distinct_models(cls, names: list[str]) -> list[str]:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"lists {dup[0]!r} twice")
@@ -122,7 +136,7 @@ class StudySpec(_Strict):
         families = {family(m) for m in list_models()}
         out = {}
         for key, opts in v.items():
-            out[key if key in families else _model_name(key, key)] = opts
+            out[key if key in families else _model_name(key)] = opts
         return out
 
     @model_validator(mode="after")
@@ -147,17 +161,6 @@ class _KeyedError(ValueError):
     def __init__(self, loc: tuple, msg: str):
         super().__init__(msg)
         self.loc = loc
-
-
-def _model_name(name: Any, where: Any) -> str:
-    from depthbench.models import list_models, resolve_name
-
-    if not isinstance(name, str):
-        raise ValueError(f"{name!r} is not a model name")
-    try:
-        return resolve_name(name)
-    except ConfigError:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(list_models())}") from None
 
 
 # --------------------------------------------------------------------------------------------

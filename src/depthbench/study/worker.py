@@ -34,6 +34,7 @@ def run_worker(run_dir: str, config: dict, split: str, variant: str, threads: in
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+    print(f"worker pid {os.getpid()}", flush=True)  # to find (or stop) this run's process
     # threads and GPU must be set before torch computes anything (it only imported so far)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     if gpu is not None:

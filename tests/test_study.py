@@ -1,0 +1,197 @@
+"""Study specs, the grid, the study-folder lock and failure records: fast, no training."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from depthbench.cli.main import main
+from depthbench.errors import ConfigError
+from depthbench.study import PRESETS, load_spec, plan_runs, validate_spec
+from depthbench.study.lock import StudyLock, StudyLocked
+from depthbench.study.records import epochs_done, status_of, write_failure
+from depthbench.study.runner import _death_reason, _write_or_check_spec
+
+BASE = {"name": "t", "data": "synthetic", "models": ["resnet18"]}
+
+
+def write_spec(tmp_path: Path, body: dict | str, name: str = "study.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(body if isinstance(body, str) else yaml.safe_dump(body), encoding="utf-8")
+    return p
+
+
+# ----------------------------------------------------------------------------------- presets
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_load_and_plan(preset, tmp_path):
+    data = str(tmp_path) if preset in ("paper", "modern") else None
+    spec = load_spec(preset=preset, data=data)
+    runs = plan_runs(spec)
+    names = [r.name for r in runs]
+    assert len(set(names)) == len(names)
+    variants = {r.variant for r in runs}
+    assert "base" in variants and any(v.startswith("keydrop") for v in variants)
+    if preset != "smoke":  # the study's grid: nine models, key dropout for both attention families
+        assert len(spec.models) == 9
+        assert {r.model for r in runs if r.variant.startswith("sedrop")} <= {
+            "seresnet18", "seresnet34", "seresnet50"}
+        assert any(v.startswith("sedrop") for v in variants)
+    for r in runs:  # every grid point resolves to a valid TrainConfig with its model options
+        c = r.train_config()
+        assert (c.model, c.seed, c.img_size) == (r.model, r.seed, spec.img_size)
+        assert (c.key_drop is not None) == r.variant.startswith("keydrop")
+        assert (c.se_drop is not None) == r.variant.startswith("sedrop")
+
+
+def test_paper_needs_data_and_uses_the_source_protocol(tmp_path):
+    with pytest.raises(ConfigError, match=r"--data PATH \(a flowers-layout folder"):
+        load_spec(preset="paper")
+    spec = load_spec(preset="paper", data=str(tmp_path))
+    c = plan_runs(spec)[0].train_config()
+    assert (spec.img_size, c.recipe, c.epochs, c.batch_size, c.lr, c.optimizer) == (
+        224, "seed", 100, 128, 2e-4, "adam")
+    assert spec.seeds == [0, 1, 2] and spec.split.val == 0.1 and spec.split.test > 0
+
+
+def test_smoke_seeds_override_and_grid_order():
+    spec = load_spec(preset="smoke", seeds=2)
+    runs = plan_runs(spec)
+    assert spec.seeds == [0, 1]
+    per_seed = len(runs) // 2
+    assert {r.seed for r in runs[:per_seed]} == {0}  # seed by seed: a cut-short study has whole seeds
+    assert runs[0].name == "resnet18__base__s0"
+    assert "swin_tiny_patch4_window7_224__keydrop0.1__s1" in [r.name for r in runs]
+
+
+# ------------------------------------------------------------------------------ validation
+
+@pytest.mark.parametrize("change, message", [
+    ({"models": ["resnet18", "seresnet34", "resnet19"]}, r"models\[2\]: unknown model 'resnet19'"),
+    ({"modles": ["resnet18"]}, r"modles: unknown key; valid keys here: name, data"),
+    ({"split": {"val": 0.5, "test": 0.5}}, r"split: val \+ test = 1 leaves no training images"),
+    ({"split": {"vall": 0.1}}, r"split\.vall: unknown key; valid keys here: val, test, seed"),
+    ({"img_size": "big"}, r"img_size: .*integer"),
+    ({"seeds": 0}, r"seeds: 0 seeds"),
+    ({"seeds": [1, 1]}, r"seeds: seeds \[1, 1\] repeat a value"),
+    ({"models": ["resnet18", "resnet18"]}, r"models: lists 'resnet18' twice"),
+    ({"name": "a/b"}, r"name: "),
+    ({"variants": {"key_drop": [1.5]}}, r"variants\.key_drop: rate 1\.5 must be between 0 and 1"),
+    ({"variants": {"key_drop": [0.1], "models": ["resnet18"]}},
+     r"variants\.models\[0\]: 'resnet18' is a resnet model; no variant listed applies"),
+    ({"variants": {"se_drop": [0.1], "models": ["seresnet50"]}},
+     r"variants\.models\[0\]: 'seresnet50' is not in this study's models"),
+])
+def test_spec_errors_name_the_key(change, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        validate_spec({**BASE, **change}, "study.yaml")
+    assert str(e.value).startswith("study.yaml: ") and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"overrides": {"epoch": 3}}, r"overrides\.epoch: unknown training option; valid: .*epochs"),
+    ({"overrides": {"seed": 3}}, r"overrides\.seed: set by the study itself; use `seeds`"),
+    ({"overrides": {"key_drop": 0.1}}, r"use `variants\.key_drop`"),
+    ({"overrides": {"epochs": 0}}, r"overrides: bad value 0 for 'epochs'"),
+    ({"model_options": {"resnet": {"window_size": 4}}}, r"resnet18 \(base\): .*window_size"),
+    ({"model_options": {"swin": {"lr": 1}}}, r"model_options\.swin\.lr: not a per-model option"),
+    ({"model_options": {"resnet19": {"drop_path_rate": 0.1}}}, r"unknown model 'resnet19'"),
+])
+def test_training_options_checked_on_load(tmp_path, change, message):
+    path = write_spec(tmp_path, {**BASE, **change})
+    with pytest.raises(ConfigError, match=message) as e:
+        load_spec(path)
+    assert str(e.value).startswith("study.yaml: ")
+
+
+def test_yaml_errors_and_relative_data(tmp_path):
+    with pytest.raises(ConfigError, match=r"study.yaml: line 3 not valid YAML \(expected"):
+        load_spec(write_spec(tmp_path, "name: t\nmodels: [resnet18\n"))
+    with pytest.raises(ConfigError, match="study file not found"):
+        load_spec(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="either --config STUDY.yaml or --preset"):
+        load_spec(tmp_path / "x.yaml", preset="smoke")
+    (tmp_path / "sub").mkdir()
+    spec = load_spec(write_spec(tmp_path / "sub", {**BASE, "data": "../imgs"}))
+    assert spec.data == str((tmp_path / "imgs").resolve())  # relative to the YAML file
+    assert load_spec(write_spec(tmp_path, BASE), data="elpv").data == "elpv"
+
+
+def test_rerun_with_another_spec_is_refused(tmp_path):
+    spec = validate_spec({**BASE, "seeds": 2})
+    _write_or_check_spec(tmp_path, spec)
+    _write_or_check_spec(tmp_path, validate_spec({**BASE, "seeds": 1, "jobs": 2}))  # fine
+    assert yaml.safe_load((tmp_path / "study.yaml").read_text())["seeds"] == [0, 1]
+    with pytest.raises(ConfigError, match=r"different `img_size` \(224 there, 64 now\); pass --out"):
+        _write_or_check_spec(tmp_path, validate_spec({**BASE, "img_size": 64}))
+
+
+# ------------------------------------------------------------------------------------ lock
+
+HOLD = textwrap.dedent("""
+    import sys, time
+    from depthbench.study.lock import StudyLock
+    with StudyLock(sys.argv[1]):
+        print("held", flush=True)
+        time.sleep(600)
+""")
+
+
+def test_lock_refuses_a_second_run_and_takes_over_a_dead_ones(tmp_path, capsys):
+    study = tmp_path / "study"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(study)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StudyLocked, match=rf"in use by another `depthbench run` \(pid {holder.pid}"):
+            StudyLock(study).__enter__()
+        # through the real command line: one line on stderr, exit code 2, nothing run
+        assert main(["run", "--preset", "smoke", "--out", str(study)]) == 2
+        err = capsys.readouterr().err
+        assert f"is in use by another `depthbench run` (pid {holder.pid}" in err
+        assert err.count("\n") == 1 and not (study / "study.yaml").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # the killed holder left its owner file; its flock died with it
+    assert json.loads((study / ".lock.owner").read_text())["pid"] == holder.pid
+    with StudyLock(study) as lock:
+        assert lock.took_over["pid"] == holder.pid
+        assert json.loads((study / ".lock.owner").read_text())["pid"] == os.getpid()
+    assert not (study / ".lock.owner").exists()
+
+
+# ------------------------------------------------------------------------- failure records
+
+def test_write_failure_keeps_engine_records_and_fills_in_dead_ones(tmp_path):
+    run = tmp_path / "resnet18__base__s0"
+    run.mkdir()
+    assert status_of(run) == "new"
+    (run / "metrics.csv").write_text("epoch,train_loss\n1,0.5\n2,0.4\n")
+    assert epochs_done(run) == 2
+    config = {"model": "resnet18", "seed": 0, "epochs": 5}
+    (run / "result.json").write_text(json.dumps({"status": "running", "costs": {"x": 1}}))
+    r = write_failure(run, config, "base", "Traceback ...\nRuntimeError: boom")
+    assert r["status"] == "failed" and r["failure"] == {"epoch": 3, "reason": "RuntimeError: boom"}
+    assert (r["model"], r["family"], r["variant"], r["seed"], r["epochs_completed"]) == (
+        "resnet18", "resnet", "base", 0, 2)
+    assert r["best"] is None and r["costs"] == {"x": 1}  # what the engine wrote is kept
+    assert status_of(run) == "failed"
+    engine = {"status": "failed", "failure": {"epoch": 1, "reason": "non-finite loss"}}
+    (run / "result.json").write_text(json.dumps(engine))
+    assert write_failure(run, config, "base", "other")["failure"]["reason"] == "non-finite loss"
+
+
+def test_death_reasons(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("=== start\nworker pid 7\nValueError: bad\n")
+    assert _death_reason(-signal.SIGKILL, log) == "worker killed by SIGKILL (out of memory?)"
+    assert _death_reason(1, log) == "worker exited with code 1: ValueError: bad"
