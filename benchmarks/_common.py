@@ -30,28 +30,35 @@ def sync(device: str | torch.device | None = None) -> None:
         torch.cuda.synchronize(device)
 
 
+# "cpu" (this process's CPU time) shrugs off other processes' load, but only means compute time
+# with one torch thread: with more it sums the threads, spin-waits included.
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def time_steps(fn: Callable[[], Any], warmup: int = 2, steps: int = 5,
-               device: str | torch.device | None = None) -> float:
+               device: str | torch.device | None = None, clock: str = "wall") -> float:
     """Seconds per call of `fn`: the median of `steps` timed calls after `warmup` untimed ones."""
+    now = CLOCKS[clock]
     for _ in range(warmup):
         fn()
     sync(device)
     times = []
     for _ in range(max(1, steps)):
-        t0 = time.perf_counter()
+        t0 = now()
         fn()
         sync(device)
-        times.append(time.perf_counter() - t0)
+        times.append(now() - t0)
     return statistics.median(times)
 
 
 def compare(fns: dict[str, Callable[[], Any]], rounds: int = 3, steps: int = 3, warmup: int = 1,
-            device: str | torch.device | None = None) -> dict[str, float]:
+            device: str | torch.device | None = None, clock: str = "wall") -> dict[str, float]:
     """Median seconds per call of each function, timed interleaved (A/B/A/B) over `rounds`.
 
     Each round times `steps` consecutive calls of every candidate, rotating the order from round to
     round; the result for a candidate is the median over all its rounds of the per-call time.
     """
+    now = CLOCKS[clock]
     names = list(fns)
     for name in names:
         for _ in range(warmup):
@@ -61,11 +68,11 @@ def compare(fns: dict[str, Callable[[], Any]], rounds: int = 3, steps: int = 3, 
     for r in range(max(1, rounds)):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
-            t0 = time.perf_counter()
+            t0 = now()
             for _ in range(max(1, steps)):
                 fns[name]()
             sync(device)
-            per_round[name].append((time.perf_counter() - t0) / max(1, steps))
+            per_round[name].append((now() - t0) / max(1, steps))
     return {n: statistics.median(v) for n, v in per_round.items()}
 
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 
 import torch
 
 from benchmarks._common import (
+    CLOCKS,
     MODELS,
     SHORT,
     SHORT_TO_TIMM,
@@ -41,8 +41,10 @@ from benchmarks._common import (
 GEMM_OPS = ("conv", "mm", "matmul", "addmm", "bmm", "linear", "scaled_dot_product", "baddbmm")
 
 
-def gemm_peak(n: int = 2048, repeats: int = 7, threads: int | None = None) -> dict[str, float]:
+def gemm_peak(n: int = 2048, repeats: int = 7, threads: int | None = None,
+              clock: str = "wall") -> dict[str, float]:
     """GFLOP/s of an n x n x n fp32 `torch.mm` on `threads` threads: best and median of `repeats`."""
+    now = CLOCKS[clock]
     old = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -53,16 +55,16 @@ def gemm_peak(n: int = 2048, repeats: int = 7, threads: int | None = None) -> di
             torch.mm(a, b, out=c)
         rates = []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0 = now()
             torch.mm(a, b, out=c)
-            rates.append(2 * n**3 / (time.perf_counter() - t0) / 1e9)
+            rates.append(2 * n**3 / max(now() - t0, 1e-9) / 1e9)
     finally:
         torch.set_num_threads(old)
     return {"best": max(rates), "median": statistics.median(rates)}
 
 
 def model_rate(name: str, img_size: int, batch_size: int, steps: int, channels_last: bool | None = None,
-               amp_dtype: torch.dtype | None = None, gemm_n: int = 2048) -> dict:
+               amp_dtype: torch.dtype | None = None, gemm_n: int = 2048, clock: str = "wall") -> dict:
     """Seconds per training step and achieved GFLOP/s of `name` (fwd+bwd FLOPs / whole step time)."""
     model = build_model(name, img_size)
     cl = is_cnn(name) if channels_last is None else channels_last
@@ -71,9 +73,9 @@ def model_rate(name: str, img_size: int, batch_size: int, steps: int, channels_l
     step()
     # the machine is shared: the peak is re-measured right before and after the model's steps,
     # so the fraction compares two figures taken under the same load
-    before = gemm_peak(n=gemm_n, repeats=3)["best"]
-    sec = time_steps(step, warmup=1, steps=steps)
-    peak = max(before, gemm_peak(n=gemm_n, repeats=3)["best"])
+    before = gemm_peak(n=gemm_n, repeats=3, clock=clock)["best"]
+    sec = time_steps(step, warmup=1, steps=steps, clock=clock)
+    peak = max(before, gemm_peak(n=gemm_n, repeats=3, clock=clock)["best"])
     return {"flops_per_image": flops, "seconds_per_step": sec, "peak_gflops": peak,
             "gflops": flops * batch_size / sec / 1e9, "images_per_s": batch_size / sec}
 
@@ -116,6 +118,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="torch.profiler op breakdown of the first model (default: on unless "
                         "--quick)")
     p.add_argument("--investigate-model", default="resnet50")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: time by this process's CPU time (needs --threads 1); robust to "
+                        "other processes' load")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (default: torch's, one per core); 1 is steadier on a "
                         "shared machine")
@@ -135,32 +140,39 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
+    clock = args.clock
+    if clock == "cpu" and threads != 1:
+        print("error: --clock cpu needs --threads 1 (CPU time sums the threads, spin-waits "
+              "included)", file=sys.stderr)
+        return 2
     gemm_n = 512 if q else 2048
 
-    peak = gemm_peak(n=gemm_n, repeats=3 if q else 7)
-    peak1 = gemm_peak(n=gemm_n, repeats=3 if q else 7, threads=1)
+    peak = gemm_peak(n=gemm_n, repeats=3 if q else 7, clock=clock)
+    peak1 = gemm_peak(n=gemm_n, repeats=3 if q else 7, threads=1, clock=clock)
     out = [f"fp32 GEMM peak (`torch.mm`, n={gemm_n}): **{peak['best']:.0f} GFLOP/s** "
            f"on {threads} threads (median {peak['median']:.0f}); {peak1['best']:.0f} GFLOP/s on 1 "
            f"thread (median {peak1['median']:.0f}).\n",
            f"Models from `{model_source()}`, {img} px, batch {bs}, Adam, fp32, CNNs channels_last; "
            f"train FLOPs = forward + backward counted by `torch.utils.flop_counter`; time = whole "
-           f"step (median of {steps}); \"of peak\" divides by the GEMM peak re-measured right "
+           f"step (median of {steps}, {clock} clock); \"of peak\" divides by the GEMM peak re-measured right "
            f"before and after that model's steps (best of both; \"peak now\"), so both figures see "
            f"the same machine load.\n"]
     rows = []
     for name in names:
-        r = model_rate(name, img, bs, steps, gemm_n=gemm_n)
+        r = model_rate(name, img, bs, steps, gemm_n=gemm_n, clock=clock)
         rows.append({"model": SHORT.get(name, name), "train GFLOP/img": r["flops_per_image"] / 1e9,
                      "s/step": r["seconds_per_step"], "img/s": r["images_per_s"],
                      "GFLOP/s": r["gflops"], "peak now": r["peak_gflops"],
                      "of peak": f"{r['gflops'] / r['peak_gflops']:.0%}"})
-        print(f"  roofline: {name} {r['gflops']:.0f} GFLOP/s", file=sys.stderr, flush=True)
+        print(f"  roofline: {name} {r['gflops']:.1f} GFLOP/s, peak now {r['peak_gflops']:.0f}, "
+              f"{rows[-1]['of peak']}, {r['images_per_s']:.2f} img/s ({clock} clock)",
+              file=sys.stderr, flush=True)
     out.append(markdown_table(rows))
 
     target = SHORT_TO_TIMM.get(args.investigate_model, args.investigate_model)
     if investigate:
         out.append(f"\n### Why {SHORT.get(target, target)} gets the fraction it does\n")
-        out.append(investigate_model(target, img, bs, steps, peak["best"], peak1["best"]))
+        out.append(investigate_model(target, img, bs, steps, peak["best"], peak1["best"], clock))
     if do_profile:
         prof_model = target if investigate else names[0]
         prof_rows, s = profile_step(prof_model, img, bs)
@@ -177,13 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def investigate_model(name: str, img: int, bs: int, steps: int, peak: float, peak1: float) -> str:
+def investigate_model(name: str, img: int, bs: int, steps: int, peak: float, peak1: float,
+                      clock: str = "wall") -> str:
     """Side-by-side variants of one model's step, timed interleaved; GFLOP/s and fraction of peak."""
     model_flops = train_flops_per_image(build_model(name, img), img, channels_last=True)
     variants = {
         f"channels_last, batch {bs}": dict(channels_last=True, batch=bs),
         f"contiguous (NCHW), batch {bs}": dict(channels_last=False, batch=bs),
-        f"channels_last, batch {max(1, bs // 4)}": dict(channels_last=True, batch=max(1, bs // 4)),
+        f"channels_last, batch {max(2, bs // 4)}": dict(channels_last=True, batch=max(2, bs // 4)),
+        f"channels_last, batch {bs * 2}": dict(channels_last=True, batch=bs * 2),
         f"channels_last, batch {bs}, Adam(fused=True)": dict(channels_last=True, batch=bs,
                                                             fused=True),
         f"channels_last, batch {bs}, bf16 autocast": dict(channels_last=True, batch=bs,
@@ -193,22 +207,26 @@ def investigate_model(name: str, img: int, bs: int, steps: int, peak: float, pea
                               channels_last=v["channels_last"], amp_dtype=v.get("amp"),
                               fused=v.get("fused"))
            for k, v in variants.items()}
-    secs = compare(fns, rounds=max(2, steps), steps=1, warmup=2)
+    secs = compare(fns, rounds=max(2, steps), steps=1, warmup=2, clock=clock)
+    for k in variants:
+        print(f"  roofline investigate: {k}: {variants[k]['batch'] / secs[k]:.2f} img/s",
+              file=sys.stderr, flush=True)
     rows = []
     for k, v in variants.items():
         gflops = model_flops * v["batch"] / secs[k] / 1e9
         rows.append({"variant": k, "img/s": v["batch"] / secs[k], "GFLOP/s": gflops,
                      "of fp32 peak": f"{gflops / peak:.0%}"})
     old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        sec1 = time_steps(make_train_step(build_model(name, img), bs, img, channels_last=True),
-                          warmup=1, steps=max(1, steps - 1))
-    finally:
-        torch.set_num_threads(old)
-    g1 = model_flops * bs / sec1 / 1e9
-    rows.append({"variant": f"channels_last, batch {bs}, 1 thread", "img/s": bs / sec1,
-                 "GFLOP/s": g1, "of fp32 peak": f"{g1 / peak1:.0%} (of 1-thread peak)"})
+    if old > 1:
+        torch.set_num_threads(1)
+        try:
+            sec1 = time_steps(make_train_step(build_model(name, img), bs, img, channels_last=True),
+                              warmup=1, steps=max(1, steps - 1), clock=clock)
+        finally:
+            torch.set_num_threads(old)
+        g1 = model_flops * bs / sec1 / 1e9
+        rows.append({"variant": f"channels_last, batch {bs}, 1 thread", "img/s": bs / sec1,
+                     "GFLOP/s": g1, "of fp32 peak": f"{g1 / peak1:.0%} (of 1-thread peak)"})
     return ("Variants timed interleaved in one process (bf16 uses AMX/AVX512-BF16 where the CPU "
             "has it, so its fraction of the fp32 peak can exceed what fp32 can reach).\n\n"
             + markdown_table(rows))
