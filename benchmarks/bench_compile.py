@@ -33,7 +33,8 @@ from benchmarks._common import (
 
 
 def compile_vs_eager(name: str, img_size: int, batch_size: int, rounds: int, mode: str | None,
-                     device: str = "cpu", amp_dtype: torch.dtype | None = None) -> dict:
+                     device: str = "cpu", amp_dtype: torch.dtype | None = None,
+                     clock: str = "wall") -> dict:
     """Compile seconds, and seconds per step eager vs compiled (interleaved) for one model."""
     import torch._dynamo
 
@@ -56,7 +57,7 @@ def compile_vs_eager(name: str, img_size: int, batch_size: int, rounds: int, mod
     sync(device)
     first = time.perf_counter() - t0
     secs = compare({"eager": eager, "compiled": compiled}, rounds=rounds, steps=1, warmup=2,
-                   device=device)
+                   device=device, clock=clock)
     return {"compile_s": max(0.0, first - eager_first), "eager_s": secs["eager"],
             "compiled_s": secs["compiled"]}
 
@@ -70,6 +71,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="default 8 (quick: 2)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5)")
     p.add_argument("--mode", default=None, help="torch.compile mode (default: PyTorch's)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: step times by process CPU time (needs --threads 1); compile time "
+                        "stays wall-clock")
     return p
 
 
@@ -81,9 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (2 if q else 5)
     names = [SHORT_TO_TIMM.get(n.strip(), n.strip()) for n in args.models.split(",") if n.strip()]
     names = names or (["resnet18"] if q else ["resnet18", "swin_tiny_patch4_window7_224"])
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.clock == "cpu" and torch.get_num_threads() != 1:
+        print("error: --clock cpu needs --threads 1", file=sys.stderr)
+        return 2
     rows = []
     for name in names:
-        r = compile_vs_eager(name, img, bs, rounds, args.mode)
+        r = compile_vs_eager(name, img, bs, rounds, args.mode, clock=args.clock)
         rows.append({"model": SHORT.get(name, name), "compile (s)": r["compile_s"],
                      "eager s/step": r["eager_s"], "compiled s/step": r["compiled_s"],
                      "speed-up": f"{r['eager_s'] / r['compiled_s']:.2f}x",
@@ -91,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  compile: {name} {r['eager_s'] / r['compiled_s']:.2f}x", file=sys.stderr,
               flush=True)
     head = (f"Training step (forward, backward, Adam) of models from `{model_source()}`, {img} px, "
-            f"batch {bs}, fp32, CNNs channels_last, on the CPU; `torch.compile(model, "
+            f"batch {bs}, fp32, CNNs channels_last, on the CPU ({torch.get_num_threads()} threads, "
+            f"{args.clock} clock); `torch.compile(model, "
             f"mode={args.mode!r})` vs eager, median of {rounds} interleaved rounds after warm-up. "
             f"Compile time = first compiled step minus an eager step. Break-even = steps after "
             f"which the compile time is paid back.\n\n")
