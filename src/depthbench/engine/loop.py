@@ -11,6 +11,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -140,6 +141,8 @@ def predict_logits(fabric, model: nn.Module, dataset: Dataset, batch_size: int, 
     once); an all-gather then interleaves the shards back into dataset order. `model` is the plain
     module: each rank runs its own shard without DDP's collectives."""
     rank, world = fabric.global_rank, fabric.world_size
+    if world > 1:
+        sync_buffers(model)
     n = len(dataset)
     shard = Subset(dataset, range(rank, n, world))
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers,
@@ -163,9 +166,21 @@ def predict_logits(fabric, model: nn.Module, dataset: Dataset, batch_size: int, 
         out = torch.cat([out, out.new_zeros(pad, k)])
         tgt = torch.cat([tgt, tgt.new_zeros(pad)])
         # (W, per_rank, k) -> row i*W + r is sample r + i*W; padding rows all land past n
-        out = fabric.all_gather(out).transpose(0, 1).reshape(-1, k)[:n]
-        tgt = fabric.all_gather(tgt).transpose(0, 1).reshape(-1)[:n]
+        with warnings.catch_warnings():  # Lightning's own call of a deprecated torch helper
+            warnings.filterwarnings("ignore", message=".*all_gather is deprecated")
+            out = fabric.all_gather(out).transpose(0, 1).reshape(-1, k)[:n]
+            tgt = fabric.all_gather(tgt).transpose(0, 1).reshape(-1)[:n]
     return out.cpu(), tgt.cpu()
+
+
+def sync_buffers(model: nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank. DDP broadcasts them
+    at the start of each training forward, so after the last step every rank holds its own; the
+    evaluated model must be the one rank 0 saves."""
+    import torch.distributed as dist
+
+    for buf in model.buffers():
+        dist.broadcast(buf.data, src=0)
 
 
 def _num_outputs(model: nn.Module, logits: list[torch.Tensor]) -> int:
