@@ -31,6 +31,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--batches", type=int, default=30, help="timed loader batches per case")
     p.add_argument("--model-batch", type=int, default=32, help="ResNet-18 step batch size")
     p.add_argument("--model-steps", type=int, default=5, help="timed ResNet-18 steps")
+    p.add_argument("--device", default="cpu", help="device of the ResNet-18 step (cpu, cuda)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast for the ResNet-18 step")
     p.add_argument("--cache-dir", default=None, help="decoded cache folder (default: the usual)")
     p.add_argument("--quick", action="store_true",
                    help="synthetic data, 32 px, few batches: checks that it runs")
@@ -71,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         step = make_train_step(build_model("resnet18", img_size=size,
                                            num_classes=len(manifest.classes)),
                                args.model_batch, size, num_classes=len(manifest.classes),
-                               channels_last=True)
-        model_ips = args.model_batch / time_steps(step, warmup=2, steps=args.model_steps)
+                               channels_last=True, device=args.device,
+                               amp_dtype=torch.bfloat16 if args.amp else None)
+        model_ips = args.model_batch / time_steps(step, warmup=2, steps=args.model_steps,
+                                                  device=args.device)
         for recipe in recipes:
             t0 = time.perf_counter()
             ds = build_datasets(source, manifest, recipe, size, cache_dir=args.cache_dir,
@@ -82,11 +86,14 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"size": size, "recipe": recipe, "train images": len(ds["train"]),
                          "cache build or open (s)": build_s,
                          f"loader img/s ({args.workers} workers)": ips,
-                         "resnet18 train img/s": model_ips, "loader / model": ips / model_ips})
+                         f"resnet18 train img/s ({args.device})": model_ips,
+                         "loader / model": ips / model_ips})
     cmd = "python -m benchmarks.bench_loader " + " ".join(sys.argv[1:] if argv is None else argv)
     body = (f"Data: `{source.name}`, train split of the default manifest; loader batch "
-            f"{args.batch_size}, {args.batches} timed batches after the first; ResNet-18 step: "
-            f"batch {args.model_batch}, channels_last, median of {args.model_steps} steps. "
+            f"{args.batch_size}, {args.batches} timed batches after the first; ResNet-18 step on "
+            f"{args.device}: "
+            f"batch {args.model_batch}, channels_last{', bf16 autocast' if args.amp else ''}, "
+            f"median of {args.model_steps} steps. "
             "`cache build or open` is the first call (cold: decodes every image once; warm: opens "
             f"the memory-mapped arrays). Goal: loader / model >= 5.\n\nCommand: `{cmd.strip()}`\n\n"
             + markdown_table(rows))

@@ -321,6 +321,23 @@ def test_cache_returns_exactly_what_decoding_returns(synthetic_source, tmp_path,
     assert torch.equal(again["val"][0][0], cached["val"][0][0])
 
 
+def test_batched_fetch_equals_item_by_item(synthetic_source, tmp_path):
+    m = make_split(synthetic_source)
+    ds = build_datasets(synthetic_source, m, "seed", 12, cache_dir=tmp_path)
+    for name in ("train", "val"):
+        idx = [5, 0, 3, 3, 1]
+        batch = ds[name].__getitems__(idx)
+        for i, (x, y) in zip(idx, batch):
+            ref, ref_y = ds[name][i]
+            assert torch.equal(x, ref) and y == ref_y
+    modern = build_datasets(synthetic_source, m, "modern", 12, cache_dir=tmp_path)["train"]
+    torch.manual_seed(0)
+    a = modern.__getitems__([0, 1, 2])
+    torch.manual_seed(0)
+    b = [modern[i] for i in (0, 1, 2)]
+    assert all(torch.equal(x, y) for (x, _), (y, _) in zip(a, b))  # same random draws, same order
+
+
 def test_cached_dataset_pickles_as_a_path_and_works_with_workers(synthetic_source, tmp_path):
     m = make_split(synthetic_source)
     ds = build_datasets(synthetic_source, m, "modern", 16, cache_dir=tmp_path)["train"]

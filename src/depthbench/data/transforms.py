@@ -76,16 +76,25 @@ def pre_transform(recipe: str, img_size: int, train: bool) -> v2.Compose:
     return v2.Compose(ops)
 
 
+def augment_transform(recipe: str, img_size: int, train: bool) -> v2.Compose | None:
+    """The random stage on a uint8 CHW tensor (None when the recipe has none, as `seed`)."""
+    _check(recipe, img_size)
+    if recipe == "modern" and train:
+        return v2.Compose([v2.RandomResizedCrop(img_size, interpolation=_BILINEAR, antialias=True),
+                           v2.RandomHorizontalFlip(), v2.TrivialAugmentWide()])
+    return None
+
+
+def normalize_transform(recipe: str) -> v2.Compose:
+    """uint8 -> float32 in [0, 1] -> normalized; works on one image or a batch (B, C, H, W)."""
+    mean, std = normalization(recipe)
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+
 def post_transform(recipe: str, img_size: int, train: bool) -> v2.Compose:
     """uint8 CHW tensor -> normalized float32 CHW tensor (with the random augmentation)."""
-    _check(recipe, img_size)
-    mean, std = normalization(recipe)
-    ops: list = []
-    if recipe == "modern" and train:
-        ops += [v2.RandomResizedCrop(img_size, interpolation=_BILINEAR, antialias=True),
-                v2.RandomHorizontalFlip(), v2.TrivialAugmentWide()]
-    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
-    return v2.Compose(ops)
+    augment = augment_transform(recipe, img_size, train)
+    return v2.Compose([*([augment] if augment else []), normalize_transform(recipe)])
 
 
 def pil_to_uint8(img) -> torch.Tensor:
