@@ -32,6 +32,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-batch", type=int, default=32, help="ResNet-18 step batch size")
     p.add_argument("--model-steps", type=int, default=5, help="timed ResNet-18 steps")
     p.add_argument("--device", default="cpu", help="device of the ResNet-18 step (cpu, cuda)")
+    p.add_argument("--uint8", action="store_true",
+                   help="loader delivers uint8 batches (normalized by the consumer on its device)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads for the ResNet-18 step (default: torch's)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast for the ResNet-18 step")
     p.add_argument("--cache-dir", default=None, help="decoded cache folder (default: the usual)")
     p.add_argument("--quick", action="store_true",
@@ -64,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.data, args.sizes = "synthetic:n=300,size=48,classes=4,seed=0", "32"
         args.batches, args.model_steps, args.batch_size = 3, 2, 32
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     source = open_source(args.data, cache_dir=args.cache_dir)
@@ -80,12 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         for recipe in recipes:
             t0 = time.perf_counter()
             ds = build_datasets(source, manifest, recipe, size, cache_dir=args.cache_dir,
-                                splits=("train",))
+                                splits=("train",), uint8=args.uint8)
             build_s = time.perf_counter() - t0
             ips = loader_images_per_s(ds["train"], args.batch_size, args.workers, args.batches)
             rows.append({"size": size, "recipe": recipe, "train images": len(ds["train"]),
                          "cache build or open (s)": build_s,
-                         f"loader img/s ({args.workers} workers)": ips,
+                         f"loader img/s ({args.workers} workers{', uint8' if args.uint8 else ''})": ips,
                          f"resnet18 train img/s ({args.device})": model_ips,
                          "loader / model": ips / model_ips})
     cmd = "python -m benchmarks.bench_loader " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.batch_size}, {args.batches} timed batches after the first; ResNet-18 step on "
             f"{args.device}: "
             f"batch {args.model_batch}, channels_last{', bf16 autocast' if args.amp else ''}, "
-            f"median of {args.model_steps} steps. "
+            f"median of {args.model_steps} steps, {torch.get_num_threads()} torch threads. "
             "`cache build or open` is the first call (cold: decodes every image once; warm: opens "
             f"the memory-mapped arrays). Goal: loader / model >= 5.\n\nCommand: `{cmd.strip()}`\n\n"
             + markdown_table(rows))

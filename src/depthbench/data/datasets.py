@@ -7,7 +7,7 @@ name and renamed when complete (a crash never leaves half a cache; a file lock k
 study from building it twice), then memory-mapped: the OS page cache keeps it in memory and every
 DataLoader worker shares those pages. The manifest hash covers every file's content, so a cache can
 never be stale. After the build no epoch decodes a JPEG or PNG; the random stage
-(`transforms.post_transform`) runs per item on the uint8 tensor.
+(`transforms.augment_transform`) runs per item on the uint8 tensor, then normalization.
 
 When the arrays would exceed `memory_budget_mb`, the datasets stream instead (decode and transform
 every item every epoch) and a warning says so. A file that cannot be decoded mid-epoch (changed or
@@ -34,7 +34,6 @@ from depthbench.data.transforms import (
     cache_side,
     normalize_transform,
     pil_to_uint8,
-    post_transform,
     pre_transform,
     stage_key,
 )
@@ -57,17 +56,18 @@ def decode(root: Path, path: str, pre: Callable) -> torch.Tensor:
 
 
 class StreamingImages(Dataset):
-    """Decodes every item from its file every time: `(float32 CHW normalized, label)`."""
+    """Decodes every item from its file every time: `(float32 CHW normalized, label)`, or
+    `(uint8 CHW, label)` with `uint8=True` (then apply `normalize` to the batch on its device)."""
 
     cached = False
 
     def __init__(self, root: Path, entries: list[Entry], classes: list[str], pre: Callable,
-                 post: Callable):
+                 augment: Callable | None, normalize: Callable, uint8: bool = False):
         self.root = Path(root)
         self.paths = [e.path for e in entries]
         self.targets = [e.label for e in entries]
         self.classes = list(classes)
-        self.pre, self.post = pre, post
+        self.pre, self.augment, self.normalize, self.uint8_output = pre, augment, normalize, uint8
         self._warned: set[str] = set()
 
     def __len__(self) -> int:
@@ -83,7 +83,9 @@ class StreamingImages(Dataset):
                     log.warning("%s; using the next image of its class instead; run "
                                 "`depthbench data check`", e)
                 continue
-            return self.post(x), self.targets[i]
+            if self.augment is not None:
+                x = self.augment(x)
+            return (x if self.uint8_output else self.normalize(x)), self.targets[i]
         raise DataError(f"no image of class {self.classes[self.targets[i]]!r} in {self.root} "
                         "can be decoded any more; run `depthbench data check`")
 
@@ -101,7 +103,8 @@ class StreamingImages(Dataset):
 
 
 class CachedImages(Dataset):
-    """Items from a uint8 array (N, 3, s, s): `(float32 CHW normalized, label)`.
+    """Items from a uint8 array (N, 3, s, s): `(float32 CHW normalized, label)`, or
+    `(uint8 CHW, label)` with `uint8=True` (then apply `normalize` to the batch on its device).
 
     The array is either in memory or a `.npy` file opened lazily (memory-mapped) in each process,
     so pickling the dataset for DataLoader workers copies a path, not the images. A DataLoader
@@ -114,9 +117,9 @@ class CachedImages(Dataset):
 
     def __init__(self, targets: list[int], classes: list[str], augment: Callable | None,
                  normalize: Callable, array: np.ndarray | None = None, path: Path | None = None,
-                 paths: list[str] | None = None):
+                 paths: list[str] | None = None, uint8: bool = False):
         self.targets, self.classes = list(targets), list(classes)
-        self.augment, self.normalize = augment, normalize
+        self.augment, self.normalize, self.uint8_output = augment, normalize, uint8
         self.paths = list(paths or [])
         self.path = path
         self._array = array
@@ -144,12 +147,14 @@ class CachedImages(Dataset):
         x = self.uint8(i)
         if self.augment is not None:
             x = self.augment(x)
-        return self.normalize(x), self.targets[i]
+        return (x if self.uint8_output else self.normalize(x)), self.targets[i]
 
     def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
         x = torch.from_numpy(self.array[np.asarray(indices, dtype=np.int64)])  # B, 3, s, s uint8
         if self.augment is not None:
             x = torch.stack([self.augment(xi) for xi in x])
+        if self.uint8_output:
+            return list(zip(x.unbind(0), (self.targets[i] for i in indices)))
         # normalize a few images at a time: the floats stay in the CPU cache (at 224 px a whole
         # batch at once is slower than image by image)
         step = max(1, (1 << 20) // max(1, x[0].numel()))
@@ -232,13 +237,17 @@ def cache_bytes(manifest: Manifest, img_size: int, recipe: str,
 def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_size: int,
                    cache_dir: str | os.PathLike | bool | None = None,
                    memory_budget_mb: float | None = None, workers: int | None = None,
-                   splits: tuple[str, ...] | None = None) -> dict[str, Dataset]:
+                   splits: tuple[str, ...] | None = None, uint8: bool = False
+                   ) -> dict[str, Dataset]:
     """`train` (train transforms), `train_eval` (train images, eval transforms), `val`, `test`;
     a split with no images is left out. Items are `(float32 CHW normalized, int label)`.
 
     `cache_dir`: None = the default cache folder, a path, or False for an in-memory cache only.
     `memory_budget_mb`: stream instead of caching when the cache would take more (0 = stream).
     `splits`: build only these datasets (e.g. `("val",)` for an evaluation); default all.
+    `uint8`: items are augmented uint8 CHW tensors instead; the caller normalizes each batch with
+    `dataset.normalize(batch)` after moving it to its device (4x less data through the workers
+    and no float work in them: what a GPU run needs to keep the accelerator fed).
     """
     unknown = set(splits or ()) - set(DATASET_SPLITS)
     if unknown:
@@ -260,11 +269,12 @@ def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_siz
     for name in needed:
         split, train = DATASET_SPLITS[name]
         entries = manifest.entries(split)
-        pre, post = pre_transform(recipe, img_size, train), post_transform(recipe, img_size, train)
-        if stream:
-            out[name] = StreamingImages(source.root, entries, manifest.classes, pre, post)
-            continue
+        pre = pre_transform(recipe, img_size, train)
         augment, normalize = augment_transform(recipe, img_size, train), normalize_transform(recipe)
+        if stream:
+            out[name] = StreamingImages(source.root, entries, manifest.classes, pre, augment,
+                                        normalize, uint8)
+            continue
         key = stage_key(recipe, img_size, train)
         paths, targets = [e.path for e in entries], [e.label for e in entries]
         side = cache_side(recipe, img_size, train)
@@ -279,12 +289,12 @@ def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_siz
                 base = None
             else:
                 out[name] = CachedImages(targets, manifest.classes, augment, normalize, path=file,
-                                         paths=paths)
+                                         paths=paths, uint8=uint8)
                 continue
         if (split, key) not in memory:
             memory[(split, key)] = arr = np.empty(shape, np.uint8)
             fill(arr, source.root, paths, pre, workers)
         out[name] = CachedImages(targets, manifest.classes, augment, normalize,
-                                 array=memory[(split, key)], paths=paths)
+                                 array=memory[(split, key)], paths=paths, uint8=uint8)
     return out
 
