@@ -131,7 +131,8 @@ def make_config(values: dict[str, Any], source: str = "config") -> TrainConfig:
     try:
         return TrainConfig(**values)
     except ValidationError as e:
-        err = e.errors()[0]
+        # a misspelt key explains a "missing" one: report unknown keys first
+        err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
         key = ".".join(str(p) for p in err["loc"]) or "?"
         if err["type"] == "extra_forbidden":
             valid = ", ".join(TrainConfig.model_fields)

@@ -1,0 +1,126 @@
+"""Pretrained weights (timm-saved files), unsafe pickles, and the validated TrainConfig."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from depthbench.cli.main import main
+from depthbench.engine import TrainConfig, load_pretrained, make_config
+from depthbench.engine.optim import build_optimizer, lr_factor
+from depthbench.errors import CheckpointError, ConfigError
+from depthbench.models import create_model
+
+
+def test_timm_resnet_safetensors_loads_and_head_is_reinitialized(tmp_path):
+    src = timm.create_model("resnet18", num_classes=10)
+    path = tmp_path / "resnet18.safetensors"
+    save_file(src.state_dict(), str(path))
+    model = create_model("resnet18", num_classes=3)
+    head = model.fc.weight.detach().clone()
+    assert sorted(load_pretrained(model, path)) == ["fc.bias", "fc.weight"]
+    assert torch.equal(model.conv1.weight, src.conv1.weight)
+    assert torch.equal(model.layer4[1].bn2.running_var, src.layer4[1].bn2.running_var)
+    assert torch.equal(model.fc.weight, head)  # kept its fresh init for 3 classes
+
+
+def test_timm_swin_torch_file_loads_with_same_class_count(tmp_path):
+    src = timm.create_model("swin_tiny_patch4_window7_224", num_classes=3, img_size=64,
+                            window_size=2)
+    path = tmp_path / "swin.pth"
+    torch.save({"state_dict": src.state_dict()}, path)  # a common wrapper, weights only
+    model = create_model("swin_t", num_classes=3, img_size=64, window_size=2)
+    assert load_pretrained(model, path) == []
+    key = "layers.0.blocks.0.attn.relative_position_bias_table"
+    assert torch.equal(model.state_dict()[key], src.state_dict()[key])
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_pickle_carrying_code_is_refused_in_one_line(tmp_path, capsys):
+    evil = tmp_path / "evil.pt"
+    torch.save({"fc.weight": Payload()}, evil)
+    with pytest.raises(CheckpointError, match="refusing to load"):
+        load_pretrained(create_model("resnet18", num_classes=3), evil)
+    for argv in (["evaluate", str(evil), "--data", "synthetic"],
+                 ["predict", str(evil), str(evil)],
+                 ["train", "--model", "resnet18", "--data", "synthetic:n=12,size=32,classes=3",
+                  "--pretrained", str(evil), "--out", str(tmp_path / "run"), "--img-size", "32",
+                  "--cache-dir", str(tmp_path / "cache"), "--quiet"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "evil.pt" in err and "Traceback" not in err
+
+
+def test_wrong_layout_is_a_clear_error(tmp_path):
+    path = tmp_path / "r34.safetensors"
+    save_file(timm.create_model("resnet34", num_classes=3).state_dict(), str(path))
+    with pytest.raises(CheckpointError, match="layout"):
+        load_pretrained(create_model("resnet18", num_classes=3), path)
+
+
+def test_recipes_fill_only_what_is_not_given():
+    seed = TrainConfig.for_recipe("seed", model="resnet18", data="x")
+    assert (seed.optimizer, seed.lr, seed.batch_size, seed.epochs) == ("adam", 2e-4, 128, 100)
+    assert (seed.weight_decay, seed.label_smoothing, seed.grad_clip, seed.drop_path_rate,
+            seed.warmup_epochs, seed.scheduler) == (0, 0, 0, 0, 0, "constant")
+    opt = build_optimizer(create_model("resnet18", num_classes=3), seed)
+    assert type(opt) is torch.optim.Adam and opt.defaults["weight_decay"] == 0
+    modern = TrainConfig.for_recipe("modern", model="swin_s", data="x", batch_size=256)
+    assert modern.model == "swin_small_patch4_window7_224"
+    assert modern.lr == pytest.approx(5e-4 * 256 / 512) and modern.drop_path_rate == 0.3
+    assert TrainConfig.for_recipe("modern", model="resnet50", data="x", lr=1e-3).lr == 1e-3
+    assert TrainConfig.for_recipe("modern", model="resnet50", data="x").drop_path_rate == 0
+
+
+def test_modern_weight_decay_skips_norms_biases_and_position_tables():
+    cfg = TrainConfig.for_recipe("modern", model="swin_t", data="x", img_size=64)
+    model = create_model("swin_t", num_classes=3, img_size=64)
+    opt = build_optimizer(model, cfg)
+    names = {id(p): n for n, p in model.named_parameters()}
+    no_decay = {names[id(p)] for g in opt.param_groups if g["weight_decay"] == 0 for p in g["params"]}
+    decay = {names[id(p)] for g in opt.param_groups if g["weight_decay"] == 0.05 for p in g["params"]}
+    assert "layers.0.blocks.0.attn.relative_position_bias_table" in no_decay
+    assert "layers.0.blocks.0.norm1.weight" in no_decay and "head.fc.bias" in no_decay
+    assert "layers.0.blocks.0.attn.qkv.weight" in decay and len(decay) + len(no_decay) == len(names)
+
+
+def test_warmup_then_cosine():
+    cfg = TrainConfig.for_recipe("modern", model="resnet18", data="x", epochs=10, warmup_epochs=2,
+                                 lr=1e-3, min_lr=0)
+    f = [lr_factor(s, 5, cfg) for s in range(50)]
+    assert f[0] < f[5] < f[9] <= 1 and f[10] == pytest.approx(1)
+    assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 0.01
+
+
+@pytest.mark.parametrize("values, match", [
+    ({"model": "resnet18", "data": "x", "bacth_size": 8}, "unknown key 'bacth_size'"),
+    ({"model": "resnet18", "data": "x", "lr": -1}, "'lr'"),
+    ({"model": "resnet18", "data": "x", "recipe": "fancy"}, "'fancy'.*'recipe'"),
+    ({"model": "resnet19", "data": "x"}, "unknown model 'resnet19'"),
+    ({"data": "x"}, "'model' is required"),
+])
+def test_bad_config_names_key_and_value(values, match):
+    with pytest.raises(ConfigError, match=match):
+        make_config(values)
+
+
+def test_cli_flags_override_config_file(tmp_path, capsys):
+    from depthbench.cli import cmd_train
+    from depthbench.cli.main import build_parser
+
+    f = tmp_path / "c.yaml"
+    f.write_text("model: resnet18\ndata: synthetic\nbatch_size: 16\nlr: 1e-3\nout: x\n")
+    args = build_parser().parse_args(["train", "--config", str(f), "--batch-size", "8"])
+    cfg = cmd_train.config_from_args(args)
+    assert (cfg.batch_size, cfg.lr, cfg.model) == (8, 1e-3, "resnet18")
+    f.write_text("model: resnet18\nwarmup: 3\n")
+    assert main(["train", "--config", str(f)]) == 2
+    assert "unknown key 'warmup'" in capsys.readouterr().err
