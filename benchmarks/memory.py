@@ -104,6 +104,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="batch size to project to from the two smallest measured (0: none)")
     p.add_argument("--img-size", type=int, default=None, help="default 224 (quick: 64)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", type=int, default=0,
+                   help="OMP_NUM_THREADS of each CPU child (default: torch's default)")
     p.add_argument("--child", nargs=4, metavar=("NAME", "IMG", "BATCH", "STEPS"),
                    help=argparse.SUPPRESS)
     return p
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         peaks = {}
         for bs in sizes:
             if args.device == "cpu":
-                r = cpu_peak_mb(name, img, bs)
+                r = cpu_peak_mb(name, img, bs, threads=args.threads or None)
                 peaks[bs] = r["train_mib"]
                 idles.append(r["idle_mib"])
             else:
