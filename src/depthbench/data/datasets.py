@@ -180,8 +180,15 @@ class _Decode(Dataset):
 def fill(array: np.ndarray, root: Path, paths: list[str], pre: Callable,
          workers: int | None = None) -> None:
     """Decode `paths` through `pre` into `array` (N, 3, s, s), in parallel worker processes."""
+    import multiprocessing
+
     if workers is None:
         workers = min(4, os.cpu_count() or 1) if len(paths) >= 512 else 0
+    if multiprocessing.current_process().daemon:  # a daemonic process may not start workers
+        workers = 0
+    if len(paths) >= 512:
+        log.info("decoding %d images from %s into the cache (once per study and size)",
+                 len(paths), root)
     loader = DataLoader(_Decode(root, paths, pre), batch_size=64, num_workers=workers)
     k = 0
     for batch in loader:
