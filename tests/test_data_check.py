@@ -110,12 +110,14 @@ def test_small_and_unbalanced_classes_are_warned(image_folder):
     assert result["split_counts"]["tiny"] == {"train": 3, "val": 0, "test": 0}
 
 
-def test_cli_json_is_one_document(flowers_dir, capsys):
-    assert main(["data", "check", str(flowers_dir), "--json"]) == 0
+def test_cli_json_is_one_document(image_folder, capsys):
+    root = image_folder({"daisy": 63, "dandelion": 89, "roses": 64})  # the flowers at 1/10
+    assert main(["data", "check", str(root), "--json", "--test", "0.2"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {"images", "classes", "counts", "split", "problems"} <= set(doc)
-    assert doc["images"] == 3670 and doc["split"] == {"train": 3306, "val": 364, "test": 0}
-    assert doc["counts"]["dandelion"] == 898 and doc["problems"] == []
+    assert doc["images"] == 216 and doc["classes"] == ["daisy", "dandelion", "roses"]
+    assert doc["split"] == {"train": 216 - 20 - 41, "val": 6 + 8 + 6, "test": 12 + 17 + 12}
+    assert doc["counts"]["dandelion"] == 89 and doc["problems"] == []
 
 
 def test_cli_human_table(messy, capsys):
