@@ -1,0 +1,149 @@
+"""`depthbench run` end to end through the real command line, on the tiny `smoke` data.
+
+The smoke preset is the real pipeline shrunk (32 px synthetic images, two epochs of two batches);
+each test here trains for real and reads the records the way a user would.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+SMOKE_RUNS = ["resnet18__base", "seresnet18__base", "swin_tiny_patch4_window7_224__base",
+              "swin_tiny_patch4_window7_224__keydrop0.1"]
+TINY = {"data": "synthetic:n=60,size=32,classes=3,seed=0", "split": {"val": 0.2, "test": 0.3},
+        "recipe": "modern", "img_size": 32,
+        "overrides": {"epochs": 2, "batch_size": 8, "lr": 0.001, "warmup_epochs": 0,
+                      "limit_train_batches": 2}}
+
+
+def depthbench(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "depthbench", *args], capture_output=True,
+                          text=True, timeout=timeout, env=os.environ.copy())
+
+
+def result(run: Path) -> dict:
+    return json.loads((run / "result.json").read_text())
+
+
+def study_file(tmp_path: Path, name: str, **changes) -> Path:
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(yaml.safe_dump({"name": name, **TINY, **changes}))
+    return p
+
+
+def test_smoke_two_seeds_end_to_end_then_rerun_skips(tmp_path):
+    out = tmp_path / "smoke"
+    p = depthbench("run", "--preset", "smoke", "--seeds", "2", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    names = [f"{r}__s{s}" for s in (0, 1) for r in SMOKE_RUNS]
+    assert sorted(d.name for d in out.iterdir() if d.is_dir() and "__" in d.name) == sorted(names)
+    split = (out / "split.json").read_bytes()
+    for name in names:
+        run = out / name
+        for f in ("config.yaml", "split.json", "metrics.csv", "best.safetensors", "last.ckpt",
+                  "result.json", "train.log"):
+            assert (run / f).is_file(), f"{name}/{f}"
+        r = result(run)
+        assert r["status"] == "finished" and r["epochs_completed"] == 2
+        assert (r["variant"], r["seed"]) == (name.split("__")[1], int(name[-1]))
+        assert (run / "split.json").read_bytes() == split  # one manifest for the whole study
+        assert r["best"]["test"]["total"] == 18  # int(20 * 0.3) per class, 3 classes
+    assert yaml.safe_load((out / "study.yaml").read_text())["seeds"] == [0, 1]
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 8 and {r["seed"] for r in rows} == {"0", "1"}
+    md = (out / "report.md").read_text()
+    assert (out / "report.html").is_file() and "SE-ResNet-18" in md and "Swin-T" in md
+    assert "McNemar" in md or "bootstrap" in md  # the paired statistics sections
+    assert len(list((out / "figures").glob("*.png"))) >= 3
+    assert "8 of 8 runs finished" in p.stderr
+
+    # rerun: every run is skipped (records untouched), only the report is rebuilt
+    stamps = {n: (out / n / "result.json").stat().st_mtime_ns for n in names}
+    p = depthbench("run", "--preset", "smoke", "--seeds", "2", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    assert "8 runs already finished" in p.stderr and "to go" not in p.stderr
+    assert stamps == {n: (out / n / "result.json").stat().st_mtime_ns for n in names}
+
+
+def test_nan_run_is_recorded_failed_and_reported(tmp_path):
+    spec = study_file(tmp_path, "nan", models=["resnet18"], overrides={
+        **TINY["overrides"], "lr": 1e30, "recipe_note": None})
+    # unknown override keys are refused before anything runs
+    p = depthbench("run", "--config", str(spec), "--out", str(tmp_path / "nan"))
+    assert p.returncode == 2 and "overrides.recipe_note: unknown training option" in p.stderr
+    spec = study_file(tmp_path, "nan", models=["resnet18"],
+                      overrides={**TINY["overrides"], "lr": 1e30})
+    p = depthbench("run", "--config", str(spec), "--out", str(tmp_path / "nan"))
+    assert p.returncode == 0, p.stderr
+    r = result(tmp_path / "nan" / "resnet18__base__s0")
+    assert r["status"] == "failed" and "non-finite" in r["failure"]["reason"]
+    assert "FAILED" in p.stderr and "0 of 1 runs finished, 1 failed" in p.stderr
+    assert "resnet18__base__s0" in (tmp_path / "nan" / "report.md").read_text()
+
+
+def _wait_for(pred, timeout=900.0, proc=None):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"runner exited early: {proc.communicate()}")
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def _worker_pid(run: Path) -> int | None:
+    try:
+        lines = (run / "train.log").read_text().splitlines()
+    except OSError:
+        return None
+    pids = [int(ln.split()[-1]) for ln in lines if ln.startswith("worker pid ")]
+    return pids[-1] if pids else None
+
+
+def test_killed_worker_fails_alone_sigterm_stops_and_rerun_resumes(tmp_path):
+    """A worker killed from outside (the OOM killer) fails its run and the study goes on; SIGTERM
+    to the runner stops it with a resume hint; the same command then resumes the started run."""
+    spec = study_file(tmp_path, "kill", models=["resnet18", "seresnet18"],
+                      overrides={**TINY["overrides"], "epochs": 3})
+    out = tmp_path / "kill"
+    cmd = [sys.executable, "-m", "depthbench", "run", "--config", str(spec), "--out", str(out)]
+    runner = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first, second = out / "resnet18__base__s0", out / "seresnet18__base__s0"
+        _wait_for(lambda: _worker_pid(first) is not None, proc=runner)
+        os.kill(_worker_pid(first), signal.SIGKILL)
+        _wait_for(lambda: (second / "metrics.csv").is_file(), proc=runner)
+        runner.send_signal(signal.SIGTERM)
+        _, err = runner.communicate(timeout=300)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 130, err
+    assert "rerun the same command to resume" in err
+    r = result(first)
+    assert r["status"] == "failed" and r["failure"]["reason"].startswith("worker killed by SIGKILL")
+    assert result(second)["status"] in ("running", "interrupted")
+    pid = _worker_pid(second)
+    with pytest.raises(ProcessLookupError):  # stopped with the runner, not orphaned
+        os.kill(pid, 0)
+    assert not (out / ".lock.owner").exists()
+
+    p = depthbench("run", "--config", str(spec), "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    assert "1 failed before (kept; --retry-failed" in p.stderr
+    assert result(second)["status"] == "finished" and result(second)["epochs_completed"] == 3
+    assert "resume" in (second / "train.log").read_text().split("worker pid")[-2]
+    assert "worker killed by SIGKILL" in (out / "report.md").read_text()
