@@ -109,4 +109,7 @@ def run(args) -> int:
         if test:
             line += f", test acc {test['accuracy']:.4f} ({test['correct']}/{test['total']})"
         print(line)
+    else:
+        print(f"{config.out}: finished {result['epochs_completed']} epochs (no validation split: "
+              "best.safetensors holds the last epoch)")
     return 0

@@ -66,12 +66,12 @@ def evaluate_checkpoint(path: str | Path, data: str, split: str = "val", *,
 @torch.no_grad()
 def predict(path: str | Path, images: list[str], top_k: int = 5, accelerator: str = "auto") -> list:
     """`[{image, top: [{class, prob}]}]` for each image file, best class first."""
-    from depthbench.data import preprocess_image
+    from depthbench.data import preprocess_image, read_image
 
     if top_k < 1:
         raise DataError(f"--top-k {top_k}: must be at least 1")
     model, meta = load_model_from_checkpoint(path)
-    batch = torch.stack([preprocess_image(_open_image(p), meta["recipe"], meta["img_size"])
+    batch = torch.stack([preprocess_image(read_image(p), meta["recipe"], meta["img_size"])
                          for p in images])
     fabric = _fabric(accelerator)
     model = fabric.to_device(model)
@@ -83,16 +83,3 @@ def predict(path: str | Path, images: list[str], top_k: int = 5, accelerator: st
              "top": [{"class": meta["classes"][int(i)], "prob": float(p)}
                      for p, i in zip(top.values[n], top.indices[n])]}
             for n, img in enumerate(images)]
-
-
-def _open_image(path: str):
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"image not found: {p}")
-    try:
-        with Image.open(p) as im:
-            return ImageOps.exif_transpose(im).convert("RGB")
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"cannot read image {p}: {e}") from None
