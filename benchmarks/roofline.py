@@ -80,8 +80,11 @@ def model_rate(name: str, img_size: int, batch_size: int, steps: int, channels_l
             "gflops": flops * batch_size / sec / 1e9, "images_per_s": batch_size / sec}
 
 
-def profile_step(name: str, img_size: int, batch_size: int, top: int = 12) -> tuple[list[dict], dict]:
-    """Self CPU time per op over two training steps; and the share in GEMM-like ops."""
+def profile_step(name: str, img_size: int, batch_size: int, top: int = 12,
+                 clock: str = "wall") -> tuple[list[dict], dict]:
+    """Self CPU time per op over two training steps; the share in GEMM-like ops; and their
+    GFLOP/s, from that share of the step time measured by `clock` outside the profiler (the
+    profiler's own times are wall time, inflated by other processes' load)."""
     from torch.profiler import ProfilerActivity, profile
 
     model = build_model(name, img_size)
@@ -89,7 +92,7 @@ def profile_step(name: str, img_size: int, batch_size: int, top: int = 12) -> tu
     flops = train_flops_per_image(model, img_size, channels_last=cl) * batch_size
     step = make_train_step(model, batch_size, img_size, channels_last=cl)
     step()
-    step()
+    step_s = time_steps(step, warmup=0, steps=2, clock=clock)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
         step()
@@ -99,8 +102,10 @@ def profile_step(name: str, img_size: int, batch_size: int, top: int = 12) -> tu
     rows = [{"op": e.key, "calls": e.count // 2, "ms/step": e.self_cpu_time_total / 2e3,
              "share": f"{e.self_cpu_time_total / total:.1%}"} for e in events[:top]]
     gemm_us = sum(e.self_cpu_time_total for e in events if any(k in e.key for k in GEMM_OPS))
-    summary = {"step_ms": total / 2e3, "gemm_share": gemm_us / total,
-               "gemm_gflops": flops / (gemm_us / 2e6) / 1e9 if gemm_us else 0.0}
+    share = gemm_us / total
+    slow = sum(e.count // 2 for e in events if "_slow_conv2d_forward" in e.key)
+    summary = {"step_ms": 1e3 * step_s, "gemm_share": share, "slow_convs": slow,
+               "gemm_gflops": flops / (share * step_s) / 1e9 if gemm_us else 0.0}
     return rows, summary
 
 
@@ -175,14 +180,19 @@ def main(argv: list[str] | None = None) -> int:
         out.append(investigate_model(target, img, bs, steps, peak["best"], peak1["best"], clock))
     if do_profile:
         prof_model = target if investigate else names[0]
-        prof_rows, s = profile_step(prof_model, img, bs)
+        prof_rows, s = profile_step(prof_model, img, bs, clock=clock)
         out.append(f"\n### torch.profiler: {SHORT.get(prof_model, prof_model)}, {img} px, batch "
                    f"{bs}, self CPU time per op over one step\n")
         out.append(f"GEMM-like ops (convolution, matmul) take {s['gemm_share']:.0%} of the step "
-                   f"({s['step_ms']:.0f} ms, profiler overhead included) and run at "
-                   f"{s['gemm_gflops']:.0f} GFLOP/s = {s['gemm_gflops'] / peak['best']:.0%} of peak "
-                   f"inside those ops; the rest is memory-bound (batch norm, ReLU, add, pooling, "
-                   f"Adam).\n")
+                   f"({s['step_ms']:.0f} ms by the {clock} clock, without the profiler) and so run "
+                   f"at about {s['gemm_gflops']:.0f} GFLOP/s = "
+                   f"{s['gemm_gflops'] / peak['best']:.0%} of peak inside those ops; the rest is "
+                   f"memory-bound (batch norm, ReLU, add, pooling, Adam).")
+        if s["slow_convs"]:
+            out.append(f"{s['slow_convs']} convolutions per step take PyTorch's non-oneDNN path "
+                       f"(`_slow_conv2d`): its heuristic sends unstrided 1x1 convs to oneDNN only "
+                       f"with more than one thread or a batch of at least 16.")
+        out.append("")
         out.append(markdown_table(prof_rows))
     print(section("Roofline: training FLOP/s vs this CPU's fp32 GEMM peak", "\n".join(out)),
           flush=True)
