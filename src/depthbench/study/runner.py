@@ -178,9 +178,11 @@ class _Scheduler:
         self.active: dict[int, _Active] = {}
         self.ctx = _worker_context(preload=not self.gpus)
         self.done_units = 0.0  # work finished in this invocation (cost units)
-        self.total_units = sum(self.cost[p.name] * max(0, self.configs[p.name].epochs
-                                                       - epochs_done(study_dir / p.name))
-                               for p in todo)
+        left = {p.name: self.cost[p.name] * max(0, self.configs[p.name].epochs
+                                                - epochs_done(study_dir / p.name)) for p in todo}
+        self.total_units = sum(left.values())
+        if self.jobs > 1:  # longest first within a seed, so no long run ends alone on one slot
+            self.todo = deque(sorted(todo, key=lambda p: (p.seed, -left[p.name])))
 
     def run(self) -> None:
         from rich.progress import (
@@ -336,12 +338,12 @@ def _signal_group(proc, sig: int) -> None:
 
 
 def _costs(plans: list[RunPlan], configs: dict) -> dict[str, float]:
-    """Relative cost of one epoch of each run, for the ETA: forward MACs counted on the meta
-    device (no memory, no compute), times training images per epoch is the same for all runs."""
+    """Relative cost of one epoch of each run, for the ETA and the schedule: MACs of one forward
+    pass, counted on the meta device (no memory, no compute); every run sees the same images."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from depthbench.models import create_model
+    from depthbench.models.complexity import count_macs
 
     cache: dict[tuple, float] = {}
     out = {}
@@ -352,10 +354,7 @@ def _costs(plans: list[RunPlan], configs: dict) -> dict[str, float]:
             try:
                 with torch.device("meta"):
                     model = create_model(c.model, num_classes=2, **c.model_kwargs())
-                    x = torch.empty(1, 3, c.img_size, c.img_size)
-                    with FlopCounterMode(display=False) as fc:
-                        model(x)
-                cache[key] = max(1.0, fc.get_total_flops() / 2e6)
+                cache[key] = max(1.0, count_macs(model, c.img_size) / 1e6)
             except Exception:  # noqa: BLE001 - the ETA then weighs this run by epochs only
                 cache[key] = 1.0
         out[p.name] = cache[key]

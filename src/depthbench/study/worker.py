@@ -12,6 +12,7 @@ go on and the report can show the failure.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import sys
 import traceback
@@ -43,7 +44,11 @@ def run_worker(run_dir: str, config: dict, split: str, variant: str, threads: in
     # worker like Ctrl-C; the last finished epoch's last.ckpt stays for the next run to resume.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)
-    sys.exit(_train(Path(run_dir), config, split, variant, threads))
+    code = _train(Path(run_dir), config, split, variant, threads)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"worker exit {code}: cpu {ru.ru_utime + ru.ru_stime:.1f} s, "
+          f"peak rss {ru.ru_maxrss / 1024:.0f} MB", flush=True)
+    sys.exit(code)
 
 
 def _train(out: Path, values: dict, split: str, variant: str, threads: int) -> int:
