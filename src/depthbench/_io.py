@@ -57,7 +57,23 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     import torch
 
     with atomic_open(path, "wb") as f:
-        torch.save(obj, f)
+        try:
+            torch.save(obj, f)
+        except RuntimeError as e:  # torch's zip writer hides a failed write (a full disk) behind
+            if isinstance(e.__context__, OSError):  # a RuntimeError: report the OSError itself
+                raise e.__context__ from None
+            raise
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files (`.name.*.tmp`) that a killed `atomic_open` left under `folder`.
+    Call it only while holding the folder (e.g. a study's lock): a live writer's file would go."""
+    removed = []
+    for p in Path(folder).rglob(".*.tmp"):
+        if p.is_file():
+            _remove_quietly(str(p))
+            removed.append(p)
+    return removed
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:

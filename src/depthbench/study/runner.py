@@ -77,6 +77,9 @@ def run_study(spec: StudySpec, out: str | Path | None = None, *, retry_failed: b
     study_dir = Path(out) if out is not None else default_study_dir(spec)
     t0 = time.monotonic()
     with StudyLock(study_dir) as lock, _sigterm_as_interrupt():
+        from depthbench._io import remove_stale_temps
+
+        remove_stale_temps(study_dir)  # half-written files of a killed run (kill -9, power cut)
         if lock.took_over:
             console.print(f"[yellow]took over the lock of a stopped run "
                           f"(pid {lock.took_over.get('pid')}, started {lock.took_over.get('started')})")
