@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from benchmarks import __main__ as harness
-from benchmarks import gpu_plan, memory, roofline
+from benchmarks import bench_channels_last, gpu_plan, memory, roofline
 from benchmarks._common import compare, make_train_step, markdown_table, time_steps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +73,13 @@ def test_roofline_quick(capsys):
     assert peak > 0
     row = next(line for line in out.splitlines() if line.startswith("| resnet18 |"))
     assert re.search(r"\| \d+% \|$", row)
+
+
+def test_channels_last_quick(capsys):
+    assert bench_channels_last.main(["--quick"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("| resnet18 | 32 |"))
+    assert float(row.rstrip(" |").rsplit("|", 1)[1]) > 0  # the speed-up column
 
 
 def test_memory_child_rss_is_its_own():

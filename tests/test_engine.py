@@ -166,7 +166,10 @@ def test_resume_equals_uninterrupted(tmp_path, cache):
     assert json.loads((part / "result.json").read_text())["status"] == "interrupted"
     with pytest.raises(ConfigError, match="--resume"):
         train(cfg, part, progress=False, resume=False)
+    leftover = part / ".last.ckpt.abc123.tmp"  # what kill -9 during a checkpoint write leaves
+    leftover.write_bytes(b"half a checkpoint")
     train(cfg, part, progress=False, resume=True)
+    assert not leftover.exists()
     a, b = read_rows(full), read_rows(part)
     for r in a + b:
         r.pop("seconds")
@@ -206,3 +209,15 @@ def test_nan_loss_marks_run_failed(tmp_path, cache, monkeypatch):
     assert result["status"] == "failed" and result["failure"]["epoch"] == 2
     assert torch.load(out / "last.ckpt", weights_only=True)["epoch"] == 1
     assert len(read_rows(out)) == 1
+
+
+def test_channels_last_default_follows_device_and_size():
+    from depthbench.engine.trainer import default_channels_last
+    from depthbench.models import create_model
+
+    cnn = create_model("resnet18", num_classes=4)
+    swin = create_model("swin_t", num_classes=4, img_size=64)
+    assert default_channels_last(cnn, "cuda", 32)
+    assert default_channels_last(cnn, "cpu", 224) and default_channels_last(cnn, "cpu", 128)
+    assert not default_channels_last(cnn, "cpu", 64)
+    assert not default_channels_last(swin, "cuda", 64) and not default_channels_last(swin, "cpu", 224)

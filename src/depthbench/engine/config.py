@@ -71,7 +71,7 @@ class TrainConfig(BaseModel):
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
     devices: int = Field(1, ge=1)
     precision: Literal["auto", "32", "32-true", "16-mixed", "bf16-mixed"] = "auto"
-    channels_last: bool | None = None  # None: on for CNNs on GPUs
+    channels_last: bool | None = None  # None: CNNs on GPUs, or on the CPU from 128 px
     compile: bool = False
     workers: int | None = Field(None, ge=0)  # None: 0 on CPU, min(8, cores) on GPU
     cache_dir: str | None = None

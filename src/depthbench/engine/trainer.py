@@ -173,6 +173,10 @@ def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress
     manifest = _split(fabric, cfg, source, out, split_path)
     classes = list(manifest.classes)
     resume_state = ckpt.load_resume_state(out / "last.ckpt") if resume and (out / "last.ckpt").exists() else None
+    if resume_state is not None and rank0:
+        from depthbench._io import remove_stale_temps
+
+        remove_stale_temps(out)  # half-written files of the killed process being resumed
 
     # model (same init on every rank; DDP broadcasts rank 0's anyway)
     torch.manual_seed(cfg.seed)
@@ -184,7 +188,7 @@ def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress
                       f"for {len(classes)} classes")
     channels_last = cfg.channels_last
     if channels_last is None:
-        channels_last = fabric.device.type == "cuda" and getattr(net, "channels_last_friendly", False)
+        channels_last = default_channels_last(net, fabric.device.type, cfg.img_size)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     meta = _meta(cfg, classes, variant, manifest)
@@ -340,6 +344,19 @@ def _write_metrics(path: Path, history: list[dict]) -> None:
         lines.append(",".join("" if r[c] is None else repr(r[c]) if isinstance(r[c], float)
                               else str(r[c]) for c in METRICS_COLUMNS))
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+# On this project's reference CPU (AVX2, oneDNN) channels_last made a ResNet training step
+# 1.02-1.19x faster at 96-224 px but 0.89-0.98x as fast at 32-64 px (BENCHMARKS.md,
+# `python -m benchmarks.bench_channels_last`).
+CPU_CHANNELS_LAST_MIN_SIZE = 128
+
+
+def default_channels_last(net, device_type: str, img_size: int) -> bool:
+    """channels_last for CNNs on GPUs, and on the CPU from CPU_CHANNELS_LAST_MIN_SIZE px up."""
+    if not getattr(net, "channels_last_friendly", False):
+        return False
+    return device_type == "cuda" or img_size >= CPU_CHANNELS_LAST_MIN_SIZE
 
 
 def _evaluate_all(fabric, net, datasets, cfg, workers, channels_last, classes) -> dict:

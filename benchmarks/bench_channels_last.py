@@ -1,0 +1,67 @@
+"""channels_last vs contiguous memory format for a CNN training step on the CPU, by image size.
+
+`python -m benchmarks.bench_channels_last [--quick] [--threads 1] [--rounds 5]`
+
+One training step (forward, cross-entropy, backward, Adam) of the same model on a fixed synthetic
+batch in both memory formats, timed interleaved (`_common.compare`, process CPU clock by default).
+The engine's default (`depthbench.engine.trainer.CPU_CHANNELS_LAST_MIN_SIZE`) comes from this
+table: channels_last on the CPU only at the sizes where it is faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+
+import torch
+
+from benchmarks._common import build_model, compare, make_train_step, markdown_table, section
+
+CASES = [("resnet18", 32, 32), ("resnet18", 64, 32), ("resnet18", 96, 32), ("resnet18", 128, 16),
+         ("resnet18", 224, 8), ("resnet50", 32, 32), ("resnet50", 64, 32), ("resnet50", 128, 16),
+         ("resnet50", 224, 8), ("seresnet18", 64, 32), ("seresnet50", 224, 8)]
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_channels_last",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median reported)")
+    p.add_argument("--steps", type=int, default=2, help="steps per candidate per round")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="cpu")
+    p.add_argument("--quick", action="store_true", help="one tiny case: checks it runs")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cases = [("resnet18", 32, 4)] if args.quick else CASES
+    rounds, steps = (1, 1) if args.quick else (args.rounds, args.steps)
+    rows = []
+    for name, size, batch in cases:
+        torch.manual_seed(0)
+        model = build_model(name, size, num_classes=4)
+        fns = {fmt: make_train_step(copy.deepcopy(model), batch, size, 4,
+                                    channels_last=fmt == "channels_last")
+               for fmt in ("contiguous", "channels_last")}
+        t = compare(fns, rounds=rounds, steps=steps, clock=args.clock)
+        rows.append({"model": name, "px": size, "batch": batch,
+                     "contiguous s/step": t["contiguous"],
+                     "channels_last s/step": t["channels_last"],
+                     "channels_last speed-up": t["contiguous"] / t["channels_last"]})
+        print(f"  channels_last: {name} {size} px: {rows[-1]['channels_last speed-up']:.2f}x",
+              file=sys.stderr, flush=True)
+    cmd = "python -m benchmarks.bench_channels_last " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    body = (f"Training step (Adam, fp32) on the CPU, {args.threads} torch thread(s), median of "
+            f"{rounds} interleaved rounds x {steps} steps ({args.clock} clock). Speed-up = "
+            "contiguous time / channels_last time.\n\n"
+            f"Command: `{cmd.strip()}`\n\n" + markdown_table(rows))
+    print(section("channels_last vs contiguous (CPU)", body), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
