@@ -221,3 +221,18 @@ def test_channels_last_default_follows_device_and_size():
     assert default_channels_last(cnn, "cpu", 224) and default_channels_last(cnn, "cpu", 128)
     assert not default_channels_last(cnn, "cpu", 64)
     assert not default_channels_last(swin, "cuda", 64) and not default_channels_last(swin, "cpu", 224)
+
+
+def test_recipe_drop_path_reaches_the_model():
+    # Swin's own default (0.1, as timm's) must not leak into the seed recipe's 0.0
+    from depthbench.engine import TrainConfig
+    from depthbench.models import create_model
+
+    def drop_probs(recipe):
+        cfg = TrainConfig.for_recipe(recipe, model="swin_t", data="synthetic", img_size=64)
+        net = create_model("swin_t", num_classes=4, **cfg.model_kwargs())
+        return [getattr(m, "p", 0.0) for n, m in net.named_modules()
+                if n.endswith("drop_path1")]
+
+    assert drop_probs("seed") and max(drop_probs("seed")) == 0.0
+    assert max(drop_probs("modern")) > 0.0

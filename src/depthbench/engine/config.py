@@ -116,7 +116,7 @@ class TrainConfig(BaseModel):
         for k in ("window_size", "key_drop", "key_drop_mode", "key_drop_schedule", "se_drop"):
             if getattr(self, k) is not None:
                 kw[k] = getattr(self, k)
-        if self.drop_path_rate:
+        if self.drop_path_rate is not None:  # 0.0 too: Swin's own default is 0.1, as in timm
             kw["drop_path_rate"] = self.drop_path_rate
         return kw
 
