@@ -286,7 +286,7 @@ def test_kill_anywhere_then_rerun_gives_the_same_study(env, reference_proc, requ
     for what, ready, how in moments:
         proc = start_run(env, study, cache)
         hit = wait_for(proc, ready)
-        if what != "a checkpoint write":  # that one must land while the temporary file exists
+        if what not in ("a checkpoint write", "the report"):  # those two last well under 0.3 s
             time.sleep(rng.uniform(0, 0.3))
         assert hit and proc.poll() is None, f"the study ended before {what} {tag}"
         if how == "kill9":
@@ -295,9 +295,13 @@ def test_kill_anywhere_then_rerun_gives_the_same_study(env, reference_proc, requ
         else:
             proc.send_signal(how)  # to the runner only, as `kill PID` or Ctrl-C would
             rc, log = finish(proc)
-            assert rc == 130, f"{how!r} during {what}: exit {rc} {tag}\n{log}"
-            assert "rerun the same command" in log, f"no resume hint after {how!r} {tag}\n{log}"
             assert "Traceback" not in log, log
+            if what == "the report" and rc == 0 and "report: " in log:
+                # a tiny study's report can be done before the signal arrives: nothing to stop
+                print(f"the report finished before {how!r} arrived {tag}")
+            else:
+                assert rc == 130, f"{how!r} during {what}: exit {rc} {tag}\n{log}"
+                assert "rerun the same command" in log, f"no resume hint after {how!r} {tag}\n{log}"
         if previous == "kill9":
             assert "took over the lock" in log, f"stale lock not reported {tag}\n{log}"
         previous = "kill9" if how == "kill9" else "signal"
