@@ -293,8 +293,11 @@ def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress
     last = _evaluate_all(fabric, net, evaluate, cfg, workers, channels_last, classes)
     infer_s = time.perf_counter() - t0
     n_infer = sum(len(d) for d in evaluate.values())
-    net.load_state_dict(_load_best(out / "best.safetensors"))
-    best_eval = _evaluate_all(fabric, net, evaluate, cfg, workers, channels_last, classes)
+    if best["epoch"] == len(history):  # best.safetensors holds these very weights
+        best_eval = last
+    else:
+        net.load_state_dict(_load_best(out / "best.safetensors"))
+        best_eval = _evaluate_all(fabric, net, evaluate, cfg, workers, channels_last, classes)
     result = record.write("finished", history, best, final={
         "best": _final(history, best["epoch"], best_eval),
         "last": _final(history, len(history), last),
