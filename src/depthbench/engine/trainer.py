@@ -173,7 +173,7 @@ def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress
     manifest = _split(fabric, cfg, source, out, split_path)
     classes = list(manifest.classes)
     resume_state = ckpt.load_resume_state(out / "last.ckpt") if resume and (out / "last.ckpt").exists() else None
-    if resume_state is not None and rank0:
+    if resume and rank0:  # also before the first last.ckpt landed: a kill during its write
         from depthbench._io import remove_stale_temps
 
         remove_stale_temps(out)  # half-written files of the killed process being resumed
