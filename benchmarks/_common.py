@@ -7,9 +7,11 @@ median per-step time of each, so a burst of load hits every candidate alike.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -76,15 +78,39 @@ def compare(fns: dict[str, Callable[[], Any]], rounds: int = 3, steps: int = 3, 
     return {n: statistics.median(v) for n, v in per_round.items()}
 
 
+def ab_args_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The options of a side-by-side (A/B) benchmark: rounds, steps, threads, clock, --quick."""
+    p = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median reported)")
+    p.add_argument("--steps", type=int, default=2, help="steps per candidate per round")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="cpu")
+    p.add_argument("--quick", action="store_true", help="one tiny case: checks it runs")
+    return p
+
+
+def ab_report(title: str, module: str, argv: list[str] | None, what: str, rounds: int,
+              steps: int, threads: int, clock: str, speedup: str, rows: list[dict]) -> str:
+    """The Markdown section of an A/B benchmark: what was timed, how, the command, the table."""
+    cmd = f"python -m benchmarks.{module} " + " ".join(sys.argv[1:] if argv is None else argv)
+    body = (f"{what} on the CPU, {threads} torch thread(s), median of {rounds} interleaved rounds "
+            f"x {steps} steps ({clock} clock). Speed-up = {speedup}.\n\n"
+            f"Command: `{cmd.strip()}`\n\n" + markdown_table(rows))
+    return section(title, body)
+
+
 def make_train_step(model: nn.Module, batch_size: int, img_size: int, num_classes: int = 5,
                     channels_last: bool = False, device: str | torch.device = "cpu",
                     amp_dtype: torch.dtype | None = None, lr: float = 2e-4,
-                    fused: bool | None = None, seed: int = 0) -> Callable[[], torch.Tensor]:
+                    fused: bool | None = None, seed: int = 0,
+                    optimizer: str = "adam") -> Callable[[], torch.Tensor]:
     """A closure doing one training step (forward, cross-entropy, backward, Adam) on one fixed
     synthetic batch: the recipe's step without the loader, for timing the model alone.
 
     Returns the loss tensor without `.item()`, so timing does not add a host sync per step.
-    `fused` is passed to `torch.optim.Adam` (None: PyTorch's default for the device).
+    `optimizer`: "adam" (the seed recipe), "adamw" (weight decay 0.05) or "sgd" (Nesterov 0.9).
+    `fused`: the optimizer's fused kernel on or off; None: as `depthbench train` chooses
+    (`engine.optim.use_fused`, on for CPU and CUDA).
     """
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, 3, img_size, img_size, generator=g)
@@ -94,7 +120,15 @@ def make_train_step(model: nn.Module, batch_size: int, img_size: int, num_classe
     model = model.to(device=device, memory_format=memory_format).train()
     x = x.to(device=device, memory_format=memory_format)
     y = y.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
+    if fused is None:
+        from depthbench.engine.optim import use_fused
+        fused = use_fused(model.parameters())
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
+    elif optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05, fused=fused)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, fused=fused)
 
     def step() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)

@@ -16,7 +16,13 @@ import sys
 
 import torch
 
-from benchmarks._common import build_model, compare, make_train_step, markdown_table, section
+from benchmarks._common import (
+    ab_args_parser,
+    ab_report,
+    build_model,
+    compare,
+    make_train_step,
+)
 
 CASES = [("resnet18", 32, 32), ("resnet18", 64, 32), ("resnet18", 96, 32), ("resnet18", 128, 16),
          ("resnet18", 224, 8), ("resnet50", 32, 32), ("resnet50", 64, 32), ("resnet50", 128, 16),
@@ -24,14 +30,7 @@ CASES = [("resnet18", 32, 32), ("resnet18", 64, 32), ("resnet18", 96, 32), ("res
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_channels_last",
-                                description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median reported)")
-    p.add_argument("--steps", type=int, default=2, help="steps per candidate per round")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--clock", choices=["wall", "cpu"], default="cpu")
-    p.add_argument("--quick", action="store_true", help="one tiny case: checks it runs")
-    return p
+    return ab_args_parser("python -m benchmarks.bench_channels_last", __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,13 +52,9 @@ def main(argv: list[str] | None = None) -> int:
                      "channels_last speed-up": t["contiguous"] / t["channels_last"]})
         print(f"  channels_last: {name} {size} px: {rows[-1]['channels_last speed-up']:.2f}x",
               file=sys.stderr, flush=True)
-    cmd = "python -m benchmarks.bench_channels_last " + " ".join(
-        sys.argv[1:] if argv is None else argv)
-    body = (f"Training step (Adam, fp32) on the CPU, {args.threads} torch thread(s), median of "
-            f"{rounds} interleaved rounds x {steps} steps ({args.clock} clock). Speed-up = "
-            "contiguous time / channels_last time.\n\n"
-            f"Command: `{cmd.strip()}`\n\n" + markdown_table(rows))
-    print(section("channels_last vs contiguous (CPU)", body), flush=True)
+    print(ab_report("channels_last vs contiguous (CPU)", "bench_channels_last", argv,
+                    "Training step (Adam, fp32)", rounds, steps, args.threads, args.clock,
+                    "contiguous time / channels_last time", rows), flush=True)
     return 0
 
 

@@ -46,11 +46,13 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def bare_loop(model_name: str, img_size: int, num_classes: int, batches, seed: int) -> float:
     """Seconds of a plain PyTorch training loop over in-memory `batches` (fresh model)."""
+    from depthbench.engine.optim import use_fused
     from depthbench.models import create_model
 
     torch.manual_seed(seed)
     model = create_model(model_name, num_classes=num_classes, img_size=img_size).train()
-    opt = torch.optim.Adam(model.parameters(), lr=2e-4)
+    # the same optimizer as the engine's, so the comparison is of the loop around it
+    opt = torch.optim.Adam(model.parameters(), lr=2e-4, fused=use_fused(model.parameters()))
     t0 = time.perf_counter()
     for x, y in batches:
         opt.zero_grad(set_to_none=True)

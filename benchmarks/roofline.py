@@ -104,7 +104,7 @@ def profile_step(name: str, img_size: int, batch_size: int, top: int = 12,
     gemm_us = sum(e.self_cpu_time_total for e in events if any(k in e.key for k in GEMM_OPS))
     share = gemm_us / total
     slow = sum(e.count // 2 for e in events if "_slow_conv2d_forward" in e.key)
-    summary = {"step_ms": 1e3 * step_s, "gemm_share": share, "slow_convs": slow,
+    summary = {"step_ms": 1e3 * step_s, "gemm_share": share, "slow_convs": slow, "flops": flops,
                "gemm_gflops": flops / (share * step_s) / 1e9 if gemm_us else 0.0}
     return rows, summary
 
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     out = [f"fp32 GEMM peak (`torch.mm`, n={gemm_n}): **{peak['best']:.0f} GFLOP/s** "
            f"on {threads} threads (median {peak['median']:.0f}); {peak1['best']:.0f} GFLOP/s on 1 "
            f"thread (median {peak1['median']:.0f}).\n",
-           f"Models from `{model_source()}`, {img} px, batch {bs}, Adam, fp32, CNNs channels_last; "
+           f"Models from `{model_source()}`, {img} px, batch {bs}, Adam (fused, as `train` runs it), fp32, CNNs channels_last; "
            f"train FLOPs = forward + backward counted by `torch.utils.flop_counter`; time = whole "
            f"step (median of {steps}, {clock} clock); \"of peak\" divides by the GEMM peak re-measured right "
            f"before and after that model's steps (best of both; \"peak now\"), so both figures see "
@@ -188,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
                    f"at about {s['gemm_gflops']:.0f} GFLOP/s = "
                    f"{s['gemm_gflops'] / peak['best']:.0%} of peak inside those ops; the rest is "
                    f"memory-bound (batch norm, ReLU, add, pooling, Adam).")
+        rest_s = (1 - s["gemm_share"]) * s["step_ms"] / 1e3
+        gemm_at_peak_s = s["flops"] / (peak["best"] * 1e9)
+        out.append(f"Ceiling: were every GEMM-like op at the full peak, the rest "
+                   f"({1e3 * rest_s:.0f} ms) would still hold the step to "
+                   f"{gemm_at_peak_s / (gemm_at_peak_s + rest_s):.0%} of peak.")
         if s["slow_convs"]:
             out.append(f"{s['slow_convs']} convolutions per step take PyTorch's non-oneDNN path "
                        f"(`_slow_conv2d`): its heuristic sends unstrided 1x1 convs to oneDNN only "
@@ -208,8 +213,8 @@ def investigate_model(name: str, img: int, bs: int, steps: int, peak: float, pea
         f"contiguous (NCHW), batch {bs}": dict(channels_last=False, batch=bs),
         f"channels_last, batch {max(2, bs // 4)}": dict(channels_last=True, batch=max(2, bs // 4)),
         f"channels_last, batch {bs * 2}": dict(channels_last=True, batch=bs * 2),
-        f"channels_last, batch {bs}, Adam(fused=True)": dict(channels_last=True, batch=bs,
-                                                            fused=True),
+        f"channels_last, batch {bs}, Adam(foreach)": dict(channels_last=True, batch=bs,
+                                                         fused=False),
         f"channels_last, batch {bs}, bf16 autocast": dict(channels_last=True, batch=bs,
                                                          amp=torch.bfloat16),
     }

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 from benchmarks import __main__ as harness
-from benchmarks import bench_channels_last, gpu_plan, memory, roofline
+from benchmarks import (
+    bench_channels_last,
+    bench_optimizer,
+    bench_pointwise,
+    gpu_plan,
+    memory,
+    roofline,
+)
 from benchmarks._common import compare, make_train_step, markdown_table, time_steps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +86,22 @@ def test_channels_last_quick(capsys):
     assert bench_channels_last.main(["--quick"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines()
                if line.startswith("| resnet18 | 32 |"))
+    assert float(row.rstrip(" |").rsplit("|", 1)[1]) > 0  # the speed-up column
+
+
+def test_pointwise_quick_compares_the_two_convolutions(capsys):
+    assert bench_pointwise.main(["--quick", "--threads", "1"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("| resnet50 | 32 |"))
+    cells = [c.strip() for c in row.strip(" |").split("|")]
+    assert cells[5] == "33"  # every unstrided 1x1 conv of ResNet-50 was swapped for the baseline
+    assert float(cells[-1]) > 0
+
+
+def test_optimizer_quick_times_foreach_and_fused(capsys):
+    assert bench_optimizer.main(["--quick"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("| resnet18 | 32 | 2 | adam |"))
     assert float(row.rstrip(" |").rsplit("|", 1)[1]) > 0  # the speed-up column
 
 

@@ -1,14 +1,16 @@
 """Layers: window attention (fused == explicit, with bias, shift mask and key dropout), key
-dropout, SE gate dropout, drop path."""
+dropout, SE gate dropout, drop path, the 1x1 convolution as a matrix product."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from timm.models.swin_transformer import get_relative_position_index
+from torch.profiler import profile
 
 from depthbench.layers import (
     DropPath,
     KeyDrop,
+    PointwiseConv2d,
     SEModule,
     WindowAttention,
     key_drop_rates,
@@ -194,3 +196,38 @@ def test_drop_path():
     per_sample = y.flatten(1)
     assert ((per_sample == 0).all(1) | (per_sample == 2).all(1)).all()
     assert 0.3 < (per_sample[:, 0] == 0).float().mean().item() < 0.7
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+def test_pointwise_conv_equals_conv2d(channels_last, bias):
+    """Same outputs and gradients as nn.Conv2d(k=1) with the same weights, in both layouts."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(24, 40, 1, bias=bias)
+    pw = PointwiseConv2d(24, 40, bias=bias)
+    assert list(pw.state_dict()) == list(conv.state_dict())
+    pw.load_state_dict(conv.state_dict())
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(3, 24, 7, 5).to(memory_format=fmt)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    a, b = conv(xa), pw(xb)
+    torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    assert b.is_contiguous(memory_format=fmt)  # the next layer sees the layout it was given
+    g = torch.randn_like(a)
+    a.backward(g)
+    b.backward(g)
+    torch.testing.assert_close(xb.grad, xa.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pw.weight.grad, conv.weight.grad, atol=1e-4, rtol=1e-5)
+    assert pw.weight.grad.shape == (40, 24, 1, 1)
+    if bias:
+        torch.testing.assert_close(pw.bias.grad, conv.bias.grad, atol=1e-4, rtol=1e-5)
+
+
+def test_pointwise_conv_takes_the_matrix_product_only_on_channels_last():
+    pw = PointwiseConv2d(8, 4)
+    x = torch.randn(2, 8, 6, 6)
+    for fmt, want_conv in ((torch.contiguous_format, True), (torch.channels_last, False)):
+        with profile() as prof:
+            pw(x.to(memory_format=fmt))
+        ops = {e.key for e in prof.key_averages()}
+        assert ("aten::convolution" in ops) == want_conv, (fmt, sorted(ops))

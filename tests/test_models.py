@@ -58,6 +58,10 @@ def check_parity(name, size, batch=2, num_classes=10, **size_kw):
         a, b = ours(x), ref(x)
     assert a.abs().max() > 0.1  # the comparison is not of near-zero outputs
     torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    if getattr(ours, "channels_last_friendly", False):  # the layout training uses (other kernels)
+        with torch.no_grad():
+            a = ours.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", RESNETS)

@@ -18,7 +18,7 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from depthbench.layers import DropPath, SEModule, linear_rates
+from depthbench.layers import DropPath, PointwiseConv2d, SEModule, linear_rates
 from depthbench.models.registry import register_model
 
 
@@ -55,7 +55,10 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3 (carries the stride, "ResNet v1.5"), 1x1 expand x4 (ResNet-50)."""
+    """1x1 reduce, 3x3 (carries the stride, "ResNet v1.5"), 1x1 expand x4 (ResNet-50).
+
+    The unstrided 1x1 convs are `PointwiseConv2d`: one matrix product on channels_last CPU input.
+    """
 
     expansion = 4
 
@@ -63,13 +66,13 @@ class Bottleneck(nn.Module):
                  downsample: nn.Module | None = None, attn_layer=None, drop_path: float = 0.0):
         super().__init__()
         outplanes = planes * self.expansion
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.conv1 = PointwiseConv2d(inplanes, planes, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.act1 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.act2 = nn.ReLU(inplace=True)
-        self.conv3 = nn.Conv2d(planes, outplanes, 1, bias=False)
+        self.conv3 = PointwiseConv2d(planes, outplanes, bias=False)
         self.bn3 = nn.BatchNorm2d(outplanes)
         self.se = attn_layer(outplanes) if attn_layer is not None else None
         self.drop_path = DropPath(drop_path) if drop_path > 0 else None
@@ -118,9 +121,10 @@ class ResNet(nn.Module):
             stride = 1 if i == 0 else 2
             downsample = None
             if stride != 1 or inplanes != planes * block.expansion:
-                downsample = nn.Sequential(  # 1x1 projection shortcut ("option B")
-                    nn.Conv2d(inplanes, planes * block.expansion, 1, stride=stride, bias=False),
-                    nn.BatchNorm2d(planes * block.expansion))
+                out = planes * block.expansion  # 1x1 projection shortcut ("option B")
+                proj = (PointwiseConv2d(inplanes, out, bias=False) if stride == 1
+                        else nn.Conv2d(inplanes, out, 1, stride=stride, bias=False))
+                downsample = nn.Sequential(proj, nn.BatchNorm2d(out))
             blocks = []
             for j in range(depth):
                 blocks.append(block(inplanes, planes, stride if j == 0 else 1,
