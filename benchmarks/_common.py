@@ -8,6 +8,7 @@ median per-step time of each, so a burst of load hits every candidate alike.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import statistics
@@ -87,6 +88,18 @@ def ab_args_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     p.add_argument("--clock", choices=["wall", "cpu"], default="cpu")
     p.add_argument("--quick", action="store_true", help="one tiny case: checks it runs")
     return p
+
+
+def compare_step_variants(name: str, img_size: int, batch_size: int, variants: dict[str, dict],
+                          rounds: int, steps: int,
+                          clock: str) -> tuple[nn.Module, dict[str, float]]:
+    """One model (seed 0, 4 classes), a training step per variant (`make_train_step` keywords) on
+    its own copy, timed interleaved: (the model as built, median seconds per step of each)."""
+    torch.manual_seed(0)
+    model = build_model(name, img_size, num_classes=4)
+    fns = {k: make_train_step(copy.deepcopy(model), batch_size, img_size, 4, **kw)
+           for k, kw in variants.items()}
+    return model, compare(fns, rounds=rounds, steps=steps, clock=clock)
 
 
 def ab_report(title: str, module: str, argv: list[str] | None, what: str, rounds: int,

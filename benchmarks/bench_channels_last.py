@@ -11,7 +11,6 @@ table: channels_last on the CPU only at the sizes where it is faster.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 
 import torch
@@ -19,9 +18,7 @@ import torch
 from benchmarks._common import (
     ab_args_parser,
     ab_report,
-    build_model,
-    compare,
-    make_train_step,
+    compare_step_variants,
 )
 
 CASES = [("resnet18", 32, 32), ("resnet18", 64, 32), ("resnet18", 96, 32), ("resnet18", 128, 16),
@@ -40,12 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     rounds, steps = (1, 1) if args.quick else (args.rounds, args.steps)
     rows = []
     for name, size, batch in cases:
-        torch.manual_seed(0)
-        model = build_model(name, size, num_classes=4)
-        fns = {fmt: make_train_step(copy.deepcopy(model), batch, size, 4,
-                                    channels_last=fmt == "channels_last")
-               for fmt in ("contiguous", "channels_last")}
-        t = compare(fns, rounds=rounds, steps=steps, clock=args.clock)
+        _, t = compare_step_variants(name, size, batch, {
+            "contiguous": {"channels_last": False}, "channels_last": {"channels_last": True}},
+            rounds, steps, args.clock)
         rows.append({"model": name, "px": size, "batch": batch,
                      "contiguous s/step": t["contiguous"],
                      "channels_last s/step": t["channels_last"],

@@ -13,7 +13,6 @@ parameter count: small images, the `quick` preset.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 
 import torch
@@ -21,9 +20,7 @@ import torch
 from benchmarks._common import (
     ab_args_parser,
     ab_report,
-    build_model,
-    compare,
-    make_train_step,
+    compare_step_variants,
 )
 
 # (model, px, batch, optimizer, channels_last): the quick preset's size for the three families and
@@ -45,12 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     rounds, steps = (1, 1) if args.quick else (args.rounds, args.steps)
     rows = []
     for name, size, batch, opt, cl in cases:
-        torch.manual_seed(0)
-        model = build_model(name, size, num_classes=4)
-        fns = {kind: make_train_step(copy.deepcopy(model), batch, size, 4, channels_last=cl,
-                                     optimizer=opt, fused=kind == "fused")
-               for kind in ("foreach", "fused")}
-        t = compare(fns, rounds=rounds, steps=steps, clock=args.clock)
+        model, t = compare_step_variants(name, size, batch, {
+            kind: {"channels_last": cl, "optimizer": opt, "fused": kind == "fused"}
+            for kind in ("foreach", "fused")}, rounds, steps, args.clock)
         rows.append({"model": name, "px": size, "batch": batch, "optimizer": opt,
                      "params (M)": sum(p.numel() for p in model.parameters()) / 1e6,
                      "foreach s/step": t["foreach"], "fused s/step": t["fused"],

@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     out = [f"fp32 GEMM peak (`torch.mm`, n={gemm_n}): **{peak['best']:.0f} GFLOP/s** "
            f"on {threads} threads (median {peak['median']:.0f}); {peak1['best']:.0f} GFLOP/s on 1 "
            f"thread (median {peak1['median']:.0f}).\n",
-           f"Models from `{model_source()}`, {img} px, batch {bs}, Adam (fused, as `train` runs it), fp32, CNNs channels_last; "
+           f"Models from `{model_source()}`, {img} px, batch {bs}, Adam (fused, as `train` runs "
+           f"it), fp32, CNNs channels_last; "
            f"train FLOPs = forward + backward counted by `torch.utils.flop_counter`; time = whole "
            f"step (median of {steps}, {clock} clock); \"of peak\" divides by the GEMM peak re-measured right "
            f"before and after that model's steps (best of both; \"peak now\"), so both figures see "

@@ -19,7 +19,8 @@ from depthbench.layers.window_attention import (
 )
 
 __all__ = [
-    "KEY_DROP_MODES", "KEY_DROP_SCHEDULES", "DropPath", "KeyDrop", "PointwiseConv2d", "SEModule", "WindowAttention",
-    "drop_path", "dropkey_logit_mask", "key_drop_rates", "linear_rates", "make_divisible",
-    "relative_position_index", "shifted_window_mask", "window_partition", "window_reverse",
+    "KEY_DROP_MODES", "KEY_DROP_SCHEDULES", "DropPath", "KeyDrop", "PointwiseConv2d", "SEModule",
+    "WindowAttention", "drop_path", "dropkey_logit_mask", "key_drop_rates", "linear_rates",
+    "make_divisible", "relative_position_index", "shifted_window_mask", "window_partition",
+    "window_reverse",
 ]

@@ -6,8 +6,9 @@ one thread and a batch under 16 it sends unstrided 1x1 convolutions to `_slow_co
 GEMM), and with more threads oneDNN's 1x1 kernels run below what one large GEMM gets. Written as
 `F.linear` over the NHWC view, ResNet-50's 33 such convolutions make its whole training step
 1.05-1.12x faster from 64 to 128 px on this project's 2-core CPU, and the same within noise at
-224 px batch 8 (`python -m benchmarks.bench_pointwise`, BENCHMARKS.md). GPUs, and contiguous (NCHW) input, keep the ordinary convolution: not measured
-there, and on NCHW the matrix-product form was slower at 64 px.
+224 px batch 8 (`python -m benchmarks.bench_pointwise`, BENCHMARKS.md). GPUs, and contiguous
+(NCHW) input, keep the ordinary convolution: not measured there, and on NCHW the
+matrix-product form was slower at 64 px.
 
 The parameters, their shapes and state-dict keys are nn.Conv2d's, so timm and torchvision weights
 load unchanged.
@@ -28,7 +29,8 @@ class PointwiseConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, 1, bias=bias, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        nhwc = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        if nhwc and x.device.type == "cpu":
             y = F.linear(x.permute(0, 2, 3, 1), self.weight.flatten(1), self.bias)  # B, H, W, out
             return y.permute(0, 3, 1, 2)  # B, out, H, W, still channels_last in memory
         return super().forward(x)
