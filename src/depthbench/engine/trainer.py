@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from depthbench._io import atomic_write_json, atomic_write_text
+from depthbench._io import atomic_write_json, atomic_write_text, remove_stale_temps
 from depthbench.engine import checkpoint as ckpt
 from depthbench.engine.config import TrainConfig, dump_config
 from depthbench.engine.loop import (
@@ -174,8 +174,6 @@ def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress
     classes = list(manifest.classes)
     resume_state = ckpt.load_resume_state(out / "last.ckpt") if resume and (out / "last.ckpt").exists() else None
     if resume and rank0:  # also before the first last.ckpt landed: a kill during its write
-        from depthbench._io import remove_stale_temps
-
         remove_stale_temps(out)  # half-written files of the killed process being resumed
 
     # model (same init on every rank; DDP broadcasts rank 0's anyway)
