@@ -117,13 +117,13 @@ def make_train_step(model: nn.Module, batch_size: int, img_size: int, num_classe
                     amp_dtype: torch.dtype | None = None, lr: float = 2e-4,
                     fused: bool | None = None, seed: int = 0,
                     optimizer: str = "adam") -> Callable[[], torch.Tensor]:
-    """A closure doing one training step (forward, cross-entropy, backward, Adam) on one fixed
+    """A closure doing one training step (forward, cross-entropy, backward, optimizer) on one fixed
     synthetic batch: the recipe's step without the loader, for timing the model alone.
 
     Returns the loss tensor without `.item()`, so timing does not add a host sync per step.
-    `optimizer`: "adam" (the seed recipe), "adamw" (weight decay 0.05) or "sgd" (Nesterov 0.9).
-    `fused`: the optimizer's fused kernel on or off; None: as `depthbench train` chooses
-    (`engine.optim.use_fused`, on for CPU and CUDA).
+    `optimizer`: built by the engine's `make_optimizer`: "adam" (the seed recipe), "adamw" (weight
+    decay 0.05, as the modern recipe) or "sgd". `fused`: the optimizer's fused kernel on or off;
+    None: as `depthbench train` chooses (`engine.optim.use_fused`, on for CPU and CUDA).
     """
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, 3, img_size, img_size, generator=g)
@@ -133,15 +133,9 @@ def make_train_step(model: nn.Module, batch_size: int, img_size: int, num_classe
     model = model.to(device=device, memory_format=memory_format).train()
     x = x.to(device=device, memory_format=memory_format)
     y = y.to(device)
-    if fused is None:
-        from depthbench.engine.optim import use_fused
-        fused = use_fused(model.parameters())
-    if optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
-    elif optimizer == "adamw":
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05, fused=fused)
-    else:
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, fused=fused)
+    from depthbench.engine.optim import make_optimizer
+    opt = make_optimizer(model, optimizer, lr, weight_decay=0.05 if optimizer == "adamw" else 0.0,
+                         fused=fused)
 
     def step() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)

@@ -46,16 +46,24 @@ def use_fused(params) -> bool:
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    fused = use_fused(model.parameters())
-    if cfg.optimizer == "adam" and not cfg.weight_decay:
+    return make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
+
+
+def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float = 0.0,
+                   fused: bool | None = None) -> torch.optim.Optimizer:
+    """The recipe's optimizer `name` ("adam", "adamw", "sgd") for `model`; `fused`: PyTorch's fused
+    kernel on or off, None: `use_fused` (the engine's choice; benchmarks pass False to compare)."""
+    if fused is None:
+        fused = use_fused(model.parameters())
+    if name == "adam" and not weight_decay:
         # the source study: torch.optim.Adam(model.parameters(), lr) and nothing else
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=fused)
-    groups = param_groups(model, cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, fused=fused)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True, fused=fused)
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
+    groups = param_groups(model, weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, fused=fused)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr, fused=fused)
+    return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, fused=fused)
 
 
 def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
