@@ -1,9 +1,10 @@
-"""The optimizer's fused kernel vs PyTorch's default (foreach) in a whole training step, CPU.
+"""The optimizer's fused kernel vs PyTorch's CPU default (for-loop) in a whole training step.
 
 `python -m benchmarks.bench_optimizer [--quick] [--threads 1] [--rounds 5]`
 
 The same model and batch trained twice, with the recipe's optimizer built `fused=False` (PyTorch's
-default on the CPU, one pass over the parameters per elementwise op) and `fused=True` (one kernel
+default on the CPU, the for-loop implementation: per parameter, one pass per elementwise op of the
+update) and `fused=True` (one kernel
 per parameter, what `depthbench train` uses on CPU and CUDA, `engine.optim.use_fused`), timed
 interleaved (`_common.compare`, process CPU clock with one thread). The update is the same; only
 the memory traffic differs, so the gain is largest where the model's compute is small next to its
@@ -44,16 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     for name, size, batch, opt, cl in cases:
         model, t = compare_step_variants(name, size, batch, {
             kind: {"channels_last": cl, "optimizer": opt, "fused": kind == "fused"}
-            for kind in ("foreach", "fused")}, rounds, steps, args.clock)
+            for kind in ("for-loop", "fused")}, rounds, steps, args.clock)
         rows.append({"model": name, "px": size, "batch": batch, "optimizer": opt,
                      "params (M)": sum(p.numel() for p in model.parameters()) / 1e6,
-                     "foreach s/step": t["foreach"], "fused s/step": t["fused"],
-                     "fused speed-up": t["foreach"] / t["fused"]})
+                     "for-loop s/step": t["for-loop"], "fused s/step": t["fused"],
+                     "fused speed-up": t["for-loop"] / t["fused"]})
         print(f"  optimizer: {name} {size} px {opt}: {rows[-1]['fused speed-up']:.2f}x",
               file=sys.stderr, flush=True)
-    print(ab_report("Optimizer: fused vs foreach (CPU)", "bench_optimizer", argv,
+    print(ab_report("Optimizer: fused vs for-loop (CPU)", "bench_optimizer", argv,
                     "Training step (fp32)", rounds, steps, args.threads, args.clock,
-                    "foreach time / fused time", rows), flush=True)
+                    "for-loop time / fused time", rows), flush=True)
     return 0
 
 

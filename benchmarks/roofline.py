@@ -214,8 +214,8 @@ def investigate_model(name: str, img: int, bs: int, steps: int, peak: float, pea
         f"contiguous (NCHW), batch {bs}": dict(channels_last=False, batch=bs),
         f"channels_last, batch {max(2, bs // 4)}": dict(channels_last=True, batch=max(2, bs // 4)),
         f"channels_last, batch {bs * 2}": dict(channels_last=True, batch=bs * 2),
-        f"channels_last, batch {bs}, Adam(foreach)": dict(channels_last=True, batch=bs,
-                                                         fused=False),
+        f"channels_last, batch {bs}, Adam(for-loop)": dict(channels_last=True, batch=bs,
+                                                          fused=False),
         f"channels_last, batch {bs}, bf16 autocast": dict(channels_last=True, batch=bs,
                                                          amp=torch.bfloat16),
     }

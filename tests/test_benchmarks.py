@@ -98,7 +98,7 @@ def test_pointwise_quick_compares_the_two_convolutions(capsys):
     assert float(cells[-1]) > 0
 
 
-def test_optimizer_quick_times_foreach_and_fused(capsys):
+def test_optimizer_quick_times_for_loop_and_fused(capsys):
     assert bench_optimizer.main(["--quick"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines()
                if line.startswith("| resnet18 | 32 | 2 | adam |"))

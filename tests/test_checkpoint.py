@@ -95,7 +95,7 @@ def test_modern_weight_decay_skips_norms_biases_and_position_tables():
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
 def test_optimizer_runs_fused_and_matches_the_default_update(optimizer):
     """The engine builds PyTorch's fused optimizer on the CPU (`use_fused`); its update is the one
-    the unfused default (foreach) makes, to float rounding."""
+    the unfused multi-tensor (foreach) path makes, to float rounding."""
     cfg = TrainConfig.for_recipe("modern", model="resnet18", data="x", optimizer=optimizer, lr=0.05)
     torch.manual_seed(0)
     a = create_model("resnet18", num_classes=3)
