@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from depthbench.cli.main import main
 from depthbench.engine import TrainConfig, load_pretrained, make_config
-from depthbench.engine.optim import build_optimizer, lr_factor, use_fused
+from depthbench.engine.optim import build_optimizer, lr_factor, make_optimizer, use_fused
 from depthbench.errors import CheckpointError, ConfigError
 from depthbench.models import create_model
 
@@ -119,6 +119,15 @@ def test_optimizer_runs_fused_and_matches_the_default_update(optimizer):
     assert moved > 0  # the models did train
     for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
         torch.testing.assert_close(pa, pb, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_make_optimizer_takes_a_fused_override_and_keeps_the_no_decay_group():
+    # the benchmarks time fused=False against the engine's default through this builder
+    model = create_model("resnet18", num_classes=3)
+    assert make_optimizer(model, "adam", 1e-3, fused=False).defaults["fused"] is False
+    opt = make_optimizer(model, "adamw", 1e-3, weight_decay=0.05)
+    assert opt.defaults["fused"] is True
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0]
 
 
 def test_use_fused_needs_float_parameters_on_a_fused_device():
