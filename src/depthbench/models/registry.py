@@ -12,14 +12,11 @@ from collections.abc import Callable
 
 import torch.nn as nn
 
+from depthbench import names
 from depthbench.errors import ConfigError
 
-FAMILIES = ("resnet", "seresnet", "swin")
-ALIASES = {
-    "swin_t": "swin_tiny_patch4_window7_224",
-    "swin_s": "swin_small_patch4_window7_224",
-    "swin_b": "swin_base_patch4_window7_224",
-}
+FAMILIES = tuple(names.FAMILIES)  # ("resnet", "seresnet", "swin"): the one table in names.py
+ALIASES = dict(names.ALIASES)
 
 # keyword -> value meaning "off"; an inapplicable option is accepted only at this value, so a config
 # carrying every option at its default can be passed to any family.
@@ -42,6 +39,8 @@ def register_model(family: str) -> Callable[[Callable[..., nn.Module]], Callable
         raise ValueError(f"unknown family {family!r}")
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if names.MODELS.get(fn.__name__, (None,))[0] != family:
+            raise ValueError(f"{fn.__name__} ({family}) is not in depthbench.names.MODELS")
         _REGISTRY[fn.__name__] = (family, fn)
         return fn
 
@@ -49,8 +48,8 @@ def register_model(family: str) -> Callable[[Callable[..., nn.Module]], Callable
 
 
 def list_models() -> list[str]:
-    """The canonical model names, in registration order (ResNet, SE-ResNet, Swin; by depth)."""
-    return list(_REGISTRY)
+    """The canonical model names in the canonical order (ResNet, SE-ResNet, Swin; by depth)."""
+    return [m for m in names.MODELS if m in _REGISTRY]
 
 
 def resolve_name(name: str) -> str:
