@@ -19,7 +19,7 @@ from depthbench.cli.main import main
 from depthbench.errors import DepthbenchError
 from depthbench.report import build_report, load_study
 
-N_BOOT = 400  # the report's default is 10,000; the statistics are tested in test_stats.py
+
 CLASSES = ["cat", "dog", "fox", "owl"]
 FLOWERS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 PARAMS = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
@@ -146,7 +146,7 @@ def full_study(tmp_path_factory):
     make_run(root, "swin_small_patch4_window7_224", 3, 0.6, status="failed",
              failure={"epoch": 2, "reason": "loss became NaN at epoch 2 (lr too high?)"})
     (root / "resnet50__base__s3").mkdir()  # a run that never wrote result.json
-    md_path = build_report(root, n_boot=N_BOOT)
+    md_path = build_report(root)
     return root, md_path.read_text()
 
 
@@ -256,7 +256,7 @@ def test_holm_count_and_method_named(full_study):
 def test_one_seed_uses_paired_bootstrap_and_wilson(tmp_path):
     make_study(tmp_path, [0], models=["resnet18", "seresnet18"],
                accs={"resnet18": 0.6, "seresnet18": 0.62})
-    md = build_report(tmp_path, n_boot=N_BOOT).read_text()
+    md = build_report(tmp_path).read_text()
     assert "With 1 seed(s) per model, seed variance is not estimated" in md
     se = _section(md, "SE ablation (SE-ResNet vs ResNet at the same depth)")
     row = next(line for line in se.splitlines() if line.startswith("| 18 |"))
@@ -274,7 +274,7 @@ def test_one_seed_uses_paired_bootstrap_and_wilson(tmp_path):
 
 def test_two_seeds_say_variance_not_estimated(tmp_path):
     make_study(tmp_path, [0, 1], models=["resnet18", "resnet34"])
-    md = build_report(tmp_path, n_boot=N_BOOT).read_text()
+    md = build_report(tmp_path).read_text()
     assert "With 2 seed(s) per model, seed variance is not estimated" in md
     depth = _section(md, "Depth comparison per family")
     assert "ResNet-34 vs ResNet-18 | 2 |" in depth
@@ -286,27 +286,27 @@ def test_majority_baseline_warning(tmp_path):
     # at chance (25% on 4 classes, majority class 40%): the report must say so plainly
     make_study(tmp_path, [0], models=["resnet18", "resnet34"], accs={"resnet18": 0.25,
                                                                      "resnet34": 0.25})
-    md = build_report(tmp_path, n_boot=N_BOOT).read_text()
+    md = build_report(tmp_path).read_text()
     assert "does NOT clearly beat the majority-class baseline" in md
     assert "(always 'cat')" in md
 
 
 def test_majority_baseline_beaten(tmp_path):
     make_study(tmp_path, [0], models=["resnet18"], accs={"resnet18": 0.95})
-    md = build_report(tmp_path, n_boot=N_BOOT).read_text()
+    md = build_report(tmp_path).read_text()
     assert "clearly beats the baseline" in md and "NOT" not in md
 
 
 def test_no_test_split_evaluates_on_validation_and_warns(tmp_path):
     make_study(tmp_path, [0], models=["resnet18", "seresnet18"], test=False)
-    md = build_report(tmp_path, n_boot=N_BOOT).read_text()
+    md = build_report(tmp_path).read_text()
     assert "This study has no test split" in md
     assert "test acc" not in _section(md, "Depth comparison per family")
 
 
 def test_flowers_layout_puts_the_source_table_beside_ours(tmp_path):
     make_study(tmp_path, [0], models=["resnet18", "seresnet50"], classes=FLOWERS)
-    md = build_report(tmp_path, n_boot=N_BOOT).read_text()
+    md = build_report(tmp_path).read_text()
     src = _section(md, "Beside the source study (flowers)")
     assert "| SE-ResNet-50 | 6e-06 | 100.00% | 80.13% |" in src
     assert "| Swin-B |" in src and "not run" in src
@@ -318,7 +318,7 @@ def test_flowers_layout_puts_the_source_table_beside_ours(tmp_path):
 def test_all_failed_study_still_reports(tmp_path):
     make_run(tmp_path, "resnet18", 0, 0.5, status="failed",
              failure={"epoch": 1, "reason": "data: 3 unreadable images"})
-    md = build_report(tmp_path, n_boot=N_BOOT).read_text()
+    md = build_report(tmp_path).read_text()
     assert "unreadable images" in md and "No run finished" in md
     assert "no finished run: data: 3 unreadable images" in md
 
@@ -328,7 +328,7 @@ def test_unreadable_result_is_reported_not_dropped(tmp_path):
     bad = tmp_path / "resnet34__base__s0"
     bad.mkdir()
     (bad / "result.json").write_text('{"status": "finished", ')  # torn by a crash
-    md = build_report(tmp_path, n_boot=N_BOOT).read_text()
+    md = build_report(tmp_path).read_text()
     row = next(line for line in _section(md, "Failed and unfinished runs").splitlines()
                if line.startswith("| resnet34__base__s0 |"))
     assert "unreadable" in row and "result.json unreadable" in row
@@ -336,9 +336,9 @@ def test_unreadable_result_is_reported_not_dropped(tmp_path):
 
 def test_rebuild_removes_stale_figures(tmp_path):
     make_study(tmp_path, [0], models=["resnet18"])
-    build_report(tmp_path, n_boot=N_BOOT)
+    build_report(tmp_path)
     (tmp_path / "figures" / "curves_swin.png").write_bytes(b"old")
-    build_report(tmp_path, n_boot=N_BOOT)
+    build_report(tmp_path)
     assert not (tmp_path / "figures" / "curves_swin.png").exists()
 
 

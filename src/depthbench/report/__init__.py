@@ -2,23 +2,14 @@
 run records only.
 
 `build_report(study_dir)` is what `depthbench run` calls at the end and `depthbench report DIR`
-calls alone. Parts: `records` reads the run folders; `stats` holds the statistics; `analysis`
-groups runs and makes every comparison; `claims` judges the source study's claims; `sections`
-writes the report's sections; `exports` the CSV files; `fmt` the number formatting;
-`document`/`figures` render.
+calls alone. Its parts: `records` reads the run folders; `stats` holds the statistics;
+`analysis` groups the runs, makes every comparison once and gives each its verdict; `claims`
+judges the source study's claims; `sections` writes the report's text; `exports` the CSV files;
+`fmt` formats numbers; `document` and `figures` render.
 """
 
+from depthbench.report.build import build_report
+from depthbench.report.exports import comparisons_csv, results_csv
+from depthbench.report.records import Run, Study, load_study
 
-def build_report(*args, **kwargs):
-    from depthbench.report.build import build_report as build
-
-    return build(*args, **kwargs)
-
-
-def load_study(*args, **kwargs):
-    from depthbench.report.records import load_study as load
-
-    return load(*args, **kwargs)
-
-
-__all__ = ["build_report", "load_study"]
+__all__ = ["build_report", "comparisons_csv", "load_study", "results_csv", "Run", "Study"]

@@ -16,45 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from depthbench.errors import DepthbenchError
+from depthbench.names import canonical, family_of
+from depthbench.report import stats as S
 
 RUN_DIR = re.compile(r"^(?P<model>.+?)__(?P<variant>.+)__s(?P<seed>\d+)$")
 
-# The nine canonical models in depth order, and how the report names them.
-DISPLAY = {
-    "resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50",
-    "seresnet18": "SE-ResNet-18", "seresnet34": "SE-ResNet-34", "seresnet50": "SE-ResNet-50",
-    "swin_tiny_patch4_window7_224": "Swin-T", "swin_small_patch4_window7_224": "Swin-S",
-    "swin_base_patch4_window7_224": "Swin-B",
-}
-ALIASES = {"swin_t": "swin_tiny_patch4_window7_224", "swin_s": "swin_small_patch4_window7_224",
-           "swin_b": "swin_base_patch4_window7_224"}
-FAMILIES = {"resnet": "ResNet", "seresnet": "SE-ResNet", "swin": "Swin"}
 FLOWERS = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
+EQUIVALENCE_MARGIN = 0.02  # default margin of the equivalence test: ±2 points
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_correct",
                   "val_total", "lr", "seconds")
-
-
-def canonical(model: str) -> str:
-    return ALIASES.get(model, model)
-
-
-def display_name(model: str) -> str:
-    return DISPLAY.get(canonical(model), model)
-
-
-def family_of(model: str) -> str:
-    m = canonical(model)
-    for fam in ("seresnet", "resnet", "swin"):
-        if m.startswith(fam):
-            return fam
-    return m
-
-
-def model_order(model: str) -> tuple[int, str]:
-    order = list(DISPLAY)
-    m = canonical(model)
-    return (order.index(m) if m in order else len(order), m)
 
 
 @dataclass
@@ -102,6 +73,31 @@ class Run:
             return None
         return (np.asarray(s["predictions"]) == np.asarray(s["targets"])).astype(np.int8)
 
+    def class_metrics(self, which: str, split: str) -> dict | None:
+        """Per-class recall, balanced accuracy and macro-F1 (None without predictions)."""
+        s = self.split(which, split)
+        if not s or s.get("predictions") is None or s.get("targets") is None:
+            return None
+        return S.class_metrics(s["targets"], s["predictions"], len(self.result.get("classes")
+                                                                    or []))
+
+    def degenerate(self, split: str, which: str = "best") -> bool:
+        """>= 90% of the predictions in one class that is < 90% of the true labels."""
+        s = self.split(which, split)
+        if not s or s.get("predictions") is None or s.get("targets") is None:
+            return False
+        return S.degenerate(s["targets"], s["predictions"])[0]
+
+    def train_eval(self, which: str = "best") -> float | None:
+        """Accuracy of the checkpoint in eval mode on the study's fixed train subset, or None
+        when the record has none (never the running train-mode accuracy)."""
+        te = self.checkpoint(which).get("train_eval")
+        if not isinstance(te, dict):
+            return None
+        if te.get("correct") is not None and te.get("total"):
+            return te["correct"] / te["total"]
+        return te.get("accuracy")
+
     def targets(self, split: str) -> list[int] | None:
         for which in ("best", "last"):
             s = self.split(which, split)
@@ -116,6 +112,15 @@ class Run:
     @property
     def macs(self) -> int | None:
         return self.result.get("macs")
+
+    @property
+    def macs_224(self) -> int | None:
+        return self.result.get("macs_224")
+
+    @property
+    def img_size(self) -> int | None:
+        cfg = self.result.get("config") if isinstance(self.result.get("config"), dict) else {}
+        return self.result.get("img_size") or cfg.get("img_size")
 
     @property
     def costs(self) -> dict:
@@ -151,6 +156,19 @@ class Study:
             if r.result.get("classes"):
                 return list(r.result["classes"])
         return []
+
+    @property
+    def margin(self) -> float:
+        """The equivalence margin (a fraction): study.yaml's report.equivalence_margin, else 0.02."""
+        opts = self.spec.get("report")
+        value = opts.get("equivalence_margin") if isinstance(opts, dict) else None
+        if value is None:
+            return EQUIVALENCE_MARGIN
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 0.5:
+            raise DepthbenchError(
+                f"{self.path / 'study.yaml'}: report.equivalence_margin must be a fraction "
+                f"between 0 and 0.5 (0.02 = ±2 points), got {value!r}")
+        return float(value)
 
     @property
     def is_flowers(self) -> bool:

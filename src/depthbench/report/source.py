@@ -1,5 +1,5 @@
-"""The source study's published table and per-epoch records (shared/reference/seed_records),
-shipped as package data so a flowers-layout study can quote them beside its own numbers.
+"""The source study's published table and per-epoch records, shipped as package data
+so a flowers-layout study can quote them beside its own numbers.
 
 `seed_published.csv` is the table the source report prints (per-column best over 100 epochs);
 `seed_records.csv` holds its per-epoch records (epoch rows only; train_loss there is the last

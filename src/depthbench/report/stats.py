@@ -22,9 +22,10 @@ from scipy import stats
 CONFIDENCE = 0.95
 ALPHA = 0.05
 POWER = 0.80
-EXACT = "exact McNemar (exact conditional CI)"
-CROSSED = "crossed random-effects t (images × seeds, Satterthwaite)"
-SIGN = "exact sign test over images (seed-averaged)"
+# Method names as the report and comparisons.csv print them (the Methods section spells them out).
+EXACT = "exact McNemar"  # with its exact conditional interval
+CROSSED = "crossed random-effects t"  # images x seeds, Satterthwaite df
+SIGN = "exact sign test"  # over images, on seed-averaged differences (no variance to estimate)
 
 
 def wilson_ci(correct: int, total: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -171,8 +172,7 @@ def mean_ci(outcomes_by_seed: Sequence, confidence: float = CONFIDENCE
         return (k / n, *wilson_ci(k, n, confidence), "Wilson") if n else (
             float("nan"), float("nan"), float("nan"), "")
     t = crossed_t(np.stack(ys), confidence)
-    return t.delta, max(0.0, t.low), min(1.0, t.high), "crossed t" if t.method == CROSSED else (
-        "sign test")
+    return t.delta, max(0.0, t.low), min(1.0, t.high), t.method
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

@@ -1,0 +1,101 @@
+"""The report's machine-readable files: results.csv (one row per run) and comparisons.csv (one row
+per comparison, with the counts that let anyone recompute its p-value)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from depthbench.names import model_order
+from depthbench.report import stats as S
+from depthbench.report.analysis import BASE, Analysis
+from depthbench.report.records import Study
+
+RESULT_COLUMNS = [
+    "model", "family", "variant", "seed", "status", "failure_epoch", "failure_reason", "params",
+    "macs", "img_size", "macs_224", "epochs_completed", "best_epoch", "degenerate",
+    "best_train_loss", "best_train_acc", "best_train_eval_acc",
+    "best_val_acc", "best_val_correct", "best_val_total", "best_val_wilson_low",
+    "best_val_wilson_high", "best_val_balanced_acc", "best_val_macro_f1",
+    "best_test_acc", "best_test_correct", "best_test_total", "best_test_wilson_low",
+    "best_test_wilson_high", "best_test_balanced_acc", "best_test_macro_f1",
+    "last_epoch", "last_train_loss", "last_train_acc", "last_train_eval_acc",
+    "last_val_acc", "last_val_correct", "last_val_total", "last_val_wilson_low",
+    "last_val_wilson_high", "last_val_balanced_acc", "last_val_macro_f1",
+    "last_test_acc", "last_test_correct", "last_test_total", "last_test_wilson_low",
+    "last_test_wilson_high", "last_test_balanced_acc", "last_test_macro_f1",
+    "seconds", "run_dir",
+]
+COMPARISON_COLUMNS = [
+    "section", "a_model", "a_variant", "b_model", "b_variant", "seeds", "n_images", "a_only",
+    "b_only", "delta_pts", "ci_low_pts", "ci_high_pts", "method", "p", "p_holm", "mde_pts",
+    "verdict",
+]
+
+
+def results_csv(study: Study) -> str:
+    """One row per run folder, finished or not (accuracies as fractions)."""
+    eval_split = "test" if any(r.split("best", "test") for r in study.runs if r.finished) else "val"
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in sorted(study.runs, key=lambda r: (model_order(r.model), r.variant != BASE,
+                                               r.variant, r.seed)):
+        row = {"model": r.model, "family": r.family, "variant": r.variant, "seed": r.seed,
+               "status": r.status, "failure_epoch": r.failure_epoch,
+               "failure_reason": r.reason if not r.finished else None,
+               "params": r.params, "macs": r.macs, "img_size": r.img_size,
+               "macs_224": r.macs_224,
+               "epochs_completed": r.result.get("epochs_completed", len(r.metrics) or None),
+               "best_epoch": r.result.get("best_epoch"), "seconds": r.seconds,
+               "degenerate": r.degenerate(eval_split) if r.finished else None, "run_dir": r.name}
+        for which in ("best", "last"):
+            ck = r.checkpoint(which)
+            if which == "last":
+                row["last_epoch"] = ck.get("epoch")
+            row[f"{which}_train_loss"] = ck.get("train_loss")
+            row[f"{which}_train_acc"] = ck.get("train_acc")
+            row[f"{which}_train_eval_acc"] = r.train_eval(which)
+            for split in ("val", "test"):
+                s = ck.get(split) or {}
+                pre = f"{which}_{split}"
+                row[f"{pre}_acc"] = r.accuracy(which, split)
+                row[f"{pre}_correct"] = s.get("correct")
+                row[f"{pre}_total"] = s.get("total")
+                if s.get("total"):
+                    row[f"{pre}_wilson_low"], row[f"{pre}_wilson_high"] = S.wilson_ci(
+                        s["correct"], s["total"])
+                metrics = r.class_metrics(which, split) or {}
+                row[f"{pre}_balanced_acc"] = metrics.get("balanced_accuracy")
+                row[f"{pre}_macro_f1"] = metrics.get("macro_f1")
+        w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def comparisons_csv(an: Analysis) -> str:
+    """One row per distinct comparison (counted once), in the order the report makes them.
+
+    a_only/b_only are the discordant counts summed over seeds; with one seed,
+    scipy.stats.binomtest(a_only, a_only + b_only, 0.5).pvalue is the row's p.
+    """
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COMPARISON_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for c in an.comparisons:
+        tested = c.test is not None
+        w.writerow({
+            "section": c.section, "a_model": c.a[0], "a_variant": c.a[1], "b_model": c.b[0],
+            "b_variant": c.b[1], "seeds": len(c.seeds), "n_images": c.n or "",
+            "a_only": c.a_only if tested else "", "b_only": c.b_only if tested else "",
+            "delta_pts": _pts(c.delta), "ci_low_pts": _pts(c.low), "ci_high_pts": _pts(c.high),
+            "method": c.method, "p": _num(c.p), "p_holm": _num(c.p_holm),
+            "mde_pts": _pts(c.mde), "verdict": c.verdict})
+    return buf.getvalue()
+
+
+def _num(x) -> str:
+    return "" if x is None or x != x else f"{x:.6g}"
+
+
+def _pts(x) -> str:
+    return "" if x is None or x != x else f"{100 * x:.4f}"
