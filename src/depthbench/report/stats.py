@@ -50,6 +50,14 @@ def mcnemar_exact(a_correct, b_correct) -> tuple[int, int, float]:
     return b, c, exact_paired(b, c, len(_outcomes(a_correct))).p
 
 
+def mcnemar_p(b, c):
+    """Exact two-sided McNemar p for discordant counts (arrays welcome): under the null b is
+    Bin(b + c, 1/2), symmetric, so the p-value is twice the smaller tail (scipy's binomtest(b,
+    b + c, 0.5).pvalue, vectorised); 1 when b + c = 0."""
+    b, c = np.asarray(b), np.asarray(c)
+    return np.minimum(1.0, 2 * stats.binom.cdf(np.minimum(b, c), b + c, 0.5))
+
+
 @dataclass
 class Test:
     """Δ = A − B with its interval and two-sided p from one method, and what the equivalence test
@@ -88,10 +96,9 @@ def exact_paired(b: int, c: int, n: int, confidence: float = CONFIDENCE) -> Test
         hi = _cp(0, n, confidence)[1]
         return Test(0.0, -hi, hi, 1.0, EXACT, counts=(0, 0, n),
                     note="no discordant image: the interval is ± the bound on the discordance")
-    res = stats.binomtest(b, k, 0.5)
-    ci = res.proportion_ci(confidence, method="exact")
-    low, high = k / n * (2 * ci.low - 1), k / n * (2 * ci.high - 1)
-    return Test((b - c) / n, float(low), float(high), float(res.pvalue), EXACT, counts=(b, c, n))
+    lo, hi = _cp(b, k, confidence)
+    low, high = k / n * (2 * lo - 1), k / n * (2 * hi - 1)
+    return Test((b - c) / n, low, high, float(mcnemar_p(b, c)), EXACT, counts=(b, c, n))
 
 
 def crossed_fit(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
