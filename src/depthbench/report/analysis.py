@@ -136,12 +136,13 @@ class Analysis:
     def degenerate_runs(self, key) -> list[Run]:
         return [r for r in self.finished(key) if r.degenerate(self.split)]
 
-    def label(self, key) -> str:
-        """The group's name, marked when any of its runs is degenerate."""
+    def label(self, key, name: str | None = None) -> str:
+        """The group's name (or `name`), marked when any of its runs is degenerate."""
+        name = name or group_label(key)
         bad, fin = len(self.degenerate_runs(key)), len(self.finished(key))
         if not bad:
-            return group_label(key)
-        return group_label(key) + (" (degenerate)" if bad == fin else
+            return name
+        return name + (" (degenerate)" if bad == fin else
                                    f" (degenerate in {bad} of {fin} seeds)")
 
     def accuracy_ci(self, key, which: str = "best") -> tuple[float, float, float, str]:
@@ -240,7 +241,7 @@ class Analysis:
         if c.diffs is None:
             n_diff, n_eq = S.images_needed(c.delta, self.margin, discordance, m)
             parts = ([f"about {n_diff} test images to detect a difference this large"]
-                     if n_diff else []) + ([f"about {n_eq} to show equivalence within {margin}"]
+                     if n_diff else []) + ([f"about {n_eq} test images to show equivalence within {margin}"]
                                            if n_eq else [])
             unit = "at this disagreement rate, 80% power"
         else:

@@ -294,7 +294,7 @@ def variants(doc: Document, an: Analysis, plan: Plan) -> None:
         ra = {r.seed: r for r in an.finished(c.a)}
         rb = {r.seed: r for r in an.finished(c.b)}
         common = sorted(set(ra) & set(rb))
-        row = [an.label(c.a), _variant_desc(an, c.a), str(len(c.seeds)),
+        row = [an.label(c.a, display_name(c.a[0])), _variant_desc(an, c.a), str(len(c.seeds)),
                pct(an.accuracy_ci(c.b)[0]), pct(an.accuracy_ci(c.a)[0]), pts(c.delta),
                pts_ci(c.low, c.high), c.method or "–", fmt_p(c.p), fmt_p(c.p_holm)]
         if with_overfit:

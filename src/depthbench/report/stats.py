@@ -218,7 +218,11 @@ def images_needed(delta: float, margin: float, discordance: float, m: int) -> tu
     z_d = stats.norm.ppf(1 - ALPHA / max(m, 1) / 2) + stats.norm.ppf(POWER)
     z_e = stats.norm.ppf(1 - ALPHA) + stats.norm.ppf(POWER)
     n_diff = math.ceil(r * (z_d / abs(delta)) ** 2) if delta else 0
-    n_eq = math.ceil(r * (z_e / (margin - abs(delta))) ** 2) if abs(delta) < margin else 0
+    room = margin - abs(delta)
+    # with no disagreement at all, the exact bound on the disagreement rate still needs
+    # log(alpha / 2m) / log(1 - room) images to fall inside the margin
+    n_eq = max(math.ceil(r * (z_e / room) ** 2),
+               math.ceil(math.log(ALPHA / max(m, 1) / 2) / math.log(1 - room))) if room > 0 else 0
     return n_diff, n_eq
 
 
