@@ -424,6 +424,18 @@ def test_equivalence_margin_is_a_study_option(tmp_path):
         build_report(tmp_path)
 
 
+def test_study_spec_takes_the_margin():
+    from depthbench.errors import ConfigError
+    from depthbench.study.spec import validate_spec
+
+    spec = validate_spec({"name": "x", "models": ["resnet18"],
+                          "report": {"equivalence_margin": 0.05}})
+    assert spec.model_dump(mode="json")["report"] == {"equivalence_margin": 0.05}
+    assert validate_spec({"name": "x", "models": ["resnet18"]}).report is None
+    with pytest.raises(ConfigError, match="report.equivalence_margin"):
+        validate_spec({"name": "x", "models": ["resnet18"], "report": {"equivalence_margin": 1}})
+
+
 def test_several_seeds_inconclusive_says_what_would_decide(tmp_path):
     make_study(tmp_path, [0, 1, 2], models=["resnet18", "resnet34"],
                accs={"resnet18": 0.70, "resnet34": 0.72})

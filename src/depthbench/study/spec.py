@@ -90,6 +90,13 @@ class VariantSpec(_Strict):
         return v
 
 
+class ReportSpec(_Strict):
+    """Options of the study's report."""
+
+    # the equivalence test's margin, a fraction: "no difference" only when |Δ| < margin is shown
+    equivalence_margin: float = Field(0.02, gt=0, lt=0.5)
+
+
 class StudySpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     data: str | None = None  # image folder or a bundled name: elpv, synthetic[:opts]
@@ -103,6 +110,7 @@ class StudySpec(_Strict):
     variants: VariantSpec = Field(default_factory=VariantSpec)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     jobs: int | None = Field(None, ge=1)  # runs at once; default: one per GPU, else 1
+    report: ReportSpec | None = None  # report options; None: the defaults
 
     @field_validator("models")
     @classmethod
