@@ -483,7 +483,7 @@ def test_one_seed_uses_exact_mcnemar_and_wilson(tmp_path):
     depth = _section(md, "Depth comparison per family")
     assert f"[{100 * ci.low:.1f}, {100 * ci.high:.1f}]" in depth
     assert _claim(md, "SE-ResNet-50 is best").startswith(
-        "not testable under this budget — SE-ResNet-50 was not run")
+        "not testable here — SE-ResNet-50 was not run")
 
 
 def test_two_seeds_say_variance_barely_estimated(tmp_path):

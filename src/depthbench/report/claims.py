@@ -27,10 +27,12 @@ class Claim:
     claim: str  # the source study's words
     outcome: str  # one of OUTCOMES
     detail: str
+    budget: bool = True  # not testable because of the runs (degenerate, unconverged), not a gap
 
     def text(self) -> str:
         words = {"equivalent": "supported: equivalent within the margin (TOST)",
-                 "not testable": "not testable under this budget"}.get(self.outcome, self.outcome)
+                 "not testable": "not testable under this budget" if self.budget else
+                 "not testable here"}.get(self.outcome, self.outcome)
         return f"'{self.claim}': {words} — {self.detail}"
 
 
@@ -46,7 +48,8 @@ def _details(comps: list[Comparison]) -> str:
 def _se_helps(an: Analysis, plan: Plan) -> Claim:
     claim = "SE helps at every depth"
     if not plan.se:
-        return Claim(claim, "not testable", "no ResNet/SE-ResNet pair finished at the same depth.")
+        return Claim(claim, "not testable", "no ResNet/SE-ResNet pair finished at the same depth.",
+                     budget=False)
     detail = _details(plan.se)
     missing = [d for d in ("18", "34", "50") if d not in
                [c.a[0].removeprefix("seresnet") for c in plan.se]]
@@ -54,10 +57,10 @@ def _se_helps(an: Analysis, plan: Plan) -> Claim:
         detail += f"; depths not run: {', '.join(missing)}"
     if any(c.verdict in ("b_better", "equivalent") for c in plan.se):
         return Claim(claim, "not supported", detail + ".")
+    if any(c.verdict == "not_testable" for c in plan.se):
+        return Claim(claim, "not testable", detail + ".")
     if all(c.verdict == "a_better" for c in plan.se) and not missing:
         return Claim(claim, "supported", detail + ".")
-    if all(c.verdict == "not_testable" for c in plan.se):
-        return Claim(claim, "not testable", detail + ".")
     return Claim(claim, "inconclusive", detail + ".")
 
 
@@ -65,7 +68,7 @@ def _deeper_resnet(an: Analysis, plan: Plan) -> Claim:
     claim = "Deeper plain ResNet does not help"
     comps = plan.depth.get("resnet", [])
     if not comps:
-        return Claim(claim, "not testable", "fewer than two ResNet depths finished.")
+        return Claim(claim, "not testable", "fewer than two ResNet depths finished.", budget=False)
     detail = _details(comps) + "."
     if any(c.verdict == "a_better" for c in comps):  # a is the deeper model
         return Claim(claim, "not supported", detail)
@@ -86,7 +89,7 @@ def _swin_converges(an: Analysis) -> Claim:
                   "when recorded)")
     swins = [k for k in an.models_in("swin") if an.finished(k)]
     if not swins:
-        return Claim(claim, "not testable", f"no Swin run finished; {definition}.")
+        return Claim(claim, "not testable", f"no Swin run finished; {definition}.", budget=False)
     others = [k for k in an.groups if k[1] == BASE and an.groups[k][0].family != "swin"
               and an.finished(k)]
     accs = ", ".join(f"{group_label(k)} {pct(an.last_train_acc(k))}" for k in swins + others)
@@ -110,7 +113,7 @@ def _se50_best(an: Analysis, plan: Plan) -> Claim:
         why = ("SE-ResNet-50 was not run" if se50 not in an.groups else
                "SE-ResNet-50 did not finish" if not an.finished(se50) else
                "no other model finished")
-        return Claim(claim, "not testable", why + ".")
+        return Claim(claim, "not testable", why + ".", budget=False)
     if c.verdict == "not_testable":
         return Claim(claim, "not testable", c.words() + ".")
     top = plan.top == se50

@@ -101,6 +101,11 @@ def _recipe_line(an: Analysis) -> str:
     return "Recipe (first run's resolved config): " + ", ".join(shown) + "."
 
 
+def _span(values) -> str:
+    lo, hi = f"{100 * min(values):.1f}", f"{100 * max(values):.1f}"
+    return lo if lo == hi else f"{lo} to {hi}"
+
+
 def _comparison_table(an: Analysis, comps: list[Comparison], caption: str) -> Table:
     return Table(COMPARISON_HEADER, [c.row() for c in comps],
                  caption=f"{caption}; Holm over all {comps[0].m} comparisons; method per row "
@@ -138,7 +143,7 @@ def summary(doc: Document, an: Analysis, plan: Plan) -> None:
                     ("a_better", "b_better", "equivalent", "no_difference", "not_testable")}
         doc.add(Para(
             f"Power: with these test images and seeds, a comparison detects a true difference of "
-            f"about {100 * min(mdes):.1f} to {100 * max(mdes):.1f} points with 80% power at the "
+            f"about {_span(mdes)} points with 80% power at the "
             f"Holm-corrected level; smaller real differences would mostly go unnoticed. Verdicts: "
             f"{verdicts['a_better'] + verdicts['b_better']} real differences, "
             f"{verdicts['equivalent']} equivalent, {verdicts['no_difference']} inconclusive, "

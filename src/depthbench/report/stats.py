@@ -179,6 +179,9 @@ def mean_ci(outcomes_by_seed: Sequence, confidence: float = CONFIDENCE
         return (k / n, *wilson_ci(k, n, confidence), "Wilson") if n else (
             float("nan"), float("nan"), float("nan"), "")
     t = crossed_t(np.stack(ys), confidence)
+    if t.method != CROSSED:  # every image has the same mean (e.g. all right): no spread to use
+        n = ys[0].size
+        return (t.delta, *wilson_ci(round(t.delta * n), n, confidence), "Wilson")
     return t.delta, max(0.0, t.low), min(1.0, t.high), t.method
 
 
