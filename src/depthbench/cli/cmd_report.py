@@ -1,4 +1,5 @@
-"""Rebuild a study's results.csv, report.md, report.html and figures from its run records alone."""
+"""Rebuild a study's results.csv, comparisons.csv, report.md, report.html and figures from its
+run records alone."""
 
 from __future__ import annotations
 
@@ -12,6 +13,6 @@ def run(args) -> int:
 
     md = build_report(args.dir)
     folder = md.parent
-    for name in ("results.csv", "report.md", "report.html", "figures/"):
+    for name in ("results.csv", "comparisons.csv", "report.md", "report.html", "figures/"):
         print(folder / name)
     return 0
