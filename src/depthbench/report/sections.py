@@ -101,9 +101,17 @@ def _recipe_line(an: Analysis) -> str:
     return "Recipe (first run's resolved config): " + ", ".join(shown) + "."
 
 
-def _span(values) -> str:
-    lo, hi = f"{100 * min(values):.1f}", f"{100 * max(values):.1f}"
-    return lo if lo == hi else f"{lo} to {hi}"
+def _power_text(mdes: list[float]) -> str:
+    lo, hi = f"{100 * min(mdes):.1f}", f"{100 * max(mdes):.1f}"
+    level = "with 80% power at the Holm-corrected level"
+    if min(mdes) >= 1.0:
+        return (f"Power: no comparison here could detect even a 100-point difference {level}: "
+                "too few test images or seeds to compare anything.")
+    span = lo if lo == hi else f"{lo} to {hi}"
+    if max(mdes) >= 1.0:
+        span = f"{lo} at best (some comparisons could not detect even 100)"
+    return (f"Power: with these test images and seeds, a comparison detects a true difference of "
+            f"about {span} points {level}; smaller real differences would mostly go unnoticed.")
 
 
 def _comparison_table(an: Analysis, comps: list[Comparison], caption: str) -> Table:
@@ -142,13 +150,10 @@ def summary(doc: Document, an: Analysis, plan: Plan) -> None:
         verdicts = {v: sum(c.verdict == v for c in tested) for v in
                     ("a_better", "b_better", "equivalent", "no_difference", "not_testable")}
         doc.add(Para(
-            f"Power: with these test images and seeds, a comparison detects a true difference of "
-            f"about {_span(mdes)} points with 80% power at the "
-            f"Holm-corrected level; smaller real differences would mostly go unnoticed. Verdicts: "
-            f"{verdicts['a_better'] + verdicts['b_better']} real differences, "
+            (_power_text(mdes) if mdes else "Power: no comparison could be tested.")
+            + f" Verdicts: {verdicts['a_better'] + verdicts['b_better']} real differences, "
             f"{verdicts['equivalent']} equivalent, {verdicts['no_difference']} inconclusive, "
-            f"{verdicts['not_testable']} not testable." if mdes else
-            "Power: no comparison could be tested."))
+            f"{verdicts['not_testable']} not testable."))
     degenerate = [k for k in an.groups if an.degenerate_runs(k)]
     if degenerate:
         doc.add(Para(
@@ -542,7 +547,6 @@ def run_tables(doc: Document, an: Analysis) -> None:
 # -------------------------------------------------------------------------------------- methods
 def methods(doc: Document, an: Analysis) -> None:
     m = sum(c.test is not None for c in an.comparisons)
-    margin = f"±{100 * an.margin:g} points"
     doc.add(Heading("Methods"))
     doc.add(Bullets([
         "Selection: the checkpoint is the epoch with the best validation accuracy; the test split "
@@ -563,15 +567,16 @@ def methods(doc: Document, an: Analysis) -> None:
         f"Multiple comparisons: Holm over all {m} distinct comparisons in this report (each "
         "counted once, whichever sections show it). 'A beats B' only when the Holm-adjusted p is "
         "below 0.05.",
-        f"Equivalence: two one-sided tests (TOST) that |Δ| < {margin} (study option "
-        "report.equivalence_margin), Holm-adjusted over the same comparisons; with one seed on an "
-        "exact bound for Δ (Clopper–Pearson boxes for the disagreement rate and for b/(b + c), "
+        f"Equivalence: two one-sided tests (TOST) that |Δ| < {100 * an.margin:g} points (study "
+        "option report.equivalence_margin), Holm-adjusted over the same comparisons; with one "
+        "seed on an exact bound for Δ (Clopper–Pearson boxes for the disagreement rate and for b/(b + c), "
         "Bonferroni-split), because the conditional interval narrows as disagreement falls; with "
         "several, on the same t. 'Equivalent' / 'does not help' only when it passes; otherwise "
         "'inconclusive', with the test-set size or seed count that would decide it.",
         "Detectable difference: the |Δ| found with 80% power by a two-sided test at α/m (the "
         "Holm level of the smallest p): (z + z₀.₈)·√(r/n) with one seed at the observed "
-        "disagreement rate r (at least (z + z₀.₈)²/n), (t + t₀.₈)·se with several.",
+        "disagreement rate r (at least (z + z₀.₈)²/n), (t + t₀.₈)·se with several; capped at "
+        "100 points. Intervals of Δ are clipped to [−100, +100] points.",
         "Degenerate run: ≥ 90% of the evaluation images predicted as one class that is < 90% of "
         "the images; marked in every table; comparisons resting on one are 'not testable under "
         "this budget' (they still count in Holm's m).",

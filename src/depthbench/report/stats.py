@@ -150,7 +150,9 @@ def crossed_t(d: np.ndarray, confidence: float = CONFIDENCE) -> Test:
     se = math.sqrt(num / (n * s))
     p = float(2 * stats.t.sf(abs(mu / se), df))
     q = stats.t.ppf(0.5 + confidence / 2, df)
-    return Test(mu, float(mu - q * se), float(mu + q * se), p, CROSSED, df=df, se=se)
+    # a difference of accuracies lies in [-1, 1]: clipping there never moves 0 in or out
+    return Test(mu, float(max(mu - q * se, -1.0)), float(min(mu + q * se, 1.0)), p, CROSSED,
+                df=df, se=se)
 
 
 def compare_outcomes(a_by_seed: Sequence, b_by_seed: Sequence) -> tuple[Test, int, int, int]:
@@ -205,12 +207,14 @@ def mde(test: Test, n: int, seeds: int, discordance: float, m: int) -> float:
     One seed: (z_a + z_b) sqrt(r / n) at the observed discordance rate r, and at least
     (z_a + z_b)^2 / n, since a difference of Δ needs at least Δ n discordant images.
     Several seeds: (t_a + t_b) se with the crossed model's df and standard error.
+    Capped at 1 (100 points): a comparison that cannot detect even that detects nothing.
     """
     level = ALPHA / max(m, 1)
     if seeds > 1 and test.method == CROSSED:
-        return float((stats.t.ppf(1 - level / 2, test.df) + stats.t.ppf(POWER, test.df)) * test.se)
+        q = stats.t.ppf(1 - level / 2, test.df) + stats.t.ppf(POWER, test.df)
+        return float(min(q * test.se, 1.0))
     z = stats.norm.ppf(1 - level / 2) + stats.norm.ppf(POWER)
-    return float(max(z * math.sqrt(discordance / n), z * z / n)) if n else float("nan")
+    return float(min(max(z * math.sqrt(discordance / n), z * z / n), 1.0)) if n else float("nan")
 
 
 def images_needed(delta: float, margin: float, discordance: float, m: int) -> tuple[int, int]:
