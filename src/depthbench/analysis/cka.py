@@ -28,7 +28,8 @@ def center(k: torch.Tensor) -> torch.Tensor:
 
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
-    """The closed form on features: ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F) (biased HSIC)."""
+    """The closed form on features: ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F)
+    (the biased HSIC's)."""
     x = x.reshape(x.shape[0], -1).double()
     y = y.reshape(y.shape[0], -1).double()
     x = x - x.mean(0)

@@ -18,7 +18,8 @@ MIN_GRID = 4
 
 
 def target_block(blocks: list[Block]) -> Block:
-    """The last block whose grid is >= MIN_GRID on both sides, else the one with the largest grid."""
+    """The last block whose grid is >= MIN_GRID on both sides, else the largest
+    grid's."""
     big = [b for b in blocks if min(b.grid) >= MIN_GRID]
     if big:
         return big[-1]

@@ -99,7 +99,8 @@ class Probe:
                     self._handles.append(m.softmax.register_forward_hook(
                         self._attn_hook(m, st, mask)))
         if self.attn:
-            self._fused = {m: m.fused_attn for m in model.modules() if isinstance(m, WindowAttention)}
+            self._fused = {m: m.fused_attn for m in model.modules()
+                           if isinstance(m, WindowAttention)}
             for m in self._fused:
                 m.fused_attn = False
 

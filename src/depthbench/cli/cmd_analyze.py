@@ -15,7 +15,8 @@ def add_arguments(p) -> None:
                    help="test images to analyze, a fixed seeded subset (default 256)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N",
                    help="minibatch of the CKA estimate and the forward passes (default 64)")
-    p.add_argument("--device", metavar="DEV", help="torch device (default: cuda if present, else cpu)")
+    p.add_argument("--device", metavar="DEV",
+                   help="torch device (default: cuda if present, else cpu)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
 

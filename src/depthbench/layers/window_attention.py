@@ -61,9 +61,9 @@ class WindowAttention(nn.Module):
     `fused_attn` switches between `F.scaled_dot_product_attention` (default) and the explicit
     softmax(q k^T * scale + bias + mask) v; only the explicit path exposes the probabilities (the
     output of `self.softmax`, shape B, nW, heads, N, N with a shift mask, else B, heads, N, N) to
-    a forward hook, which is how `depthbench analyze` reads them. Both honour the shift mask and both forms of key dropout:
-    `element` drops K before either path; `dropkey` adds its logit mask to the float `attn_mask` SDPA
-    receives, so the fused path never falls back silently.
+    a forward hook, which is how `depthbench analyze` reads them. Both honour the shift mask and
+    both forms of key dropout: `element` drops K before either path; `dropkey` adds its logit mask
+    to the float `attn_mask` SDPA receives, so the fused path never falls back silently.
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: int, qkv_bias: bool = True,

@@ -215,8 +215,8 @@ def _se_blocks(recs: list[dict], fig_dir: Path, seeds: bool) -> list:
     reading = (f"In {rising} of {len(se)} SE runs the last stage's gates are more class-specific "
                f"than the first stage's, as Hu et al. report for ImageNet")
     if flat:
-        reading += (f"; in {flat} of them no block's class-specificity reaches 0.01, i.e. the gates "
-                    "barely depend on the class at this budget")
+        reading += (f"; in {flat} of them no block's class-specificity reaches 0.01, i.e. the "
+                    "gates barely depend on the class at this budget")
     reading += (". These are the gates of one trained model per row on "
                 f"{se[0]['subset']['images']} {se[0]['split']} images, with no test across seeds: "
                 "they describe these weights and cannot show that depth or SE dropout causes a "
