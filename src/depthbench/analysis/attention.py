@@ -35,17 +35,17 @@ def head_statistics(attn: torch.Tensor, ws: int, pitch: float, mask: torch.Tenso
     attn: probabilities B, nW, heads, N, N (windows of one image consecutive) or B, heads, N, N
     (one window, no mask). mask: nW, N, N additive (0 = allowed) or None.
     """
-    p = attn.double()
+    p = attn.float()  # sums below are taken in float64
     if p.dim() == 4:
         p = p.unsqueeze(1)  # B, 1, heads, N, N
     if mask is not None:
         allowed = (mask == 0).to(p.dtype).unsqueeze(1)  # nW, 1, N, N
         p = p * allowed
-        p = p / p.sum(-1, keepdim=True).clamp_min(1e-300)
-    d = window_distances(ws, pitch).to(p.device)
+        p = p / p.sum(-1, keepdim=True).clamp_min(1e-30)
+    d = window_distances(ws, pitch).to(p.device, p.dtype)
     dist = (p * d).sum(-1)  # B, nW, heads, N
-    ent = -(p * torch.log(p.clamp_min(1e-300))).sum(-1)
+    ent = -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
     heads = p.shape[2]
     count = p.numel() // (heads * p.shape[-1])
-    return (dist.movedim(2, 0).reshape(heads, -1).sum(1),
-            ent.movedim(2, 0).reshape(heads, -1).sum(1), count)
+    return (dist.movedim(2, 0).reshape(heads, -1).double().sum(1),
+            ent.movedim(2, 0).reshape(heads, -1).double().sum(1), count)

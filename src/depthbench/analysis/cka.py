@@ -16,9 +16,11 @@ import torch
 
 
 def gram(x: torch.Tensor) -> torch.Tensor:
-    """n, ... -> n x n linear kernel (float64) of the flattened features."""
-    x = x.reshape(x.shape[0], -1).double()
-    return x @ x.T
+    """n, ... -> n x n linear kernel of the flattened features, returned in float64. The product
+    runs in the input's precision: float32 activations of a 224 px stage would take hundreds of
+    MB in float64, and the Gram matrix of float32 features is accurate to ~1e-6 relative."""
+    x = x.reshape(x.shape[0], -1)
+    return (x @ x.T).double()
 
 
 def center(k: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,7 @@ def analyze(path, images: int = 256, batch_size: int = 64, device=None, progress
     root = Path(path)
     for name, rec in out.items():
         if isinstance(rec, dict):
-            draw_run_figures(rec, root if (root / "analysis.json").is_file() else root / name)
+            draw_run_figures(rec, root if (root / "result.json").is_file() else root / name)
     return out
 
 
