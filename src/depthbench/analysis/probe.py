@@ -54,6 +54,7 @@ class AttnStats:
     window: int
     pitch: float  # input pixels per token at this stage
     shifted: bool
+    mask: torch.Tensor | None = None  # nW, N, N shift mask (0 = allowed) or None
     dist: torch.Tensor | None = None
     ent: torch.Tensor | None = None
     queries: int = 0
@@ -93,9 +94,10 @@ class Probe:
                 elif isinstance(m, WindowAttention):
                     st = AttnStats(f"{blk.name}", blk.stage, m.window_size,
                                    float(patch * 2 ** (blk.stage - 1)),
-                                   bool(getattr(blk.module, "shift_size", 0)))
+                                   bool(getattr(blk.module, "shift_size", 0)),
+                                   getattr(blk.module, "attn_mask", None))
                     self.attn.append(st)
-                    mask = getattr(blk.module, "attn_mask", None)
+                    mask = st.mask
                     self._handles.append(m.softmax.register_forward_hook(
                         self._attn_hook(m, st, mask)))
         if self.attn:

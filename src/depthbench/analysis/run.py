@@ -139,7 +139,7 @@ def _se_record(probe: Probe, classes: list[str]) -> dict | None:
 
 
 def _attention_record(probe: Probe) -> dict | None:
-    from depthbench.analysis.attention import mean_pairwise_distance
+    from depthbench.analysis.attention import head_statistics
 
     if not probe.attn:
         return None
@@ -147,14 +147,21 @@ def _attention_record(probe: Probe) -> dict | None:
     for st in probe.attn:
         dist = st.dist / st.queries
         ent = st.ent / st.queries
+        # the reference: uniform attention over the keys each query may see (in a shifted
+        # block the mask leaves fewer keys, so both references are lower there)
+        n = st.window * st.window
+        nw = 1 if st.mask is None else st.mask.shape[0]
+        mask = None if st.mask is None else st.mask.cpu()
+        u_d, u_e, u_q = head_statistics(torch.full((1, nw, 1, n, n), 1.0 / n), st.window,
+                                        st.pitch, mask)
         blocks.append({
             "name": st.name, "stage": st.stage, "window": st.window, "pitch_px": st.pitch,
             "shifted": st.shifted, "distance_px": _r(dist, 3), "entropy": _r(ent, 4),
             "mean_distance_px": _r(dist.mean(), 3), "mean_entropy": _r(ent.mean(), 4),
-            "uniform_distance_px": _r(mean_pairwise_distance(st.window, st.pitch), 3),
-            "max_entropy": _r(math.log(st.window * st.window), 4),
+            "uniform_distance_px": _r(u_d[0] / u_q, 3), "max_entropy": _r(u_e[0] / u_q, 4),
         })
-    return {"units": "distance in input pixels; entropy in nats", "blocks": blocks}
+    return {"units": "distance in input pixels; entropy in nats",
+            "reference": "uniform attention over the keys the shift mask allows", "blocks": blocks}
 
 
 def _device(device: str | None) -> torch.device:

@@ -156,7 +156,7 @@ def attention_figure(recs: list[dict], path: Path, seeds: bool) -> None:
                   label=_label(rec, seeds))
         if i == 0:
             ax_d.plot(x, [b["uniform_distance_px"] for b in blocks], ":", color="grey",
-                      label="uniform attention")
+                      label="uniform over allowed keys")
             ax_e.plot(x, [b["max_entropy"] for b in blocks], ":", color="grey",
                       label="uniform (maximum)")
     ax_d.set(title="mean attention distance (mean over heads)", xlabel="Swin block",
@@ -268,7 +268,8 @@ def _attention_blocks(recs: list[dict], fig_dir: Path, seeds: bool) -> list:
              "attention entropy, averaged over queries, windows and images; the model runs its "
              "explicit (non-fused) attention so the probabilities can be read."),
         Figure(f"{fig_dir.name}/inside_attention.png", "Mean attention distance and entropy per "
-               "Swin block (mean over heads); dotted: uniform attention over the window."),
+               "Swin block (mean over heads); dotted: uniform attention over the keys each "
+               "query may see (fewer in shifted windows)."),
         Table(["run", "blocks", "blocks with window > 1", "distance / uniform",
                "entropy / maximum"], rows, caption="Swin attention, relative to uniform "
               "attention (means over blocks with a window larger than one token)"),
