@@ -20,8 +20,10 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
 
-def analyze(path, images: int = 256, batch_size: int = 64, device=None, progress=None) -> dict:
-    """Analyze a run or study folder and draw each run's figures: {run: record or skip reason}."""
+def analyze(path, images: int = 256, batch_size: int = 64, device=None, progress=None,
+            figures: bool = True) -> dict:
+    """Analyze a run or study folder and draw each run's figures (unless `figures` is False: the
+    study report draws its own): {run: record or skip reason}."""
     from pathlib import Path
 
     from depthbench.analysis import analyze_path
@@ -35,7 +37,7 @@ def analyze(path, images: int = 256, batch_size: int = 64, device=None, progress
     out = analyze_path(path, images, batch_size=batch_size, device=device, progress=progress)
     root = Path(path)
     for name, rec in out.items():
-        if isinstance(rec, dict):
+        if figures and isinstance(rec, dict):
             draw_run_figures(rec, root if (root / "result.json").is_file() else root / name)
     return out
 

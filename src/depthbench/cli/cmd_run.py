@@ -62,7 +62,8 @@ def _analyze_then_report(study_dir, console) -> None:
     t0 = time.monotonic()
     if any(study_dir.glob("*/result.json")):
         try:
-            out = analyze(study_dir, progress=lambda name: console.print(f"analyzing {name}"))
+            out = analyze(study_dir, progress=lambda name: console.print(f"analyzing {name}"),
+                          figures=False)  # the report draws the study's figures
         except DepthbenchError as e:  # the runs and their report stand without the analysis
             console.print(f"[yellow]analysis skipped: {e}; the report is built without it")
         else:
