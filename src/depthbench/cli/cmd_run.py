@@ -19,6 +19,8 @@ def add_arguments(p) -> None:
                    help="runs at once (default: one per GPU, else 1); CPU threads are divided")
     p.add_argument("--retry-failed", action="store_true",
                    help="run again the runs that failed before (default: keep their failure)")
+    p.add_argument("--no-analyze", action="store_true",
+                   help="skip `depthbench analyze` of the finished runs before the report")
 
 
 def run(args) -> int:
@@ -31,11 +33,14 @@ def run(args) -> int:
     spec = load_spec(args.config, preset=args.preset, data=args.data, seeds=args.seeds,
                      jobs=args.jobs)
     try:
-        summary = run_study(spec, args.out, retry_failed=args.retry_failed, console=console)
+        summary = run_study(spec, args.out, retry_failed=args.retry_failed, console=console,
+                            build_report=args.no_analyze)
     except StudyInterrupted as e:
         console.print(f"[yellow]depthbench: {e}")
         return e.exit_code
     d = summary.study_dir
+    if not args.no_analyze:  # SE, attention, CKA, Grad-CAM; then the report that shows them
+        _analyze_then_report(d, console)
     mins = summary.seconds / 60
     console.print(f"{d}: {len(summary.finished)} of {summary.total} runs finished"
                   + (f", {len(summary.failed)} failed" if summary.failed else "")
@@ -44,3 +49,24 @@ def run(args) -> int:
         console.print(f"[red]  failed: {name}: {reason}")
     console.print(f"report: {d / 'report.md'} and {d / 'report.html'}")
     return 0
+
+
+def _analyze_then_report(study_dir, console) -> None:
+    """`depthbench analyze` on every finished run, then the report (which reads analysis.json)."""
+    import time
+
+    from depthbench.cli.cmd_analyze import analyze
+    from depthbench.errors import DepthbenchError
+    from depthbench.report import build_report
+
+    t0 = time.monotonic()
+    if any(study_dir.glob("*/result.json")):
+        try:
+            out = analyze(study_dir, progress=lambda name: console.print(f"analyzing {name}"),
+                          figures=False)  # the report draws the study's figures
+        except DepthbenchError as e:  # the runs and their report stand without the analysis
+            console.print(f"[yellow]analysis skipped: {e}; the report is built without it")
+        else:
+            done = sum(isinstance(r, dict) for r in out.values())
+            console.print(f"analysis: {done} runs in {time.monotonic() - t0:.0f} s")
+    build_report(study_dir)

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("depthbench.cli.cmd_evaluate", "evaluate a checkpoint on a split"),
     "predict": ("depthbench.cli.cmd_predict", "classify images with a checkpoint"),
     "run": ("depthbench.cli.cmd_run", "run a whole study (the main job)"),
+    "analyze": ("depthbench.cli.cmd_analyze", "look inside trained models"),
     "report": ("depthbench.cli.cmd_report", "rebuild a study's report from its records"),
 }
 

@@ -34,11 +34,12 @@ class SEModule(nn.Module):
         self.fc1 = nn.Conv2d(channels, rd_channels, kernel_size=1)
         self.act = act_layer(inplace=True)
         self.fc2 = nn.Conv2d(rd_channels, channels, kernel_size=1)
+        self.gate = nn.Sigmoid()  # a module (timm's name, no weights) so a hook can read the gates
         self.gate_drop = gate_drop
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = x.mean((2, 3), keepdim=True)  # B, C, 1, 1: squeeze
-        g = self.fc2(self.act(self.fc1(s))).sigmoid()  # B, C, 1, 1: excitation gates
+        g = self.gate(self.fc2(self.act(self.fc1(s))))  # B, C, 1, 1: excitation gates
         if self.gate_drop > 0.0 and self.training:
             g = F.dropout(g, self.gate_drop, training=True)  # per sample and channel, x 1/(1-p)
         return x * g

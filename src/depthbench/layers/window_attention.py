@@ -59,9 +59,11 @@ class WindowAttention(nn.Module):
     """Multi-head self attention inside windows, with relative position bias and key dropout.
 
     `fused_attn` switches between `F.scaled_dot_product_attention` (default) and the explicit
-    softmax(q k^T * scale + bias + mask) v. Both honour the shift mask and both forms of key dropout:
-    `element` drops K before either path; `dropkey` adds its logit mask to the float `attn_mask` SDPA
-    receives, so the fused path never falls back silently.
+    softmax(q k^T * scale + bias + mask) v; only the explicit path exposes the probabilities (the
+    output of `self.softmax`, shape B, nW, heads, N, N with a shift mask, else B, heads, N, N) to
+    a forward hook, which is how `depthbench analyze` reads them. Both honour the shift mask and
+    both forms of key dropout: `element` drops K before either path; `dropkey` adds its logit mask
+    to the float `attn_mask` SDPA receives, so the fused path never falls back silently.
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: int, qkv_bias: bool = True,
@@ -83,6 +85,7 @@ class WindowAttention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.key_drop = KeyDrop(key_drop, key_drop_mode)
+        self.softmax = nn.Softmax(dim=-1)  # timm's name; explicit path only, a hook reads it
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
 
     def _rel_pos_bias(self) -> torch.Tensor:
@@ -123,7 +126,7 @@ class WindowAttention(nn.Module):
             x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         else:
             attn = (q * self.scale) @ k.transpose(-2, -1)  # *batch, heads, N, N
-            attn = (attn + bias).softmax(dim=-1)
+            attn = self.softmax(attn + bias)  # the attention probabilities
             x = attn @ v  # *batch, heads, N, head_dim
 
         x = x.transpose(-3, -2).reshape(B_, N, C)

@@ -1,0 +1,87 @@
+"""Look inside trained models: SE excitation by depth, Swin attention distance and entropy,
+linear CKA between block outputs (and between models of one family), Grad-CAM on 8 test images.
+
+Give a run folder (from `depthbench train` or `depthbench run`) or a study folder (every finished
+run in it). Each run gets `analysis.json` and its figures (`analysis_*.png`), computed on a fixed,
+seeded subset of its test images (validation images when there is no test split; it says so).
+"""
+
+from __future__ import annotations
+
+
+def add_arguments(p) -> None:
+    p.add_argument("path", metavar="RUN_DIR|STUDY_DIR")
+    p.add_argument("--images", type=int, default=256, metavar="N",
+                   help="test images to analyze, a fixed seeded subset (default 256)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N",
+                   help="minibatch of the CKA estimate and the forward passes (default 64)")
+    p.add_argument("--device", metavar="DEV",
+                   help="torch device (default: cuda if present, else cpu)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def analyze(path, images: int = 256, batch_size: int = 64, device=None, progress=None,
+            figures: bool = True) -> dict:
+    """Analyze a run or study folder and draw each run's figures (unless `figures` is False: the
+    study report draws its own): {run: record or skip reason}."""
+    from pathlib import Path
+
+    from depthbench.analysis import analyze_path
+    from depthbench.errors import ConfigError
+    from depthbench.report.inside import draw_run_figures
+
+    if images < 4:
+        raise ConfigError(f"--images {images}: the analysis needs at least 4 images")
+    if batch_size < 4:
+        raise ConfigError(f"--batch-size {batch_size}: the CKA estimate needs at least 4")
+    out = analyze_path(path, images, batch_size=batch_size, device=device, progress=progress)
+    root = Path(path)
+    for name, rec in out.items():
+        if figures and isinstance(rec, dict):
+            draw_run_figures(rec, root if (root / "result.json").is_file() else root / name)
+    return out
+
+
+def run(args) -> int:
+    import json
+    import sys
+
+    def progress(name):
+        if not args.json:
+            print(f"analyzing {name} ...", file=sys.stderr, flush=True)
+
+    out = analyze(args.path, args.images, args.batch_size, args.device, progress)
+    if args.json:
+        print(json.dumps({name: ({"status": "analyzed", **_summary(rec)} if isinstance(rec, dict)
+                                 else {"status": "skipped", "reason": rec})
+                          for name, rec in out.items()}, indent=2))
+        return 0
+    for name, rec in out.items():
+        if isinstance(rec, str):
+            print(f"{name}: skipped: {rec}")
+            continue
+        s = _summary(rec)
+        line = (f"{name}: {s['images']} {s['split']} images, {s['seconds']:.1f} s; "
+                f"near-identical late blocks (CKA >= 0.9): {s['near_identical_tail']}")
+        if s.get("se_class_specificity") is not None:
+            line += f"; last SE block class-specificity {s['se_class_specificity']:.3f}"
+        if s.get("attention_distance_px") is not None:
+            line += f"; mean attention distance {s['attention_distance_px']:.1f} px"
+        print(line)
+        if rec["note"]:
+            print(f"  note: {rec['note']}")
+    return 0
+
+
+def _summary(rec: dict) -> dict:
+    se, attn = rec["se"], rec["attention"]
+    return {
+        "analysis": f"{rec['run']}/analysis.json", "model": rec["model"],
+        "variant": rec["variant"], "seed": rec["seed"], "split": rec["split"],
+        "note": rec["note"], "images": rec["subset"]["images"], "seconds": rec["seconds"],
+        "near_identical_tail": rec["cka"]["near_identical_tail"],
+        "se_class_specificity": se["blocks"][-1]["class_specificity"] if se else None,
+        "attention_distance_px": (sum(b["mean_distance_px"] for b in attn["blocks"])
+                                  / len(attn["blocks"])) if attn else None,
+        "gradcam_layer": rec["gradcam"]["layer"],
+    }
