@@ -16,6 +16,7 @@ from depthbench.report import sections
 from depthbench.report.analysis import Analysis, plan_comparisons
 from depthbench.report.document import Document, to_html, to_markdown
 from depthbench.report.exports import comparisons_csv, results_csv
+from depthbench.report.inside import inside_section
 from depthbench.report.records import load_study
 
 
@@ -41,6 +42,7 @@ def build_report(study_dir: str | Path) -> Path:
     sections.variants(doc, an, plan)
     sections.curves(doc, an, fig_dir, written)
     sections.confusion(doc, an, fig_dir, written)
+    doc.add(*inside_section([r.path for r in study.runs], fig_dir, written))
     sections.cost(doc, an)
     sections.claims(doc, an, plan)
     if study.is_flowers:
