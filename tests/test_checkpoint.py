@@ -67,7 +67,7 @@ def test_wrong_layout_is_a_clear_error(tmp_path):
 
 
 def test_recipes_fill_only_what_is_not_given():
-    seed = TrainConfig.for_recipe("seed", model="resnet18", data="x")
+    seed = TrainConfig.for_recipe("source", model="resnet18", data="x")
     assert (seed.optimizer, seed.lr, seed.batch_size, seed.epochs) == ("adam", 2e-4, 128, 100)
     assert (seed.weight_decay, seed.label_smoothing, seed.grad_clip, seed.drop_path_rate,
             seed.warmup_epochs, seed.scheduler) == (0, 0, 0, 0, 0, "constant")
@@ -146,11 +146,13 @@ def test_warmup_then_cosine():
 
 
 @pytest.mark.parametrize("values, match", [
-    ({"model": "resnet18", "data": "x", "bacth_size": 8}, "unknown key 'bacth_size'"),
-    ({"model": "resnet18", "data": "x", "lr": -1}, "'lr'"),
-    ({"model": "resnet18", "data": "x", "recipe": "fancy"}, "'fancy'.*'recipe'"),
+    ({"model": "resnet18", "data": "x", "bacth_size": 8},
+     "bacth_size: unknown key; valid keys here: model, data"),
+    ({"model": "resnet18", "data": "x", "lr": -1}, r"config: lr: .*greater than 0 \(got -1\)"),
+    ({"model": "resnet18", "data": "x", "recipe": "fancy"},
+     r"recipe: .*'source' or 'modern' \(got 'fancy'\)"),
     ({"model": "resnet19", "data": "x"}, "unknown model 'resnet19'"),
-    ({"data": "x"}, "'model' is required"),
+    ({"data": "x"}, r"model: missing; this key is required \(--model or"),
 ])
 def test_bad_config_names_key_and_value(values, match):
     with pytest.raises(ConfigError, match=match):
@@ -168,4 +170,4 @@ def test_cli_flags_override_config_file(tmp_path, capsys):
     assert (cfg.batch_size, cfg.lr, cfg.model) == (8, 1e-3, "resnet18")
     f.write_text("model: resnet18\nwarmup: 3\n")
     assert main(["train", "--config", str(f)]) == 2
-    assert "unknown key 'warmup'" in capsys.readouterr().err
+    assert "warmup: unknown key" in capsys.readouterr().err

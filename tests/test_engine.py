@@ -36,7 +36,7 @@ def cache(tmp_path_factory) -> str:
 def tiny(cache: str, **kw) -> TrainConfig:
     base = dict(model="resnet18", data=DATA, img_size=32, epochs=2, batch_size=12, val=0.25,
                 test=0.25, cache_dir=cache, accelerator="cpu", quiet=True)
-    return TrainConfig.for_recipe(kw.pop("recipe", "seed"), **{**base, **kw})
+    return TrainConfig.for_recipe(kw.pop("recipe", "source"), **{**base, **kw})
 
 
 def read_rows(run: Path) -> list[dict]:
@@ -100,7 +100,7 @@ def test_cnn_run_records_are_consistent(cnn_run):
     with safe_open(str(out / "best.safetensors"), "pt") as f:
         meta = f.metadata()
     assert json.loads(meta["classes"]) == result["classes"]
-    assert json.loads(meta["mean"]) == [0.5, 0.5, 0.5]  # the seed recipe's normalization
+    assert json.loads(meta["mean"]) == [0.5, 0.5, 0.5]  # the source recipe's normalization
 
 
 def test_rerun_of_a_finished_run_is_a_noop(cnn_run, cache, capsys):
@@ -224,7 +224,7 @@ def test_channels_last_default_follows_device_and_size():
 
 
 def test_recipe_drop_path_reaches_the_model():
-    # Swin's own default (0.1, as timm's) must not leak into the seed recipe's 0.0
+    # Swin's own default (0.1, as timm's) must not leak into the source recipe's 0.0
     from depthbench.engine import TrainConfig
     from depthbench.models import create_model
 

@@ -100,7 +100,7 @@ def test_spec_errors_name_the_key(change, message):
     ({"overrides": {"epoch": 3}}, r"overrides\.epoch: unknown training option; valid: .*epochs"),
     ({"overrides": {"seed": 3}}, r"overrides\.seed: set by the study itself; use `seeds`"),
     ({"overrides": {"key_drop": 0.1}}, r"use `variants\.key_drop`"),
-    ({"overrides": {"epochs": 0}}, r"overrides: bad value 0 for 'epochs'"),
+    ({"overrides": {"epochs": 0}}, r"overrides: epochs: .*greater than or equal to 1 \(got 0\)"),
     ({"model_options": {"resnet": {"window_size": 4}}}, r"resnet18 \(base\): .*window_size"),
     ({"model_options": {"swin": {"lr": 1}}}, r"model_options\.swin\.lr: not a per-model option"),
     ({"model_options": {"resnet19": {"drop_path_rate": 0.1}}}, r"unknown model 'resnet19'"),
