@@ -236,3 +236,34 @@ def test_recipe_drop_path_reaches_the_model():
 
     assert drop_probs("seed") and max(drop_probs("seed")) == 0.0
     assert max(drop_probs("modern")) > 0.0
+
+
+def test_resume_to_more_epochs(tmp_path, cache, capsys):
+    """`train --resume --epochs N` continues a finished constant-lr run exactly as if it had been
+    started with N epochs; a run whose lr schedule depends on the total refuses in one line."""
+    short, full = tmp_path / "short", tmp_path / "full"
+    train(tiny(cache, epochs=1, test=0.0, limit_train_batches=1), short, progress=False, resume=False)
+    two = tiny(cache, epochs=2, test=0.0, limit_train_batches=1)
+    with pytest.raises(ConfigError, match=r"epochs=1 \(now 2\) \(pass --resume"):
+        train(two, short, progress=False, resume=False)
+    assert main(["train", "--out", str(short), "--resume", "--epochs", "2", "--quiet"]) == 0
+    result = json.loads((short / "result.json").read_text())
+    assert result["status"] == "finished" and result["epochs_completed"] == 2
+    assert result["config"]["epochs"] == 2
+    train(two, full, progress=False, resume=False)
+    a, b = read_rows(full), read_rows(short)
+    for r in a + b:
+        r.pop("seconds")
+    assert a == b  # per-epoch seeding: the extension replays what a 2-epoch run trains
+    with pytest.raises(ConfigError, match="would shorten it"):
+        train(tiny(cache, epochs=1, test=0.0, limit_train_batches=1), short, progress=False, resume=True)
+
+    cosine = tmp_path / "cosine"
+    train(tiny(cache, recipe="modern", epochs=1, warmup_epochs=0, test=0.0, limit_train_batches=1), cosine,
+          progress=False, resume=False)
+    capsys.readouterr()
+    assert main(["train", "--out", str(cosine), "--resume", "--epochs", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cosine lr schedule was laid out over the 1 epochs" in err and "another --out" in err
+    assert err.count("\n") == 1
+    assert json.loads((cosine / "result.json").read_text())["epochs_completed"] == 1

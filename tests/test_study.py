@@ -58,7 +58,7 @@ def test_paper_needs_data_and_uses_the_source_protocol(tmp_path):
     spec = load_spec(preset="paper", data=str(tmp_path))
     c = plan_runs(spec)[0].train_config()
     assert (spec.img_size, c.recipe, c.epochs, c.batch_size, c.lr, c.optimizer) == (
-        224, "seed", 100, 128, 2e-4, "adam")
+        224, "source", 100, 128, 2e-4, "adam")
     assert spec.seeds == [0, 1, 2] and spec.split.val == 0.1 and spec.split.test > 0
 
 

@@ -95,19 +95,39 @@ def _previous_run(out: Path, cfg: TrainConfig, resume: bool) -> dict | None:
     if not (out / "result.json").exists() and not (out / "last.ckpt").exists():
         return None
     prev = read_result(out, lenient=True) or {}
+    done = prev.get("epochs_completed") or 0
     if prev.get("config"):
         old = TrainConfig(**prev["config"])
         diff = cfg.semantic_diff(old)
-        if diff:
+        if set(diff) == {"epochs"} and resume:
+            _check_extension(out, old, cfg.epochs, done)
+        elif diff:
             k, (new, was) = next(iter(diff.items()))
-            raise ConfigError(f"{out} holds a run with {k}={was!r} (now {new!r}); use the same "
-                              "settings to resume it, or another --out for a new run")
-    if prev.get("status") == "finished":
+            hint = " (pass --resume to continue it)" if set(diff) == {"epochs"} else ""
+            raise ConfigError(f"{out} holds a run with {k}={was!r} (now {new!r}){hint}; use the "
+                              "same settings to resume it, or another --out for a new run")
+    if prev.get("status") == "finished" and done >= cfg.epochs:
         return prev
     if not resume:
         raise ConfigError(f"{out} holds an unfinished run ({prev.get('status', 'no result.json')}); "
                           "pass --resume to continue it or choose another --out")
     return None
+
+
+def _check_extension(out: Path, old: TrainConfig, epochs: int, done: int) -> None:
+    """A run may continue to another total of epochs only when nothing it trained depends on the
+    total: a constant lr after a warmup that ended before its first total. Else one line why."""
+    if epochs < done:
+        raise ConfigError(f"{out} has trained {done} epochs; --epochs {epochs} would shorten it: "
+                          "use another --out for a shorter run")
+    if old.scheduler != "constant" or old.warmup_epochs >= old.epochs:
+        what = (f"its {old.scheduler} lr schedule" if old.scheduler != "constant"
+                else "its warmup")
+        raise ConfigError(
+            f"{out}: cannot continue to {epochs} epochs: {what} was laid out over the "
+            f"{old.epochs} epochs it started with, so more epochs would change the ones trained; "
+            f"train a new run with --epochs {epochs} in another --out (only a run with "
+            "--scheduler constant can be extended)")
 
 
 def _make_fabric(cfg: TrainConfig, out: Path):
