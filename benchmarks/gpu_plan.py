@@ -39,7 +39,7 @@ from benchmarks._common import (
     sync,
 )
 
-# flower_photos per class (SEED.md); a split takes int(n * fraction) of each class
+# flower_photos per class (the source study's data); a split takes int(n * fraction) of each class
 FLOWER_COUNTS = (633, 898, 641, 699, 799)
 GOAL_MINUTES = 20.0  # issue 6: nine models, one seed, one H100
 

@@ -33,7 +33,7 @@ PRESETS = ("quick", "paper", "modern", "smoke")
 BUNDLED_DATA = ("elpv", "synthetic")
 
 # Which family each ablation applies to: key dropout lives in Swin's window attention; SE-ResNet
-# has no key, so its "key dropout" drops SE channel gates (SEED.md, "Key dropout").
+# has no key, so its "key dropout" drops SE channel gates (as the source study describes).
 VARIANT_FAMILY = {"key_drop": "swin", "se_drop": "seresnet"}
 # Model options a study may set per family or per model (`model_options: {swin: {window_size: 4}}`).
 MODEL_OPTIONS = ("window_size", "drop_path_rate")
