@@ -87,6 +87,8 @@ def test_recipes_fill_only_what_is_not_given():
     ({"model": "resnet18", "data": "x", "recipe": "fancy"},
      r"recipe: .*'source' or 'modern' \(got 'fancy'\)"),
     ({"model": "resnet19", "data": "x"}, "unknown model 'resnet19'"),
+    ({"model": "resnet18", "data": "x", "val": 0.6, "test": 0.5},
+     r"config: val: val \+ test = 1.1 leaves no training images"),
     ({"data": "x"}, r"model: missing; this key is required \(--model or"),
 ])
 def test_bad_config_names_key_and_value(values, match):
@@ -106,3 +108,33 @@ def test_cli_flags_override_config_file(tmp_path, capsys):
     f.write_text("model: resnet18\nwarmup: 3\n")
     assert main(["train", "--config", str(f)]) == 2
     assert "warmup: unknown key" in capsys.readouterr().err
+
+
+def test_option_table_generates_the_train_flags_and_help(capsys, monkeypatch):
+    """Every TrainConfig field is a `train` flag whose help is its description, with the recipe
+    defaults read from the recipe table (a change there shows in --help)."""
+    from depthbench.engine import config
+
+    monkeypatch.setitem(config.RECIPES, "source", {**config.RECIPES["source"], "epochs": 7})
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, field in TrainConfig.model_fields.items():
+        assert field.description and f"--{name.replace('_', '-')} " in text, name
+    assert "epochs (source: 7; modern: 100)" in text
+    assert "base learning rate (source: 0.0002; modern: 0.0005 * batch / 512)" in text
+    assert "--recipe {source,modern}" in text and "--no-channels-last" in text
+
+
+def test_the_old_recipe_name_is_read_with_a_one_line_notice(capsys, monkeypatch):
+    from depthbench import configio
+    from depthbench.data import normalization
+
+    monkeypatch.setattr(configio, "_NOTICED", set())
+    old = TrainConfig.for_recipe("seed", model="resnet18", data="x")
+    assert old == TrainConfig.for_recipe("source", model="resnet18", data="x")
+    assert make_config({"model": "resnet18", "data": "x", "recipe": "seed"}).recipe == "source"
+    assert normalization("seed") == normalization("source")  # a checkpoint's old meta
+    err = capsys.readouterr().err
+    assert err == ("depthbench: recipe 'seed' is now called 'source'; the old name still works "
+                   "but will be removed\n")  # once per process

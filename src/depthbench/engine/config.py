@@ -20,10 +20,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticUndefined
 
-from depthbench.configio import Recipe, config_error, read_yaml_mapping
+from depthbench.configio import KeyedError, Recipe, config_error, read_yaml_mapping
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,15 @@ class TrainConfig(BaseModel):
     limit_train_batches: int | None = _opt(None, "train on at most N batches per epoch (tests, "
                                                  "benchmarks)", ge=1)
     quiet: bool = _opt(False, "log lines only, no progress bar")
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> TrainConfig:
+        from depthbench.data.split import fractions_problem
+
+        problem = fractions_problem(self.val, self.test)
+        if problem:
+            raise KeyedError(("val",), problem)
+        return self
 
     @field_validator("model")
     @classmethod

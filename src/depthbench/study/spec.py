@@ -64,9 +64,11 @@ class SplitSpec(_Strict):
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> SplitSpec:
-        if self.val + self.test >= 1:
-            raise ValueError(f"val + test = {self.val + self.test:g} leaves no training images; "
-                             "keep their sum below 1")
+        from depthbench.data.split import fractions_problem
+
+        problem = fractions_problem(self.val, self.test)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
