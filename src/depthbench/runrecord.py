@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from depthbench._io import atomic_write_json, atomic_write_text
 from depthbench.errors import DepthbenchError
@@ -80,7 +80,7 @@ class TrainEval(_Part):
 class Checkpoint(_Part):
     """`best` (selected by validation accuracy) or `last` epoch's weights, evaluated."""
 
-    epoch: int
+    epoch: int = Field(ge=1)  # counts from 1, as metrics.csv
     train_loss: float | None = None
     train_acc: float | None = None
     val: SplitEval | None = None
@@ -124,8 +124,10 @@ class RunResult(_Part):
     """result.json. `config` is the resolved `TrainConfig` (engine.config) as a mapping."""
 
     record_version: int = RECORD_VERSION
+    # how the run stands: finished, or why not
     status: Status
     failure: Failure | None = None
+    # what was trained: the grid point, its resolved config, the model's size
     model: str | None = None
     family: str | None = None
     variant: str | None = None
@@ -134,15 +136,17 @@ class RunResult(_Part):
     classes: list[str] | None = None
     img_size: int | None = None
     params: int | None = None
-    macs: int | None = None
-    macs_224: int | None = None
+    macs: int | None = None  # one image at img_size
+    macs_224: int | None = None  # one image at 224 px (compares across studies)
+    # what it reached
     epochs_completed: int = 0
     best_epoch: int | None = None
     best: Checkpoint | None = None
     last: Checkpoint | None = None
+    # what it cost, and where and from what it came
     costs: Costs | None = None
     provenance: Provenance | None = None
-    requeues: int = 0
+    requeues: int = 0  # times a scheduler (SLURM) requeued it
 
 
 # --- result.json --------------------------------------------------------------------------------
