@@ -41,9 +41,11 @@ def recipe_name(name: Any) -> Any:
 Recipe = Annotated[RecipeName, BeforeValidator(recipe_name)]  # a field that accepts old names
 
 
-def read_yaml_mapping(path: str | Path, what: str, example: str) -> dict[str, Any]:
+def read_yaml_mapping(path: str | Path, what: str, example: str,
+                      empty_ok: bool = True) -> dict[str, Any]:
     """A YAML file holding a mapping. `what` names the file in errors ("study file"), `example`
-    says what the mapping holds ("name, data, models, ..."). An empty file is an empty mapping."""
+    says what the mapping holds ("name, data, models, ..."). An empty file is an empty mapping,
+    or an error unless `empty_ok`."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
@@ -54,6 +56,8 @@ def read_yaml_mapping(path: str | Path, what: str, example: str) -> dict[str, An
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path.name}:{where} not valid YAML "
                           f"({getattr(e, 'problem', None) or str(e).splitlines()[0]})") from None
+    if raw is None and not empty_ok:
+        raise ConfigError(f"{path.name}: the file is empty; see the presets for an example")
     if raw is None:
         return {}
     if not isinstance(raw, dict):

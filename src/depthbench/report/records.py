@@ -210,4 +210,3 @@ def load_run(run_dir: Path) -> Run:
         seed=int(result["seed"]) if result.get("seed") is not None else seed, status=status,
         family=str(result.get("family") or family_of(model)), result=result, metrics=metrics,
         reason=reason, failure_epoch=failure.get("epoch") if isinstance(failure, dict) else None)
-

@@ -148,12 +148,12 @@ class StudySpec(_Strict):
         for i, m in enumerate(self.variants.models or []):
             if m not in self.models:
                 raise KeyedError(("variants", "models", i),
-                                  f"{m!r} is not in this study's models; add it to models")
+                                 f"{m!r} is not in this study's models; add it to models")
             fams = {VARIANT_FAMILY[k] for k in VARIANT_FAMILY if getattr(self.variants, k)}
             if family(m) not in fams:
                 raise KeyedError(("variants", "models", i),
-                                  f"{m!r} is a {family(m)} model; no variant listed applies to it "
-                                  f"(key_drop: swin, se_drop: seresnet)")
+                                 f"{m!r} is a {family(m)} model; no variant listed applies to it "
+                                 f"(key_drop: swin, se_drop: seresnet)")
         return self
 
 
@@ -184,7 +184,7 @@ def load_spec(
         raise ConfigError("give either --config STUDY.yaml or --preset NAME, not both")
     src = Path(path) if path is not None else preset_path(preset or "quick")
     label = src.name if path is not None else f"preset {preset or 'quick'}"
-    raw = read_yaml_mapping(src, "study file", "name, data, models, ...")
+    raw = read_yaml_mapping(src, "study file", "name, data, models, ...", empty_ok=False)
     if data is not None:
         raw["data"] = _resolve_data(data, Path.cwd())
     elif isinstance(raw.get("data"), str):
@@ -254,4 +254,3 @@ def _resolve_data(data: str, base: Path) -> str:
         return data
     p = Path(data).expanduser()
     return str(p if p.is_absolute() else (base / p).resolve())
-
