@@ -110,8 +110,8 @@ def test_rerun_of_a_finished_run_is_a_noop(cnn_run, cache, capsys):
     assert again == json.loads(json.dumps(result))
     assert (out / "last.ckpt").stat().st_mtime_ns == before
     assert "already finished" in capsys.readouterr().err
-    with pytest.raises(ConfigError, match="epochs=2"):
-        train(tiny(cache, epochs=3), out, progress=False, resume=True)
+    with pytest.raises(ConfigError, match=r"epochs=2 \(now 3\) \(pass --resume"):
+        train(tiny(cache, epochs=3), out, progress=False, resume=False)  # (--resume extends it)
 
 
 def test_evaluate_reproduces_recorded_accuracy(cnn_run, cache, capsys):
