@@ -121,7 +121,7 @@ def make_train_step(model: nn.Module, batch_size: int, img_size: int, num_classe
     synthetic batch: the recipe's step without the loader, for timing the model alone.
 
     Returns the loss tensor without `.item()`, so timing does not add a host sync per step.
-    `optimizer`: built by the engine's `make_optimizer`: "adam" (the seed recipe), "adamw" (weight
+    `optimizer`: built by the engine's `make_optimizer`: "adam" (the source recipe), "adamw" (weight
     decay 0.05, as the modern recipe) or "sgd". `fused`: the optimizer's fused kernel on or off;
     None: as `depthbench train` chooses (`engine.optim.use_fused`, on for CPU and CUDA).
     """

@@ -4,7 +4,7 @@ batches.
 `python -m benchmarks.bench_engine [--quick] [--model resnet18] [--img-size 64] [--steps 24]`
 
 Both candidates train a fresh model (same seed) for `--steps` steps of `--batch-size` images of
-the same cached training split, in the same order, with the seed recipe (cross-entropy, Adam):
+the same cached training split, in the same order, with the source recipe (cross-entropy, Adam):
 - `engine`: `depthbench.engine.train` (Lightning Fabric, the DataLoader over the decoded cache,
   the real per-step work: device moves, running sums, scheduler, stop checks), timed by the
   engine's own `costs.train_seconds` (the training loop only: data + steps, not start-up,
@@ -67,7 +67,7 @@ def engine_run(cfg_kw: dict, out: Path) -> tuple[float, float, int]:
     """(train-loop seconds, whole train() call seconds, images) of one engine run."""
     from depthbench.engine import TrainConfig, train
 
-    cfg = TrainConfig.for_recipe("seed", **cfg_kw)
+    cfg = TrainConfig.for_recipe("source", **cfg_kw)
     t0 = time.perf_counter()
     result = train(cfg, out, progress=False, resume=False)
     wall = time.perf_counter() - t0
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                   limit_train_batches=args.steps, seed=seed, val=0.1, channels_last=False)
 
     # the engine's exact batches: same cached dataset, same sampler order (epoch 1, seed)
-    ds = build_datasets(source, manifest, "seed", args.img_size, cache_dir=cache)["train"]
+    ds = build_datasets(source, manifest, "source", args.img_size, cache_dir=cache)["train"]
     sampler = torch.utils.data.DistributedSampler(ds, num_replicas=1, rank=0, shuffle=True,
                                                   seed=seed)
     sampler.set_epoch(1)
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     cmd = "python -m benchmarks.bench_engine " + " ".join(sys.argv[1:] if argv is None else argv)
     body = (f"{args.model} at {args.img_size} px on the CPU, {args.steps} steps of "
-            f"{args.batch_size} images ({images} images), seed recipe (Adam, fp32), "
+            f"{args.batch_size} images ({images} images), source recipe (Adam, fp32), "
             f"{torch.get_num_threads()} torch threads, workers 0, median of {args.rounds} "
             "alternating runs each. Goal: training loop >= 0.9x the bare loop. The whole call "
             "adds fixed costs (model build, MACs count, validation, final evaluation of best and "

@@ -25,7 +25,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                                 description=__doc__.splitlines()[0])
     p.add_argument("--data", default="elpv", help="dataset (default elpv, the bundled one)")
     p.add_argument("--sizes", default="64,224", help="image sizes, comma-separated")
-    p.add_argument("--recipes", default="seed,modern", help="transform recipes, comma-separated")
+    p.add_argument("--recipes", default="source,modern", help="transform recipes, comma-separated")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers (default 2)")
     p.add_argument("--batch-size", type=int, default=64, help="loader batch size (default 64)")
     p.add_argument("--batches", type=int, default=30, help="timed loader batches per case")

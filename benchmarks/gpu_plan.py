@@ -39,7 +39,7 @@ from benchmarks._common import (
     sync,
 )
 
-# flower_photos per class (SEED.md); a split takes int(n * fraction) of each class
+# flower_photos per class (the source study's data); a split takes int(n * fraction) of each class
 FLOWER_COUNTS = (633, 898, 641, 699, 799)
 GOAL_MINUTES = 20.0  # issue 6: nine models, one seed, one H100
 
@@ -118,7 +118,7 @@ def measure_loader(a: argparse.Namespace) -> dict:
         source = open_source(f"synthetic:n={a.loader_images},size={side},classes=5,seed=0",
                              cache_dir=tmp)
         manifest = make_split(source, val=0.1)
-        ds = build_datasets(source, manifest, "seed", a.img_size, cache_dir=tmp)["train"]
+        ds = build_datasets(source, manifest, "source", a.img_size, cache_dir=tmp)["train"]
         setup_s = time.perf_counter() - t0
         on_gpu = a.device == "cuda"
         loader = DataLoader(ds, batch_size=a.batch_size, shuffle=True, num_workers=a.workers,

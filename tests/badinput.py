@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from conftest import make_image_folder
+
 SIZE = 16  # pixels: every readable image in the corpus is tiny
 
 
@@ -168,19 +170,6 @@ def _write_png(path: Path, width: int, height: int, *, bit_depth: int, color_typ
 
 # --------------------------------------------------------------------------- image folders
 
-def make_folder(root: Path, classes: dict[str, int], seed: int = 0, ext: str = ".jpg") -> Path:
-    """A clean image folder: `classes` maps class name to image count (all distinct noise)."""
-    root.mkdir(parents=True, exist_ok=True)
-    k = seed * 10_000
-    for name, n in classes.items():
-        d = root / name
-        d.mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            k += 1
-            (good_jpeg if ext == ".jpg" else good_png)(d / f"img{i:03d}{ext}", k)
-    return root
-
-
 # The zoo: one image folder with every image-level case. (class, file) -> (builder, readable).
 # `readable` is the expected outcome: True = counted as an image (converted to RGB like any other),
 # False = listed in `data check`'s problems with its path, never counted, never a crash.
@@ -207,7 +196,7 @@ def build_zoo(root: Path) -> Path:
     symlink loop inside `alpha`)."""
     root.mkdir(parents=True, exist_ok=True)
     for i, cls in enumerate(sorted({c for c, _, _ in ZOO_CASES.values()})):
-        make_folder(root, {cls: ZOO_GOOD_PER_CLASS}, seed=i + 1)
+        make_image_folder(root, {cls: ZOO_GOOD_PER_CLASS}, start=(i + 1) * 10_000, ext=".jpg")
     builders = {
         "truncated_jpeg": truncated_jpeg, "empty_file": empty_file, "text_as_jpg": text_named_jpg,
         "decompression_bomb": bomb_png, "symlink_self_loop": symlink_self_loop,

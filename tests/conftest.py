@@ -78,15 +78,22 @@ def unique_png(path: Path, i: int, size: tuple[int, int] = (2, 2)) -> Path:
     return path
 
 
-def make_image_folder(root: Path, counts: dict[str, int], start: int = 0) -> Path:
-    """`counts` = {class: n}: one sub-folder per class of distinct tiny PNGs (`unique_png`)."""
+def make_image_folder(root: Path, counts: dict[str, int], start: int = 0,
+                      ext: str = ".png") -> Path:
+    """`counts` = {class: n}: one sub-folder per class of distinct images `0000.png`, ...: tiny
+    PNGs whose pixels encode their number (`unique_png`), or with `ext=".jpg"` 16 px noise JPEGs.
+    `start` offsets the numbering, so folders made with other starts share no image."""
+    root.mkdir(parents=True, exist_ok=True)
     k = start
     for cls, n in counts.items():
         d = root / cls
         d.mkdir(parents=True, exist_ok=True)
         for j in range(n):
             k += 1
-            unique_png(d / f"{j:04d}.png", k)
+            if ext == ".png":
+                unique_png(d / f"{j:04d}.png", k)
+            else:
+                make_image("RGB", (16, 16), seed=k).save(d / f"{j:04d}{ext}", quality=90)
     return root
 
 

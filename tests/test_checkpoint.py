@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from depthbench.cli.main import main
 from depthbench.engine import TrainConfig, load_pretrained, make_config
-from depthbench.engine.optim import build_optimizer, lr_factor, make_optimizer, use_fused
+from depthbench.engine.optim import build_optimizer
 from depthbench.errors import CheckpointError, ConfigError
 from depthbench.models import create_model
 
@@ -67,7 +67,7 @@ def test_wrong_layout_is_a_clear_error(tmp_path):
 
 
 def test_recipes_fill_only_what_is_not_given():
-    seed = TrainConfig.for_recipe("seed", model="resnet18", data="x")
+    seed = TrainConfig.for_recipe("source", model="resnet18", data="x")
     assert (seed.optimizer, seed.lr, seed.batch_size, seed.epochs) == ("adam", 2e-4, 128, 100)
     assert (seed.weight_decay, seed.label_smoothing, seed.grad_clip, seed.drop_path_rate,
             seed.warmup_epochs, seed.scheduler) == (0, 0, 0, 0, 0, "constant")
@@ -80,77 +80,16 @@ def test_recipes_fill_only_what_is_not_given():
     assert TrainConfig.for_recipe("modern", model="resnet50", data="x").drop_path_rate == 0
 
 
-def test_modern_weight_decay_skips_norms_biases_and_position_tables():
-    cfg = TrainConfig.for_recipe("modern", model="swin_t", data="x", img_size=64)
-    model = create_model("swin_t", num_classes=3, img_size=64)
-    opt = build_optimizer(model, cfg)
-    names = {id(p): n for n, p in model.named_parameters()}
-    no_decay = {names[id(p)] for g in opt.param_groups if g["weight_decay"] == 0 for p in g["params"]}
-    decay = {names[id(p)] for g in opt.param_groups if g["weight_decay"] == 0.05 for p in g["params"]}
-    assert "layers.0.blocks.0.attn.relative_position_bias_table" in no_decay
-    assert "layers.0.blocks.0.norm1.weight" in no_decay and "head.fc.bias" in no_decay
-    assert "layers.0.blocks.0.attn.qkv.weight" in decay and len(decay) + len(no_decay) == len(names)
-
-
-@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
-def test_optimizer_runs_fused_and_matches_the_default_update(optimizer):
-    """The engine builds PyTorch's fused optimizer on the CPU (`use_fused`); its update is the one
-    the unfused multi-tensor (foreach) path makes, to float rounding."""
-    cfg = TrainConfig.for_recipe("modern", model="resnet18", data="x", optimizer=optimizer, lr=0.05)
-    torch.manual_seed(0)
-    a = create_model("resnet18", num_classes=3)
-    b = create_model("resnet18", num_classes=3)
-    b.load_state_dict(a.state_dict())
-    fused = build_optimizer(a, cfg)
-    assert fused.defaults["fused"] is True
-    plain = build_optimizer(b, cfg)
-    for group in plain.param_groups:
-        group["fused"], group["foreach"] = False, True
-    plain.defaults["fused"] = False
-    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
-    for _ in range(3):  # both take the same gradients (from `a`): the updates alone are compared
-        fused.zero_grad()
-        torch.nn.functional.cross_entropy(a(x), y).backward()
-        for pa, pb in zip(a.parameters(), b.parameters()):
-            pb.grad = pa.grad.clone()
-        fused.step()
-        plain.step()
-    moved = (a.fc.weight - create_model("resnet18", num_classes=3).fc.weight).abs().max()
-    assert moved > 0  # the models did train
-    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
-        torch.testing.assert_close(pa, pb, atol=1e-6, rtol=1e-5, msg=name)
-
-
-def test_make_optimizer_takes_a_fused_override_and_keeps_the_no_decay_group():
-    # the benchmarks time fused=False against the engine's default through this builder
-    model = create_model("resnet18", num_classes=3)
-    assert make_optimizer(model, "adam", 1e-3, fused=False).defaults["fused"] is False
-    opt = make_optimizer(model, "adamw", 1e-3, weight_decay=0.05)
-    assert opt.defaults["fused"] is True
-    assert [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0]
-
-
-def test_use_fused_needs_float_parameters_on_a_fused_device():
-    assert use_fused([torch.zeros(2)])
-    assert not use_fused([torch.zeros(2, device="meta")])
-    assert not use_fused([torch.zeros(2, dtype=torch.int64)])
-    assert not use_fused([])
-
-
-def test_warmup_then_cosine():
-    cfg = TrainConfig.for_recipe("modern", model="resnet18", data="x", epochs=10, warmup_epochs=2,
-                                 lr=1e-3, min_lr=0)
-    f = [lr_factor(s, 5, cfg) for s in range(50)]
-    assert f[0] < f[5] < f[9] <= 1 and f[10] == pytest.approx(1)
-    assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 0.01
-
-
 @pytest.mark.parametrize("values, match", [
-    ({"model": "resnet18", "data": "x", "bacth_size": 8}, "unknown key 'bacth_size'"),
-    ({"model": "resnet18", "data": "x", "lr": -1}, "'lr'"),
-    ({"model": "resnet18", "data": "x", "recipe": "fancy"}, "'fancy'.*'recipe'"),
+    ({"model": "resnet18", "data": "x", "bacth_size": 8},
+     "bacth_size: unknown key; valid keys here: model, data"),
+    ({"model": "resnet18", "data": "x", "lr": -1}, r"config: lr: .*greater than 0 \(got -1\)"),
+    ({"model": "resnet18", "data": "x", "recipe": "fancy"},
+     r"recipe: .*'source' or 'modern' \(got 'fancy'\)"),
     ({"model": "resnet19", "data": "x"}, "unknown model 'resnet19'"),
-    ({"data": "x"}, "'model' is required"),
+    ({"model": "resnet18", "data": "x", "val": 0.6, "test": 0.5},
+     r"config: val: val \+ test = 1.1 leaves no training images"),
+    ({"data": "x"}, r"model: missing; this key is required \(--model or"),
 ])
 def test_bad_config_names_key_and_value(values, match):
     with pytest.raises(ConfigError, match=match):
@@ -168,4 +107,34 @@ def test_cli_flags_override_config_file(tmp_path, capsys):
     assert (cfg.batch_size, cfg.lr, cfg.model) == (8, 1e-3, "resnet18")
     f.write_text("model: resnet18\nwarmup: 3\n")
     assert main(["train", "--config", str(f)]) == 2
-    assert "unknown key 'warmup'" in capsys.readouterr().err
+    assert "warmup: unknown key" in capsys.readouterr().err
+
+
+def test_option_table_generates_the_train_flags_and_help(capsys, monkeypatch):
+    """Every TrainConfig field is a `train` flag whose help is its description, with the recipe
+    defaults read from the recipe table (a change there shows in --help)."""
+    from depthbench.engine import config
+
+    monkeypatch.setitem(config.RECIPES, "source", {**config.RECIPES["source"], "epochs": 7})
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, field in TrainConfig.model_fields.items():
+        assert field.description and f"--{name.replace('_', '-')} " in text, name
+    assert "epochs (source: 7; modern: 100)" in text
+    assert "base learning rate (source: 0.0002; modern: 0.0005 * batch / 512)" in text
+    assert "--recipe {source,modern}" in text and "--no-channels-last" in text
+
+
+def test_the_old_recipe_name_is_read_with_a_one_line_notice(capsys, monkeypatch):
+    from depthbench import configio
+    from depthbench.data import normalization
+
+    monkeypatch.setattr(configio, "_NOTICED", set())
+    old = TrainConfig.for_recipe("seed", model="resnet18", data="x")
+    assert old == TrainConfig.for_recipe("source", model="resnet18", data="x")
+    assert make_config({"model": "resnet18", "data": "x", "recipe": "seed"}).recipe == "source"
+    assert normalization("seed") == normalization("source")  # a checkpoint's old meta
+    err = capsys.readouterr().err
+    assert err == ("depthbench: recipe 'seed' is now called 'source'; the old name still works "
+                   "but will be removed\n")  # once per process

@@ -263,7 +263,7 @@ def test_one_pixel_image_goes_through_every_stage(image_folder, tmp_path):
     Image.new("RGB", (1, 1), (200, 30, 30)).save(root / "a" / "dot.png")
     source = open_source(root)
     m = make_split(source)
-    for recipe in ("seed", "modern"):
+    for recipe in ("source", "modern"):
         ds = build_datasets(source, m, recipe, 8, cache_dir=tmp_path / "cache")
         for i in range(len(ds["train"])):
             x, _ = ds["train"][i]
@@ -296,7 +296,7 @@ def test_recipes():
 # ------------------------------------------------------------------------------ the cache
 
 
-@pytest.mark.parametrize("recipe", ["seed", "modern"])
+@pytest.mark.parametrize("recipe", ["source", "modern"])
 def test_cache_returns_exactly_what_decoding_returns(synthetic_source, tmp_path, recipe,
                                                      monkeypatch):
     import depthbench.data.datasets as D

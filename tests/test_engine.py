@@ -36,7 +36,7 @@ def cache(tmp_path_factory) -> str:
 def tiny(cache: str, **kw) -> TrainConfig:
     base = dict(model="resnet18", data=DATA, img_size=32, epochs=2, batch_size=12, val=0.25,
                 test=0.25, cache_dir=cache, accelerator="cpu", quiet=True)
-    return TrainConfig.for_recipe(kw.pop("recipe", "seed"), **{**base, **kw})
+    return TrainConfig.for_recipe(kw.pop("recipe", "source"), **{**base, **kw})
 
 
 def read_rows(run: Path) -> list[dict]:
@@ -100,7 +100,7 @@ def test_cnn_run_records_are_consistent(cnn_run):
     with safe_open(str(out / "best.safetensors"), "pt") as f:
         meta = f.metadata()
     assert json.loads(meta["classes"]) == result["classes"]
-    assert json.loads(meta["mean"]) == [0.5, 0.5, 0.5]  # the seed recipe's normalization
+    assert json.loads(meta["mean"]) == [0.5, 0.5, 0.5]  # the source recipe's normalization
 
 
 def test_rerun_of_a_finished_run_is_a_noop(cnn_run, cache, capsys):
@@ -110,8 +110,8 @@ def test_rerun_of_a_finished_run_is_a_noop(cnn_run, cache, capsys):
     assert again == json.loads(json.dumps(result))
     assert (out / "last.ckpt").stat().st_mtime_ns == before
     assert "already finished" in capsys.readouterr().err
-    with pytest.raises(ConfigError, match="epochs=2"):
-        train(tiny(cache, epochs=3), out, progress=False, resume=True)
+    with pytest.raises(ConfigError, match=r"epochs=2 \(now 3\) \(pass --resume"):
+        train(tiny(cache, epochs=3), out, progress=False, resume=False)  # (--resume extends it)
 
 
 def test_evaluate_reproduces_recorded_accuracy(cnn_run, cache, capsys):
@@ -224,7 +224,7 @@ def test_channels_last_default_follows_device_and_size():
 
 
 def test_recipe_drop_path_reaches_the_model():
-    # Swin's own default (0.1, as timm's) must not leak into the seed recipe's 0.0
+    # Swin's own default (0.1, as timm's) must not leak into the source recipe's 0.0
     from depthbench.engine import TrainConfig
     from depthbench.models import create_model
 
@@ -236,3 +236,34 @@ def test_recipe_drop_path_reaches_the_model():
 
     assert drop_probs("seed") and max(drop_probs("seed")) == 0.0
     assert max(drop_probs("modern")) > 0.0
+
+
+def test_resume_to_more_epochs(tmp_path, cache, capsys):
+    """`train --resume --epochs N` continues a finished constant-lr run exactly as if it had been
+    started with N epochs; a run whose lr schedule depends on the total refuses in one line."""
+    short, full = tmp_path / "short", tmp_path / "full"
+    train(tiny(cache, epochs=1, test=0.0, limit_train_batches=1), short, progress=False, resume=False)
+    two = tiny(cache, epochs=2, test=0.0, limit_train_batches=1)
+    with pytest.raises(ConfigError, match=r"epochs=1 \(now 2\) \(pass --resume"):
+        train(two, short, progress=False, resume=False)
+    assert main(["train", "--out", str(short), "--resume", "--epochs", "2", "--quiet"]) == 0
+    result = json.loads((short / "result.json").read_text())
+    assert result["status"] == "finished" and result["epochs_completed"] == 2
+    assert result["config"]["epochs"] == 2
+    train(two, full, progress=False, resume=False)
+    a, b = read_rows(full), read_rows(short)
+    for r in a + b:
+        r.pop("seconds")
+    assert a == b  # per-epoch seeding: the extension replays what a 2-epoch run trains
+    with pytest.raises(ConfigError, match="would shorten it"):
+        train(tiny(cache, epochs=1, test=0.0, limit_train_batches=1), short, progress=False, resume=True)
+
+    cosine = tmp_path / "cosine"
+    train(tiny(cache, recipe="modern", epochs=1, warmup_epochs=0, test=0.0, limit_train_batches=1), cosine,
+          progress=False, resume=False)
+    capsys.readouterr()
+    assert main(["train", "--out", str(cosine), "--resume", "--epochs", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cosine lr schedule was laid out over the 1 epochs" in err and "another --out" in err
+    assert err.count("\n") == 1
+    assert json.loads((cosine / "result.json").read_text())["epochs_completed"] == 1

@@ -38,7 +38,7 @@ def _targets(n, k, seed):
 
 
 def _config(model, variant, epochs, test):
-    cfg = {"model": model, "data": "hand-made", "recipe": "seed", "epochs": epochs,
+    cfg = {"model": model, "data": "hand-made", "recipe": "source", "epochs": epochs,
            "img_size": 32, "val": 0.1, "test": 0.25 if test else 0.0, "key_drop": None,
            "key_drop_mode": None, "se_drop": None}
     m = re.fullmatch(r"(keydrop|sedrop)([\d.]+)", variant)

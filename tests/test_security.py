@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-import badinput as B
+from conftest import make_image_folder
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "depthbench"
 
@@ -160,7 +160,7 @@ def split_file(tmp_path):
     so a hash check alone would accept it)."""
     from depthbench.data import make_split, open_source
 
-    root = B.make_folder(tmp_path / "data", {"a": 10, "b": 10})
+    root = make_image_folder(tmp_path / "data", {"a": 10, "b": 10}, ext=".jpg")
     source = open_source(str(root))
     manifest = make_split(source, val=0.1, seed=0)
     path = tmp_path / "split.json"

@@ -80,9 +80,6 @@ class ImageSource:
     def abspath(self, path: str | os.PathLike) -> Path:
         return self.root / check_relative(path, str(self.root))
 
-    def read_bytes(self, path: str | os.PathLike) -> bytes:
-        return self.abspath(path).read_bytes()
-
     def load_rgb(self, path: str | os.PathLike) -> Image.Image:
         """The image at `path` (relative to root) as RGB, EXIF-transposed (`images.to_rgb`)."""
         return open_rgb(self.abspath(path))
@@ -107,11 +104,6 @@ class ImageSource:
         (`warning`: content not matching the extension, a folder link not followed)."""
         self.scan()
         return self._problems
-
-    @property
-    def probes(self) -> dict[str, Probe]:
-        self.scan()
-        return self._probes
 
     def scan(self, workers: int | None = None) -> None:
         """Read, hash and decode every candidate once (threads: hashing and decoding release the

@@ -43,13 +43,21 @@ class Entry:
     sha256: str
 
 
-def check_fractions(val: float, test: float) -> None:
+def fractions_problem(val: float, test: float) -> str | None:
+    """What is wrong with the split fractions `val`, `test` (None: nothing): the one rule, used
+    by TrainConfig and StudySpec when they are validated and by `make_split`."""
     for name, v in (("val", val), ("test", test)):
         if not 0.0 <= v < 1.0:
-            raise ConfigError(f"--{name} {v}: a fraction per class must be in [0, 1)")
+            return f"{name} = {v:g}: a fraction per class must be in [0, 1)"
     if val + test >= 1.0:
-        raise ConfigError(f"--val {val} + --test {test} >= 1 would leave no training images; "
-                          "keep their sum below 1")
+        return f"val + test = {val + test:g} leaves no training images; keep their sum below 1"
+    return None
+
+
+def check_fractions(val: float, test: float) -> None:
+    problem = fractions_problem(val, test)
+    if problem:
+        raise ConfigError(f"--val {val:g} --test {test:g}: {problem}")
 
 
 class Manifest:

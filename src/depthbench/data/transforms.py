@@ -1,6 +1,6 @@
 """The two transform recipes (torchvision.transforms.v2), split into a cacheable and a random stage.
 
-- `seed`: the source study exactly. Train: Resize(s) + CenterCrop(s), no augmentation; eval:
+- `source`: the source study exactly. Train: Resize(s) + CenterCrop(s), no augmentation; eval:
   Resize((s, s)); normalize with mean = std = 0.5.
 - `modern`: train: RandomResizedCrop(s) + horizontal flip + TrivialAugmentWide; eval:
   Resize(s / 0.875) + CenterCrop(s); ImageNet mean and std.
@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import InterpolationMode, v2
 
+from depthbench.configio import RECIPE_NAMES, recipe_name
 from depthbench.errors import ConfigError
 
-RECIPES = ("seed", "modern")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 EVAL_CROP = 0.875
@@ -29,17 +29,20 @@ EVAL_CROP = 0.875
 _BILINEAR = InterpolationMode.BILINEAR
 
 
-def _check(recipe: str, img_size: int) -> None:
-    if recipe not in RECIPES:
-        raise ConfigError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
+def _check(recipe: str, img_size: int) -> str:
+    """The recipe's current name (a checkpoint may carry an old one), or a ConfigError."""
+    recipe = recipe_name(recipe)
+    if recipe not in RECIPE_NAMES:
+        raise ConfigError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPE_NAMES)}")
     if not isinstance(img_size, int) or img_size < 1:
         raise ConfigError(f"img_size {img_size!r} must be a positive integer")
+    return recipe
 
 
 def normalization(recipe: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) of the recipe's Normalize."""
-    _check(recipe, 1)
-    return ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)) if recipe == "seed" else (IMAGENET_MEAN, IMAGENET_STD)
+    recipe = _check(recipe, 1)
+    return ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)) if recipe == "source" else (IMAGENET_MEAN, IMAGENET_STD)
 
 
 def resize_size(img_size: int) -> int:
@@ -49,15 +52,15 @@ def resize_size(img_size: int) -> int:
 
 def cache_side(recipe: str, img_size: int, train: bool) -> int:
     """Side of the square images the deterministic stage produces (and the cache stores)."""
-    _check(recipe, img_size)
+    recipe = _check(recipe, img_size)
     return resize_size(img_size) if recipe == "modern" and train else img_size
 
 
 def stage_key(recipe: str, img_size: int, train: bool) -> str:
     """A name for the deterministic stage: equal names cache equal arrays."""
-    _check(recipe, img_size)
+    recipe = _check(recipe, img_size)
     s = img_size
-    if recipe == "seed":
+    if recipe == "source":
         return f"resize{s}-crop{s}" if train else f"squash{s}"
     r = resize_size(s)
     return f"resize{r}-crop{r}" if train else f"resize{r}-crop{s}"
@@ -65,9 +68,9 @@ def stage_key(recipe: str, img_size: int, train: bool) -> str:
 
 def pre_transform(recipe: str, img_size: int, train: bool) -> v2.Compose:
     """PIL RGB image -> PIL image, deterministic (what the cache stores)."""
-    _check(recipe, img_size)
+    recipe = _check(recipe, img_size)
     s = img_size
-    if recipe == "seed":
+    if recipe == "source":
         ops = [v2.Resize(s, _BILINEAR), v2.CenterCrop(s)] if train else [
             v2.Resize((s, s), _BILINEAR)]
     else:
@@ -77,8 +80,8 @@ def pre_transform(recipe: str, img_size: int, train: bool) -> v2.Compose:
 
 
 def augment_transform(recipe: str, img_size: int, train: bool) -> v2.Compose | None:
-    """The random stage on a uint8 CHW tensor (None when the recipe has none, as `seed`)."""
-    _check(recipe, img_size)
+    """The random stage on a uint8 CHW tensor (None when the recipe has none, as `source`)."""
+    recipe = _check(recipe, img_size)
     if recipe == "modern" and train:
         return v2.Compose([v2.RandomResizedCrop(img_size, interpolation=_BILINEAR, antialias=True),
                            v2.RandomHorizontalFlip(), v2.TrivialAugmentWide()])

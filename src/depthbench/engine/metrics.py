@@ -14,9 +14,10 @@ from torchmetrics.functional.classification import (
 
 def summarize(logits: torch.Tensor, targets: torch.Tensor, classes: list[str],
               with_predictions: bool = True) -> dict:
-    """DESIGN.md's split record: accuracy with correct/total counts, mean cross-entropy (no label
-    smoothing, so recipes compare), per-class precision/recall/F1/support, confusion matrix
-    (rows = true class, columns = predicted), and per-sample predictions and targets."""
+    """A split's record (`runrecord.SplitEval`): accuracy with correct/total counts, mean
+    cross-entropy (no label smoothing, so recipes compare), per-class precision/recall/F1/support,
+    confusion matrix (rows = true class, columns = predicted), and per-sample predictions and
+    targets."""
     logits, targets = logits.float().cpu(), targets.long().cpu()
     n, k = len(targets), len(classes)
     if n == 0:

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from depthbench._io import atomic_write_json, atomic_write_text, remove_stale_temps
+from depthbench._io import atomic_write_text, remove_stale_temps
 from depthbench.engine import checkpoint as ckpt
 from depthbench.engine.config import TrainConfig, dump_config
 from depthbench.engine.loop import (
@@ -41,9 +41,7 @@ from depthbench.engine.loop import (
 from depthbench.engine.metrics import summarize
 from depthbench.engine.optim import build_optimizer, build_scheduler
 from depthbench.errors import ConfigError, DepthbenchError, RunFailed
-
-METRICS_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_correct",
-                   "val_total", "lr", "seconds", "train_correct", "train_total"]
+from depthbench.runrecord import read_result, write_metrics, write_result
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -94,28 +92,42 @@ def train(config: TrainConfig, out_dir: str | os.PathLike | None = None,
 
 def _previous_run(out: Path, cfg: TrainConfig, resume: bool) -> dict | None:
     """The finished result of the same run, or None when there is something to train."""
-    import json
-
-    rpath = out / "result.json"
-    if not rpath.exists() and not (out / "last.ckpt").exists():
+    if not (out / "result.json").exists() and not (out / "last.ckpt").exists():
         return None
-    try:
-        prev = json.loads(rpath.read_text(encoding="utf-8")) if rpath.exists() else {}
-    except (OSError, ValueError):
-        prev = {}
+    prev = read_result(out, lenient=True) or {}
+    done = prev.get("epochs_completed") or 0
     if prev.get("config"):
         old = TrainConfig(**prev["config"])
         diff = cfg.semantic_diff(old)
-        if diff:
+        if set(diff) == {"epochs"} and resume:
+            _check_extension(out, old, cfg.epochs, done)
+        elif diff:
             k, (new, was) = next(iter(diff.items()))
-            raise ConfigError(f"{out} holds a run with {k}={was!r} (now {new!r}); use the same "
-                              "settings to resume it, or another --out for a new run")
-    if prev.get("status") == "finished":
+            hint = " (pass --resume to continue it)" if set(diff) == {"epochs"} else ""
+            raise ConfigError(f"{out} holds a run with {k}={was!r} (now {new!r}){hint}; use the "
+                              "same settings to resume it, or another --out for a new run")
+    if prev.get("status") == "finished" and done >= cfg.epochs:
         return prev
     if not resume:
         raise ConfigError(f"{out} holds an unfinished run ({prev.get('status', 'no result.json')}); "
                           "pass --resume to continue it or choose another --out")
     return None
+
+
+def _check_extension(out: Path, old: TrainConfig, epochs: int, done: int) -> None:
+    """A run may continue to another total of epochs only when nothing it trained depends on the
+    total: a constant lr after a warmup that ended before its first total. Else one line why."""
+    if epochs < done:
+        raise ConfigError(f"{out} has trained {done} epochs; --epochs {epochs} would shorten it: "
+                          "use another --out for a shorter run")
+    if old.scheduler != "constant" or old.warmup_epochs >= old.epochs:
+        what = (f"its {old.scheduler} lr schedule" if old.scheduler != "constant"
+                else "its warmup")
+        raise ConfigError(
+            f"{out}: cannot continue to {epochs} epochs: {what} was laid out over the "
+            f"{old.epochs} epochs it started with, so more epochs would change the ones trained; "
+            f"train a new run with --epochs {epochs} in another --out (only a run with "
+            "--scheduler constant can be extended)")
 
 
 def _make_fabric(cfg: TrainConfig, out: Path):
@@ -263,7 +275,7 @@ def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress
                     ckpt.save_resume_state(out / "last.ckpt", model=net, optimizer=optimizer,
                                            scheduler=scheduler, epoch=epoch, history=history,
                                            best=best, config=cfg.model_dump(), meta=meta)
-                    _write_metrics(out / "metrics.csv", history)
+                    write_metrics(out / "metrics.csv", history)
                     record.write("running", history, best)
                     bar.epoch_done(row, cfg.epochs)
                     if callable(progress):
@@ -339,14 +351,6 @@ def _row(epoch: int, s: EpochStats, val: dict, seconds: float) -> dict:
             "train_total": s.total}
 
 
-def _write_metrics(path: Path, history: list[dict]) -> None:
-    lines = [",".join(METRICS_COLUMNS)]
-    for r in history:
-        lines.append(",".join("" if r[c] is None else repr(r[c]) if isinstance(r[c], float)
-                              else str(r[c]) for c in METRICS_COLUMNS))
-    atomic_write_text(path, "\n".join(lines) + "\n")
-
-
 # On this project's reference CPU (AVX2, oneDNN) channels_last made a ResNet training step
 # 1.02-1.19x faster at 96-224 px but 0.89-0.98x as fast at 32-64 px (BENCHMARKS.md,
 # `python -m benchmarks.bench_channels_last`).
@@ -395,12 +399,13 @@ def _meta(cfg: TrainConfig, classes: list[str], variant: str, manifest) -> dict:
 # --- records -------------------------------------------------------------------------------------
 
 class _Record:
-    """result.json, rewritten (atomically) at the start, after every epoch and at the end."""
+    """result.json (`depthbench.runrecord.RunResult`), rewritten at the start, after every epoch
+    and at the end."""
 
     def __init__(self, out, cfg, meta, variant, started, fabric, net, manifest):
         from depthbench.models.complexity import count_macs, count_params
 
-        self.path = out / "result.json"
+        self.out = out
         self.cfg, self.meta, self.variant, self.started = cfg, meta, variant, started
         self.device = _device_name(fabric)
         self.world = fabric.world_size
@@ -439,8 +444,7 @@ class _Record:
                 "seconds": round(time.time() - self.started, 3),
             },
         }
-        atomic_write_json(self.path, result)
-        return result
+        return write_result(self.out, result)
 
 
 def _peak_memory_mb() -> float:

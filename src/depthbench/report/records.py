@@ -7,8 +7,6 @@ a folder whose result.json is missing or unreadable still becomes a run (status 
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,14 +16,12 @@ import numpy as np
 from depthbench.errors import DepthbenchError
 from depthbench.names import canonical, family_of
 from depthbench.report import stats as S
+from depthbench.runrecord import RecordError, read_metrics, read_result
 
 RUN_DIR = re.compile(r"^(?P<model>.+?)__(?P<variant>.+)__s(?P<seed>\d+)$")
 
 FLOWERS = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
 EQUIVALENCE_MARGIN = 0.02  # default margin of the equivalence test: ±2 points
-
-METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_correct",
-                  "val_total", "lr", "seconds")
 
 
 @dataclass
@@ -209,19 +205,16 @@ def load_run(run_dir: Path) -> Run:
     model = named["model"] if named else run_dir.name
     variant = named["variant"] if named else "base"
     seed = int(named["seed"]) if named else 0
-    metrics, metrics_problem = _read_metrics(run_dir / "metrics.csv")
-    result_path = run_dir / "result.json"
-    if not result_path.is_file():
+    metrics, metrics_problem = read_metrics(run_dir / "metrics.csv")
+    try:
+        result = read_result(run_dir)
+    except RecordError as e:
+        return Run(run_dir, canonical(model), variant, seed, "unreadable", family_of(model),
+                   metrics=metrics, reason=f"result.json {e.detail}")
+    if result is None:
         reason = "no result.json (the run never finished; rerun the study to resume it)"
         return Run(run_dir, canonical(model), variant, seed, "incomplete", family_of(model),
                    metrics=metrics, reason=reason)
-    try:
-        result = json.loads(result_path.read_text(encoding="utf-8"))
-        if not isinstance(result, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as e:
-        return Run(run_dir, canonical(model), variant, seed, "unreadable", family_of(model),
-                   metrics=metrics, reason=f"result.json unreadable: {e}")
     model = canonical(str(result.get("model") or model))
     status = str(result.get("status") or "incomplete")
     failure = result.get("failure") or {}
@@ -235,26 +228,3 @@ def load_run(run_dir: Path) -> Run:
         seed=int(result["seed"]) if result.get("seed") is not None else seed, status=status,
         family=str(result.get("family") or family_of(model)), result=result, metrics=metrics,
         reason=reason, failure_epoch=failure.get("epoch") if isinstance(failure, dict) else None)
-
-
-def _read_metrics(path: Path) -> tuple[list[dict], str | None]:
-    if not path.is_file():
-        return [], None
-    rows = []
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            for raw in csv.DictReader(f):
-                rows.append({k: _number(raw.get(k)) for k in METRIC_COLUMNS if k in raw})
-    except (OSError, csv.Error) as e:
-        return [], f"metrics.csv unreadable: {e}"
-    return [r for r in rows if r.get("epoch") is not None], None
-
-
-def _number(x):
-    if x is None or str(x).strip() == "":
-        return None
-    try:
-        v = float(x)
-    except ValueError:
-        return None
-    return int(v) if v.is_integer() and abs(v) < 2**53 and "." not in str(x) else v

@@ -1,28 +1,24 @@
-"""What the runner reads from (and, for a run that died, writes into) a run folder."""
+"""What the runner reads from (and, for a run that died, writes into) a run folder; the record
+itself is defined in `depthbench.runrecord`."""
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
-from depthbench._io import atomic_write_json
+from depthbench import runrecord
 
 
 def read_result(run_dir: Path) -> dict | None:
-    """result.json, or None when it is missing or torn (the run then counts as unfinished)."""
-    try:
-        result = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return result if isinstance(result, dict) else None
+    """result.json, or None when it is missing or torn (the run then counts as unfinished); one
+    from a newer depthbench is a `NewerRecordError`."""
+    return runrecord.read_result(run_dir, lenient=True)
 
 
 def status_of(run_dir: Path) -> str:
     """finished | failed | started (a folder with some records) | new."""
     result = read_result(run_dir)
-    if result and result.get("status") in ("finished", "failed"):
+    if result and result["status"] in ("finished", "failed"):
         return result["status"]
     return "started" if run_dir.is_dir() and any(run_dir.iterdir()) else "new"
 
@@ -41,32 +37,23 @@ def write_failure(run_dir: Path, config: dict[str, Any], variant: str, reason: s
     """Record a run as failed, for a child that died before its engine could say so.
 
     An engine-written `failed` or `finished` result is kept as is (it knows more); a missing,
-    torn, `running` or `interrupted` one is replaced by a result with the internals.md shape, its metrics null.
+    torn, `running` or `interrupted` one is replaced by `runrecord.failed_record`.
     """
     existing = read_result(run_dir)
-    if existing and (existing.get("status") not in ("running", "interrupted")
+    if existing and (existing["status"] not in ("running", "interrupted")
                      or not overwrite_running):
         return existing
+    import time
+
     from depthbench.models import family
 
-    done = epochs_done(run_dir)
-    result = {
-        **(existing or {}),
-        "status": "failed",
-        "failure": {"epoch": done + 1, "reason": reason.strip().splitlines()[-1][:500]
-                    if reason.strip() else "unknown"},
-        "model": config.get("model"),
-        "family": _family(family, config.get("model")),
-        "variant": variant,
-        "seed": config.get("seed"),
-        "config": config,
-        "epochs_completed": done,
-    }
-    for key in ("best", "last"):
-        result.setdefault(key, None)
-    result.setdefault("provenance", {}).setdefault("recorded", time.strftime("%Y-%m-%dT%H:%M:%S"))
-    atomic_write_json(run_dir / "result.json", result)
-    return result
+    result = runrecord.failed_record(
+        existing, config=config, variant=variant, family=_family(family, config.get("model")),
+        reason=reason, epochs_completed=epochs_done(run_dir))
+    provenance = result.get("provenance") or {}
+    result["provenance"] = provenance | {
+        "recorded": provenance.get("recorded") or time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return runrecord.write_result(run_dir, result)
 
 
 def _family(family, model: str | None) -> str | None:

@@ -11,7 +11,6 @@ fails before the first run starts, not an hour into the study.
 
 from __future__ import annotations
 
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,13 +26,14 @@ from pydantic import (
     model_validator,
 )
 
+from depthbench.configio import KeyedError, Recipe, config_error, read_yaml_mapping
 from depthbench.errors import ConfigError
 
 PRESETS = ("quick", "paper", "modern", "smoke")
 BUNDLED_DATA = ("elpv", "synthetic")
 
 # Which family each ablation applies to: key dropout lives in Swin's window attention; SE-ResNet
-# has no key, so its "key dropout" drops SE channel gates (SEED.md, "Key dropout").
+# has no key, so its "key dropout" drops SE channel gates (as the source study describes).
 VARIANT_FAMILY = {"key_drop": "swin", "se_drop": "seresnet"}
 # Model options a study may set per family or per model (`model_options: {swin: {window_size: 4}}`).
 MODEL_OPTIONS = ("window_size", "drop_path_rate")
@@ -64,9 +64,11 @@ class SplitSpec(_Strict):
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> SplitSpec:
-        if self.val + self.test >= 1:
-            raise ValueError(f"val + test = {self.val + self.test:g} leaves no training images; "
-                             "keep their sum below 1")
+        from depthbench.data.split import fractions_problem
+
+        problem = fractions_problem(self.val, self.test)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -101,7 +103,7 @@ class StudySpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     data: str | None = None  # image folder or a bundled name: elpv, synthetic[:opts]
     split: SplitSpec = Field(default_factory=SplitSpec)
-    recipe: Literal["seed", "modern"] = "seed"
+    recipe: Recipe = "source"
     overrides: dict[str, Any] = Field(default_factory=dict)  # TrainConfig fields
     img_size: int = Field(224, ge=16, le=1024)
     # extra model keyword arguments per family or model name, e.g. {swin: {window_size: 4}}
@@ -153,22 +155,14 @@ class StudySpec(_Strict):
 
         for i, m in enumerate(self.variants.models or []):
             if m not in self.models:
-                raise _KeyedError(("variants", "models", i),
-                                  f"{m!r} is not in this study's models; add it to models")
+                raise KeyedError(("variants", "models", i),
+                                 f"{m!r} is not in this study's models; add it to models")
             fams = {VARIANT_FAMILY[k] for k in VARIANT_FAMILY if getattr(self.variants, k)}
             if family(m) not in fams:
-                raise _KeyedError(("variants", "models", i),
-                                  f"{m!r} is a {family(m)} model; no variant listed applies to it "
-                                  f"(key_drop: swin, se_drop: seresnet)")
+                raise KeyedError(("variants", "models", i),
+                                 f"{m!r} is a {family(m)} model; no variant listed applies to it "
+                                 f"(key_drop: swin, se_drop: seresnet)")
         return self
-
-
-class _KeyedError(ValueError):
-    """A validation error found after field validation, with the key it belongs to."""
-
-    def __init__(self, loc: tuple, msg: str):
-        super().__init__(msg)
-        self.loc = loc
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,7 +192,7 @@ def load_spec(
         raise ConfigError("give either --config STUDY.yaml or --preset NAME, not both")
     src = Path(path) if path is not None else preset_path(preset or "quick")
     label = src.name if path is not None else f"preset {preset or 'quick'}"
-    raw = _read_yaml(src)
+    raw = read_yaml_mapping(src, "study file", "name, data, models, ...", empty_ok=False)
     if data is not None:
         raw["data"] = _resolve_data(data, Path.cwd())
     elif isinstance(raw.get("data"), str):
@@ -227,19 +221,7 @@ def validate_spec(raw: Any, label: str = "study.yaml") -> StudySpec:
     try:
         return StudySpec.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc, msg = tuple(err["loc"]), err["msg"]
-        exc = (err.get("ctx") or {}).get("error")
-        if isinstance(exc, _KeyedError):
-            loc, msg = exc.loc, str(exc)
-        elif err["type"] == "extra_forbidden":
-            msg = f"unknown key; valid keys here: {', '.join(_keys_at(loc[:-1]))}"
-        elif err["type"] == "missing":
-            msg = "missing; this key is required"
-        msg = re.sub(r"^(Value error|Assertion failed), ", "", msg)
-        value = f" (got {err['input']!r})" if err["type"] not in (
-            "extra_forbidden", "missing", "value_error") and _short(err.get("input")) else ""
-        raise ConfigError(f"{label}: {_loc(loc)}: {msg}{value}") from None
+        raise config_error(e, label, StudySpec) from None
 
 
 def check_train_options(spec: StudySpec, label: str = "study.yaml") -> None:
@@ -275,46 +257,8 @@ def spec_to_yaml(spec: StudySpec) -> str:
     return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
 
 
-def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise ConfigError(f"study file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path.name}:{where} not valid YAML "
-                          f"({getattr(e, 'problem', None) or e})") from None
-    if raw is None:
-        raise ConfigError(f"{path.name}: the file is empty; see the presets for an example")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path.name}: expected a mapping of keys (name, data, models, ...)")
-    return raw
-
-
 def _resolve_data(data: str, base: Path) -> str:
     if data.split(":", 1)[0] in BUNDLED_DATA:
         return data
     p = Path(data).expanduser()
     return str(p if p.is_absolute() else (base / p).resolve())
-
-
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _keys_at(loc: tuple) -> list[str]:
-    model: type[BaseModel] = StudySpec
-    for part in loc:
-        ann = model.model_fields[part].annotation if part in model.model_fields else None
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return []
-        model = ann
-    return list(model.model_fields)
-
-
-def _short(v: Any) -> bool:
-    return v is not None and len(repr(v)) <= 60

@@ -1,0 +1,112 @@
+"""Reading option files and explaining their errors: one YAML reader, one pydantic-error formatter,
+and the recipe names, for the training config (engine.config) and the study spec (study.spec).
+
+No torch here: the command line builds its `--help` from these without loading the engine.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ValidationError
+
+from depthbench.errors import ConfigError
+
+# The training recipes. `source` reproduces the source study; it was called `seed` until the
+# random `seed` beside it made that name ambiguous: the old name is still read, with a notice.
+RecipeName = Literal["source", "modern"]
+RECIPE_NAMES: tuple[str, ...] = get_args(RecipeName)
+RENAMED_RECIPES = {"seed": "source"}
+_NOTICED: set[str] = set()
+
+
+def recipe_name(name: Any) -> Any:
+    """The current name of recipe `name` (an old name is renamed, with a one-line notice once per
+    process); anything else is returned unchanged for the caller to judge."""
+    new = RENAMED_RECIPES.get(name) if isinstance(name, str) else None
+    if new is None:
+        return name
+    if name not in _NOTICED:
+        _NOTICED.add(name)
+        print(f"depthbench: recipe {name!r} is now called {new!r}; the old name still works but "
+              "will be removed", file=sys.stderr)
+    return new
+
+
+Recipe = Annotated[RecipeName, BeforeValidator(recipe_name)]  # a field that accepts old names
+
+
+def read_yaml_mapping(path: str | Path, what: str, example: str,
+                      empty_ok: bool = True) -> dict[str, Any]:
+    """A YAML file holding a mapping. `what` names the file in errors ("study file"), `example`
+    says what the mapping holds ("name, data, models, ..."). An empty file is an empty mapping,
+    or an error unless `empty_ok`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path.name}:{where} not valid YAML "
+                          f"({getattr(e, 'problem', None) or str(e).splitlines()[0]})") from None
+    if raw is None and not empty_ok:
+        raise ConfigError(f"{path.name}: the file is empty; see the presets for an example")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path.name}: expected a mapping of keys ({example}), "
+                          f"got {type(raw).__name__}")
+    return raw
+
+
+class KeyedError(ValueError):
+    """Raise from a model validator to blame a key other than the one being validated."""
+
+    def __init__(self, loc: tuple, msg: str):
+        super().__init__(msg)
+        self.loc = loc
+
+
+def config_error(e: ValidationError, label: str, model: type[BaseModel],
+                 missing_hint: Callable[[str], str] | None = None) -> ConfigError:
+    """One line for a pydantic `ValidationError`: `<label>: <key path>: <what is wrong>`.
+
+    An unknown key is reported first (a misspelt key explains a "missing" one) with the valid keys
+    at its level; `missing_hint(key)` may add how to give a missing key."""
+    err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
+    loc, msg = tuple(err["loc"]), err["msg"]
+    exc = (err.get("ctx") or {}).get("error")
+    if isinstance(exc, KeyedError):
+        loc, msg = exc.loc, str(exc)
+    elif err["type"] == "extra_forbidden":
+        msg = f"unknown key; valid keys here: {', '.join(_keys_at(model, loc[:-1]))}"
+    elif err["type"] == "missing":
+        msg = "missing; this key is required" + (missing_hint(str(loc[-1])) if missing_hint else "")
+    msg = re.sub(r"^(Value error|Assertion failed), ", "", msg)
+    value = err.get("input")
+    shown = (err["type"] not in ("extra_forbidden", "missing", "value_error")
+             and value is not None and len(repr(value)) <= 60)
+    return ConfigError(f"{label}: {_loc(loc)}: {msg}" + (f" (got {value!r})" if shown else ""))
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _keys_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc:
+        ann = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
