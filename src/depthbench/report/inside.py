@@ -17,9 +17,9 @@ import numpy as np
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.patches import Rectangle
 
+from depthbench.names import display_name, model_order
 from depthbench.report.document import Bullets, Figure, Heading, Para, Table
 from depthbench.report.figures import _save
-from depthbench.report.records import display_name, model_order
 
 FORMAT = "depthbench-analysis/1"
 
