@@ -20,7 +20,7 @@ from benchmarks._common import machine_line
 # Issue 6's order: models vs timm, engine vs bare loop, roofline, loader, memory; then the
 # measurements behind the --compile and --jobs advice.
 ORDER = ["bench_models", "bench_engine", "roofline", "bench_loader", "memory",
-         "bench_channels_last", "bench_pointwise", "bench_optimizer",
+         "bench_channels_last", "bench_pointwise", "bench_optimizer", "bench_precision",
          "bench_compile", "bench_threads"]
 # Run only on request (`--only gpu_plan`, or benchmarks/gpu.sh): it needs a CUDA device.
 ON_REQUEST = ["gpu_plan"]

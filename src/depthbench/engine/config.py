@@ -54,6 +54,8 @@ class TrainConfig(BaseModel):
     min_lr: float | None = Field(None, ge=0)
     label_smoothing: float | None = Field(None, ge=0, lt=1)
     grad_clip: float | None = Field(None, ge=0)  # max global grad norm; 0 = off
+    dihedral: bool = False  # random flips + 90-degree turns of each training image (square images)
+    class_balanced: bool = False  # loss weights inverse to the training split's class counts
     # model options (None = model default)
     img_size: int = Field(224, ge=8)
     drop_path_rate: float | None = Field(None, ge=0, lt=1)
