@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from depthbench.errors import ConfigError
@@ -56,10 +58,19 @@ def resolve_precision(precision: str, device: str) -> str:
 
 def make_fabric(accelerator: str = "auto", precision: str = "auto", devices: int = 1,
                 strategy: str = "auto", loggers=None):
-    """A Lightning Fabric on the resolved device and precision (`fabric._precision_name` aside,
-    read the resolved precision back with `resolve_precision`)."""
+    """A Lightning Fabric on `device_type(accelerator)` with `resolve_precision(precision, ...)`."""
     import lightning as L
 
     device = device_type(accelerator)
-    return L.Fabric(accelerator=device, devices=devices, strategy=strategy,
-                    precision=resolve_precision(precision, device), loggers=loggers or [])
+    # Lightning announces the precision plugin on stderr ("Using bfloat16 Automatic Mixed
+    # Precision"); the resolved precision is in the run's records, so keep stderr for errors
+    quiet = [logging.getLogger(f"lightning.{p}.utilities.rank_zero") for p in ("fabric", "pytorch")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.WARNING)
+    try:
+        return L.Fabric(accelerator=device, devices=devices, strategy=strategy,
+                        precision=resolve_precision(precision, device), loggers=loggers or [])
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
