@@ -34,13 +34,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="resnet18,seresnet18,swin_t")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--analyze", action="store_true", help="only read finished studies")
+    p.add_argument("--quick", action="store_true", help="ResNet-18, one seed, two batches")
     return p
 
 
-def study_file(out: Path, side: str, models: list[str], seeds: int) -> Path:
+def study_file(out: Path, side: str, models: list[str], seeds: int, quick: bool = False) -> Path:
     spec = yaml.safe_load(PRESET.read_text(encoding="utf-8"))
     spec.update(name=f"parity-{side}", models=models, seeds=seeds, variants={})
-    spec["overrides"] = {**spec.get("overrides", {}), "precision": SIDES[side]}
+    spec["overrides"] = {**spec.get("overrides", {}), "precision": SIDES[side],
+                         **({"epochs": 1, "limit_train_batches": 2} if quick else {})}
     path = out / f"parity-{side}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return path
@@ -91,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not args.analyze:
-        models = [m for m in args.models.split(",") if m]
+        models = ["resnet18"] if args.quick else [m for m in args.models.split(",") if m]
         for side in SIDES:
-            spec = study_file(out, side, models, args.seeds)
+            spec = study_file(out, side, models, 1 if args.quick else args.seeds, args.quick)
             subprocess.run([sys.executable, "-m", "depthbench", "run", "--config", str(spec),
                             "--out", str(out / f"parity-{side}")], check=True)
     print(analyze(out), flush=True)

@@ -37,8 +37,8 @@ _OPTIONS: dict[str, tuple[type | None, str]] = {
     "--test": (float, "fraction of each class held out for test (0)"),
     "--pretrained": (str, "timm/torchvision weights (.safetensors or a weights-only torch file)"),
     "--devices": (int, "devices (processes) to train on; 2+ = DDP"),
-    "--precision": (str, "auto | 32 | 16-mixed | bf16-mixed (auto: bf16-mixed on GPUs that have "
-                         "it, 32 on CPU)"),
+    "--precision": (str, "auto | 32 | 16-mixed | bf16-mixed (auto: bf16-mixed on CUDA GPUs of "
+                         "compute capability 8.0+ and CPUs with AMX or AVX512-BF16, else 32)"),
     "--workers": (int, "data-loader workers (default: 0 on CPU, up to 8 on GPU)"),
     "--cache-dir": (str, "decoded-image cache folder"),
     "--memory-budget-mb": (int, "memory for the decoded-image cache"),
