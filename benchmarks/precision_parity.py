@@ -7,7 +7,7 @@ Runs the `quick` preset twice, restricted to `--models` (no variants) and `--see
 with `precision: 32-true` and once with `precision: bf16-mixed` (same split, seeds and recipe;
 `depthbench run`, so the same packing on the CPU cores), then pairs the runs by model and seed
 and prints, per model and over all pairs, the mean bf16 - fp32 difference of test accuracy at the
-selected checkpoint with its 95% Student-t interval, and the CPU seconds of each side.
+selected checkpoint with its 95% Student-t interval, and the mean CPU seconds per run of each side.
 `--analyze` only reads two finished study folders under `--out`.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,10 +50,16 @@ def study_file(out: Path, side: str, models: list[str], seeds: int, quick: bool 
 
 
 def read_runs(folder: Path) -> dict[tuple[str, int], dict]:
+    """Finished runs by (model, seed), each with `cpu_s`: the study worker's CPU seconds (its
+    last `train.log` line), which a loaded machine disturbs less than the wall clock."""
     runs = {}
     for f in folder.glob("*/result.json"):
         r = json.loads(f.read_text(encoding="utf-8"))
         if r.get("status") == "finished":
+            log = f.parent / "train.log"
+            m = re.search(r"worker exit \d+: cpu ([\d.]+) s",
+                          log.read_text(encoding="utf-8") if log.is_file() else "")
+            r["cpu_s"] = float(m.group(1)) if m else math.nan
             runs[(r["model"], r["seed"])] = r
     return runs
 
@@ -72,7 +79,7 @@ def analyze(out: Path) -> str:
     a, b = read_runs(out / "parity-fp32"), read_runs(out / "parity-bf16")
     keys = sorted(set(a) & set(b))
     lines = ["| model | pairs | fp32 test acc | bf16 test acc | bf16 - fp32 (points) | 95% CI |"
-             " fp32 train s | bf16 train s |", "|---|---|---|---|---|---|---|---|"]
+             " fp32 CPU s | bf16 CPU s |", "|---|---|---|---|---|---|---|---|"]
     groups = {m: [k for k in keys if k[0] == m] for m in dict.fromkeys(k[0] for k in keys)}
     groups["all"] = keys
     for name, ks in groups.items():
@@ -81,8 +88,8 @@ def analyze(out: Path) -> str:
         fa = [a[k]["best"]["test"]["accuracy"] * 100 for k in ks]
         fb = [b[k]["best"]["test"]["accuracy"] * 100 for k in ks]
         mean, lo, hi = interval([y - x for x, y in zip(fa, fb)])
-        ta = sum(a[k]["costs"]["train_seconds"] for k in ks) / len(ks)
-        tb = sum(b[k]["costs"]["train_seconds"] for k in ks) / len(ks)
+        ta = sum(a[k]["cpu_s"] for k in ks) / len(ks)
+        tb = sum(b[k]["cpu_s"] for k in ks) / len(ks)
         lines.append(f"| {name} | {len(ks)} | {sum(fa) / len(fa):.1f} | {sum(fb) / len(fb):.1f} | "
                      f"{mean:+.1f} | [{lo:+.1f}, {hi:+.1f}] | {ta:.0f} | {tb:.0f} |")
     return "\n".join(lines)
