@@ -1,4 +1,4 @@
-"""The one device and precision factory: `train`, `evaluate` and `predict` all get their Fabric here.
+"""The one device and precision factory: `train`, `evaluate` and `predict` get their Fabric here.
 
 - accelerator: `auto` (a CUDA GPU when one is visible, else the CPU), `cpu`, or `gpu` (refused with
   one line when no CUDA GPU is visible, never a silent fall-back to the CPU).
