@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import torch
 
@@ -69,8 +70,10 @@ def make_fabric(accelerator: str = "auto", precision: str = "auto", devices: int
     for q in quiet:
         q.setLevel(logging.WARNING)
     try:
-        return L.Fabric(accelerator=device, devices=devices, strategy=strategy,
-                        precision=resolve_precision(precision, device), loggers=loggers or [])
+        with warnings.catch_warnings():  # nor its hint to launch through srun where SLURM exists
+            warnings.filterwarnings("ignore", message=".*`srun` command is available")
+            return L.Fabric(accelerator=device, devices=devices, strategy=strategy,
+                            precision=resolve_precision(precision, device), loggers=loggers or [])
     finally:
         for q, level in zip(quiet, levels):
             q.setLevel(level)
