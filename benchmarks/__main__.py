@@ -20,10 +20,11 @@ from benchmarks._common import machine_line
 # Issue 6's order: models vs timm, engine vs bare loop, roofline, loader, memory; then the
 # measurements behind the --compile and --jobs advice.
 ORDER = ["bench_models", "bench_engine", "roofline", "bench_loader", "memory",
-         "bench_channels_last", "bench_pointwise", "bench_optimizer",
+         "bench_channels_last", "bench_pointwise", "bench_optimizer", "bench_precision",
          "bench_compile", "bench_threads"]
-# Run only on request (`--only gpu_plan`, or benchmarks/gpu.sh): it needs a CUDA device.
-ON_REQUEST = ["gpu_plan"]
+# Run only on request: gpu_plan (`--only gpu_plan`, or benchmarks/gpu.sh) needs a CUDA device;
+# precision_parity trains 18 runs (about half an hour on 2 cores).
+ON_REQUEST = ["gpu_plan", "precision_parity"]
 
 
 def available() -> list[str]:

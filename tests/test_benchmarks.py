@@ -16,6 +16,7 @@ from benchmarks import (
     bench_channels_last,
     bench_optimizer,
     bench_pointwise,
+    bench_precision,
     gpu_plan,
     memory,
     roofline,
@@ -102,6 +103,14 @@ def test_optimizer_quick_times_for_loop_and_fused(capsys):
     assert bench_optimizer.main(["--quick"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines()
                if line.startswith("| resnet18 | 32 | 2 | adam |"))
+    assert float(row.rstrip(" |").rsplit("|", 1)[1]) > 0  # the speed-up column
+
+
+def test_precision_quick_times_fp32_and_bf16(capsys):
+    assert bench_precision.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "native bf16 on this CPU:" in out
+    row = next(line for line in out.splitlines() if line.startswith("| resnet18 | 32 | 4 |"))
     assert float(row.rstrip(" |").rsplit("|", 1)[1]) > 0  # the speed-up column
 
 

@@ -23,7 +23,10 @@ from depthbench.engine import (
     predict,
     train,
 )
+from depthbench.engine.devices import resolve_precision
+from depthbench.engine.trainer import train_eval_manifest
 from depthbench.errors import CheckpointError, ConfigError, RunFailed
+from depthbench.models.complexity import macs_224
 
 DATA = "synthetic:n=48,size=32,classes=3,seed=0"  # 16 images per class
 
@@ -93,6 +96,15 @@ def test_cnn_run_records_are_consistent(cnn_run):
     assert costs["train_images_per_s"] > 0 and costs["infer_images_per_s"] > 0
     assert costs["peak_memory_mb"] > 0 and result["params"] > 0 and result["macs"] > 0
     assert prov["manifest_hash"] == split["hash"] and prov["versions"]["torch"]
+    # the resolved precision, recorded twice; MACs at 224 px on one scale for every run
+    assert result["config"]["precision"] == prov["precision"] == resolve_precision("auto", "cpu")
+    assert "precision: " + prov["precision"] in (out / "config.yaml").read_text()
+    assert result["macs_224"] == macs_224("resnet18", 3) > result["macs"]
+    # train_eval: the selected and last weights on a fixed subset of the training images
+    for which in ("best", "last"):
+        te = result[which]["train_eval"]
+        assert set(te) == {"accuracy", "correct", "total"} and te["total"] == n_split["test"]
+        assert te["accuracy"] == pytest.approx(te["correct"] / te["total"])
 
     state = torch.load(out / "last.ckpt", weights_only=True)
     assert state["epoch"] == 2 and set(state) >= {"model", "optimizer", "lr_scheduler", "rng",
@@ -267,3 +279,33 @@ def test_resume_to_more_epochs(tmp_path, cache, capsys):
     assert "cosine lr schedule was laid out over the 1 epochs" in err and "another --out" in err
     assert err.count("\n") == 1
     assert json.loads((cosine / "result.json").read_text())["epochs_completed"] == 1
+
+
+def test_train_eval_subset_is_fixed_and_drawn_from_train(cnn_run):
+    manifest = Manifest.load(cnn_run[0] / "split.json")
+    a, b = train_eval_manifest(manifest), train_eval_manifest(manifest)
+    assert a.hash == b.hash  # the same images for every epoch and every run sharing the split
+    train = {e.path for e in manifest.entries("train")}
+    assert {e.path for e in a.entries("train")} <= train
+    assert len(a) == len(manifest.entries("test"))
+
+
+def test_dihedral_keeps_each_image_up_to_a_symmetry():
+    from depthbench.engine.loop import dihedral
+
+    torch.manual_seed(0)
+    x = torch.arange(64 * 2 * 3 * 3, dtype=torch.float32).reshape(64, 2, 3, 3)
+    y = dihedral(x)
+    for i in range(len(x)):
+        views = [torch.rot90(v, k, dims=(-2, -1)) for v in (x[i], x[i].flip(-1)) for k in range(4)]
+        assert any(torch.equal(y[i], v) for v in views)
+    assert not torch.equal(x, y)  # 64 images: some turned or flipped
+
+
+def test_class_balanced_weights_equalize_classes():
+    from types import SimpleNamespace
+
+    from depthbench.engine.trainer import _class_weights
+
+    w = _class_weights(SimpleNamespace(targets=[0, 0, 0, 1]), 2, "cpu")
+    assert w.tolist() == pytest.approx([4 / 6, 2.0])  # 3 x 4/6 == 1 x 2

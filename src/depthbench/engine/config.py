@@ -105,6 +105,8 @@ class TrainConfig(BaseModel):
     min_lr: float | None = _opt(None, "final lr of the cosine schedule", ge=0)
     label_smoothing: float | None = _opt(None, "label smoothing", ge=0, lt=1)
     grad_clip: float | None = _opt(None, "max global gradient norm, 0 = off", ge=0)
+    dihedral: bool = _opt(False, "random flips and quarter turns of each training image (square images)")
+    class_balanced: bool = _opt(False, "loss weights inverse to the training split's class counts")
     # model options (None = model default)
     img_size: int = _opt(224, "input size in pixels", ge=8)
     drop_path_rate: float | None = _opt(None, "stochastic depth", ge=0, lt=1)
@@ -123,7 +125,8 @@ class TrainConfig(BaseModel):
     accelerator: Literal["auto", "cpu", "gpu"] = _opt("auto", "where to train")
     devices: int = _opt(1, "devices (processes) to train on; 2+ = DDP", ge=1)
     precision: Literal["auto", "32", "32-true", "16-mixed", "bf16-mixed"] = _opt(
-        "auto", "numeric precision (auto: bf16-mixed on GPUs that have it, 32 on CPU)")
+        "auto", "numeric precision (auto: bf16-mixed on CUDA GPUs of compute capability 8.0+ "
+                "and CPUs with AMX or AVX512-BF16, else 32)")
     channels_last: bool | None = _opt(None, "channels_last memory format (default: on for CNNs "
                                             "on GPUs, and on the CPU from 128 px, where it is "
                                             "faster)")

@@ -8,17 +8,15 @@ from pathlib import Path
 import torch
 
 from depthbench.engine.checkpoint import load_model_from_checkpoint
+from depthbench.engine.devices import make_fabric
 from depthbench.engine.loop import predict_logits
 from depthbench.engine.metrics import summarize
 from depthbench.errors import CheckpointError, DataError
 
 
 def _fabric(accelerator: str = "auto"):
-    import lightning as L
-
-    on_gpu = accelerator in ("auto", "gpu") and torch.cuda.is_available()
-    precision = "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
-    fabric = L.Fabric(accelerator="cuda" if on_gpu else "cpu", devices=1, precision=precision)
+    """The trainer's device and precision choice (`engine.devices`), one process."""
+    fabric = make_fabric(accelerator, "auto")
     fabric.launch()
     return fabric
 
@@ -33,6 +31,7 @@ def evaluate_checkpoint(path: str | Path, data: str, split: str = "val", *,
     from depthbench.data import Manifest, build_datasets, make_split, open_source
 
     path = Path(path)
+    fabric = _fabric(accelerator)  # an unavailable accelerator is refused before any work
     model, meta = load_model_from_checkpoint(path)
     source = open_source(data, cache_dir=cache_dir)
     if list(source.classes) != list(meta["classes"]):
@@ -52,8 +51,8 @@ def evaluate_checkpoint(path: str | Path, data: str, split: str = "val", *,
         if not manifest.entries(split):
             raise DataError(f"{data} has no {split!r} images in this split (val={meta['val']}, "
                             f"test={meta['test']}); use --split val or --split all")
-    ds = build_datasets(source, manifest, meta["recipe"], meta["img_size"], cache_dir=cache_dir)[key]
-    fabric = _fabric(accelerator)
+    ds = build_datasets(source, manifest, meta["recipe"], meta["img_size"], cache_dir=cache_dir,
+                        splits=(key,))[key]
     model = fabric.to_device(model)
     t0 = time.perf_counter()
     logits, targets = predict_logits(fabric, model, ds, batch_size)
@@ -70,10 +69,10 @@ def predict(path: str | Path, images: list[str], top_k: int = 5, accelerator: st
 
     if top_k < 1:
         raise DataError(f"--top-k {top_k}: must be at least 1")
+    fabric = _fabric(accelerator)
     model, meta = load_model_from_checkpoint(path)
     batch = torch.stack([preprocess_image(read_image(p), meta["recipe"], meta["img_size"])
                          for p in images])
-    fabric = _fabric(accelerator)
     model = fabric.to_device(model)
     with fabric.autocast():
         probs = model(fabric.to_device(batch)).float().softmax(1).cpu()

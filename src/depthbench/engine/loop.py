@@ -74,8 +74,9 @@ class EpochStats:
 def train_one_epoch(fabric, model: nn.Module, criterion: nn.Module, optimizer, scheduler,
                     loader, *, grad_clip: float = 0.0, channels_last: bool = False,
                     limit_batches: int | None = None, stop: StopFlag | None = None,
-                    check_every: int = 25, on_step=None) -> EpochStats:
+                    check_every: int = 25, on_step=None, batch_transform=None) -> EpochStats:
     """One pass over `loader`. Returns sample-weighted means reduced over all ranks.
+    `batch_transform`: applied to each batch of images on the device (e.g. `dihedral`).
 
     Raises `NonFiniteLoss` (checked every `check_every` steps and at the end: all ranks agree) or
     `StopRequested` (when `stop` was set; checked every step on one process)."""
@@ -89,7 +90,10 @@ def train_one_epoch(fabric, model: nn.Module, criterion: nn.Module, optimizer, s
     t0 = time.perf_counter()
     step, lr = 0, optimizer.param_groups[0]["lr"]
     for step, (x, y) in enumerate(loader, 1):
-        x, y = fabric.to_device(x).contiguous(memory_format=fmt), fabric.to_device(y)
+        x, y = fabric.to_device(x), fabric.to_device(y)
+        if batch_transform is not None:
+            x = batch_transform(x)
+        x = x.contiguous(memory_format=fmt)
         logits = model(x)
         loss = criterion(logits, y)
         optimizer.zero_grad(set_to_none=True)
@@ -119,6 +123,23 @@ def train_one_epoch(fabric, model: nn.Module, criterion: nn.Module, optimizer, s
                              reduce_op="sum").tolist()
     return EpochStats(loss_sum=sums[0], correct=int(sums[1]), total=int(sums[2]),
                       seconds=time.perf_counter() - t0, lr=lr)
+
+
+def dihedral(x: torch.Tensor) -> torch.Tensor:
+    """Each square image of the batch `x` (B, C, H, H) under one of the 8 symmetries of the
+    square (a horizontal flip or not, then 0-3 quarter turns), drawn from torch's global RNG (so
+    an epoch replays after a resume). For images with no preferred orientation, as solar cells;
+    done on the batch because the recipes' per-image transforms have no rotation."""
+    b = x.shape[0]
+    flip = torch.rand(b, device=x.device) < 0.5
+    turns = torch.randint(0, 4, (b,), device=x.device)
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    out = x.clone()
+    for k in (1, 2, 3):
+        idx = (turns == k).nonzero().flatten()
+        if len(idx):
+            out[idx] = torch.rot90(x[idx], k, dims=(-2, -1))
+    return out
 
 
 def _check(fabric, bad, stop, loss_sum, seen, step) -> None:

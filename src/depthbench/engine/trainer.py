@@ -30,11 +30,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 from depthbench._io import atomic_write_text, remove_stale_temps
 from depthbench.engine import checkpoint as ckpt
 from depthbench.engine.config import TrainConfig, dump_config
+from depthbench.engine.devices import device_type, make_fabric, resolve_precision
 from depthbench.engine.loop import (
     EpochStats,
     NonFiniteLoss,
     StopFlag,
     StopRequested,
+    dihedral,
     predict_logits,
     train_one_epoch,
 )
@@ -73,6 +75,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike | None = None,
     if not str(out) or out == Path("."):
         raise ConfigError("no run folder: pass --out DIR (or `out:` in the config file)")
     cfg.out = str(out)
+    # the precision this hardware runs (`auto` resolved): what config.yaml and result.json record
+    cfg.precision = resolve_precision(cfg.precision, device_type(cfg.accelerator))
     previous = _previous_run(out, cfg, resume)
     if previous is not None:
         _log(cfg, f"{out}: run already finished (best val acc {previous['best']['val']['accuracy']:.4f}"
@@ -131,22 +135,11 @@ def _check_extension(out: Path, old: TrainConfig, epochs: int, done: int) -> Non
 
 
 def _make_fabric(cfg: TrainConfig, out: Path):
-    import lightning as L
-
-    accelerator = cfg.accelerator
-    if accelerator == "gpu" and not torch.cuda.is_available():
-        raise ConfigError("--accelerator gpu: no CUDA GPU is visible; use --accelerator cpu or auto")
-    on_gpu = accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available())
-    precision = cfg.precision
-    if precision == "auto":
-        precision = "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
-    elif precision == "32":
-        precision = "32-true"
     strategy = "auto"
     if cfg.devices > 1:
         # under torchrun the processes exist already; otherwise spawn them (works from any caller)
         strategy = "ddp" if "LOCAL_RANK" in os.environ else "ddp_spawn"
-        if not on_gpu:
+        if device_type(cfg.accelerator) == "cpu":
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.devices))
     loggers = []
     try:
@@ -156,8 +149,7 @@ def _make_fabric(cfg: TrainConfig, out: Path):
         loggers.append(TensorBoardLogger(root_dir=str(out), name="tensorboard", version=""))
     except ImportError:
         pass
-    return L.Fabric(accelerator="cuda" if on_gpu else "cpu", devices=cfg.devices,
-                    strategy=strategy, precision=precision, loggers=loggers)
+    return make_fabric(cfg.accelerator, cfg.precision, cfg.devices, strategy, loggers)
 
 
 def _run_guarded(fabric, cfg, out, split_path, variant, progress, resume):
@@ -206,7 +198,11 @@ def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress
     # data
     with fabric.rank_zero_first():  # rank 0 fills the decoded cache, the others then read it
         datasets = build_datasets(source, manifest, cfg.recipe, cfg.img_size,
-                                  cache_dir=cfg.cache_dir, memory_budget_mb=cfg.memory_budget_mb)
+                                  cache_dir=cfg.cache_dir, memory_budget_mb=cfg.memory_budget_mb,
+                                  splits=("train", "val", "test"))
+        datasets |= build_datasets(source, train_eval_manifest(manifest), cfg.recipe,
+                                   cfg.img_size, cache_dir=cfg.cache_dir,
+                                   memory_budget_mb=cfg.memory_budget_mb, splits=("train_eval",))
     workers = cfg.workers if cfg.workers is not None else (
         min(8, os.cpu_count() or 1) if fabric.device.type == "cuda" else 0)
     train_ds = datasets["train"]
@@ -227,7 +223,9 @@ def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress
     model = fabric.setup_module(torch.compile(net) if cfg.compile else net)
     optimizer = fabric.setup_optimizers(build_optimizer(net, cfg))
     scheduler = build_scheduler(optimizer.optimizer, steps, cfg)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    criterion = nn.CrossEntropyLoss(weight=_class_weights(train_ds, len(classes), fabric.device)
+                                    if cfg.class_balanced else None,
+                                    label_smoothing=cfg.label_smoothing)
     history: list[dict] = []
     best: dict | None = None
     if resume_state is not None:
@@ -256,7 +254,8 @@ def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress
                 stats = train_one_epoch(
                     fabric, model, criterion, optimizer, scheduler, loader,
                     grad_clip=cfg.grad_clip, channels_last=channels_last,
-                    limit_batches=cfg.limit_train_batches, stop=stop, on_step=bar.step)
+                    limit_batches=cfg.limit_train_batches, stop=stop, on_step=bar.step,
+                    batch_transform=dihedral if cfg.dihedral else None)
                 if "val" in datasets:
                     logits, targets = predict_logits(fabric, net, datasets["val"], cfg.batch_size,
                                                      workers=workers, channels_last=channels_last)
@@ -297,8 +296,10 @@ def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress
             f"stopped after epoch {done} of {cfg.epochs}; last.ckpt is intact. Continue with: "
             f"depthbench train --out {out} --resume", done) from None
 
-    # final evaluation: last weights, then best weights, on val and (when present) test
-    evaluate = {s: datasets[s] for s in ("val", "test") if s in datasets and len(datasets[s])}
+    # final evaluation: last weights, then best weights, on val, test (when present) and the
+    # fixed train_eval subset (the test split and train_eval are evaluated only here)
+    evaluate = {s: datasets[s] for s in ("val", "test", "train_eval")
+                if s in datasets and len(datasets[s])}
     t0 = time.perf_counter()
     last = _evaluate_all(fabric, net, evaluate, cfg, workers, channels_last, classes)
     infer_s = time.perf_counter() - t0
@@ -375,8 +376,36 @@ def _evaluate_all(fabric, net, datasets, cfg, workers, channels_last, classes) -
 
 def _final(history: list[dict], epoch: int, evals: dict) -> dict:
     row = history[epoch - 1]
+    te = evals.get("train_eval")
     return {"epoch": epoch, "train_loss": row["train_loss"], "train_acc": row["train_acc"],
-            "val": evals.get("val"), "test": evals.get("test")}
+            "val": evals.get("val"), "test": evals.get("test"),
+            "train_eval": te and {k: te[k] for k in ("accuracy", "correct", "total")}}
+
+
+def _class_weights(train_ds, num_classes: int, device) -> torch.Tensor:
+    """Cross-entropy weights n / (k * n_c) per class c (k classes, n training images; "balanced"
+    as scikit-learn's `compute_class_weight`): each class weighs the same in the loss."""
+    counts = torch.bincount(torch.as_tensor(train_ds.targets), minlength=num_classes).double()
+    weights = counts.sum() / (num_classes * counts.clamp(min=1))
+    return weights.float().to(device)
+
+
+# The seed of the train_eval subset: fixed, so every run sharing a split sees the same images.
+TRAIN_EVAL_SEED = 0
+
+
+def train_eval_manifest(manifest):
+    """A manifest of the training images a run evaluates in eval mode (`train_eval` in
+    result.json's `best` and `last`): as many as the test split (else the validation split) holds,
+    drawn from the train entries with `TRAIN_EVAL_SEED`, so the same images for every epoch and
+    every run of a study; no decoding of the whole training split under eval transforms."""
+    from depthbench.data import Manifest
+
+    train = manifest.entries("train")
+    n = min(len(train), len(manifest.entries("test")) or len(manifest.entries("val")) or len(train))
+    chosen = random.Random(TRAIN_EVAL_SEED).sample(train, n)
+    return Manifest(manifest.classes, chosen, data=manifest.data, val=manifest.val,
+                    test=manifest.test, seed=manifest.seed)
 
 
 def _load_best(path: Path) -> dict:
@@ -403,7 +432,7 @@ class _Record:
     and at the end."""
 
     def __init__(self, out, cfg, meta, variant, started, fabric, net, manifest):
-        from depthbench.models.complexity import count_macs, count_params
+        from depthbench.models.complexity import count_macs, count_params, macs_224
 
         self.out = out
         self.cfg, self.meta, self.variant, self.started = cfg, meta, variant, started
@@ -412,6 +441,8 @@ class _Record:
         self.manifest_hash = manifest.hash
         self.params = count_params(net)
         self.macs = count_macs(net, cfg.img_size) if fabric.is_global_zero else None
+        self.macs_224 = (macs_224(cfg.model, len(meta["classes"]), **cfg.model_kwargs())
+                         if fabric.is_global_zero else None)
 
     def write(self, status: str, history: list[dict], best: dict | None,
               failure: dict | None = None, final: dict | None = None) -> dict:
@@ -425,7 +456,7 @@ class _Record:
             "seed": self.cfg.seed,
             "config": self.cfg.model_dump(),
             "classes": self.meta["classes"], "img_size": self.cfg.img_size,
-            "params": self.params, "macs": self.macs,
+            "params": self.params, "macs": self.macs, "macs_224": self.macs_224,
             "epochs_completed": len(history),
             "best_epoch": best["epoch"] if best else None,
             "best": final.get("best"),
@@ -439,6 +470,7 @@ class _Record:
             "provenance": {
                 "versions": _versions(), "git_revision": _git_revision(),
                 "manifest_hash": self.manifest_hash, "device": self.device,
+                "precision": self.cfg.precision,
                 "world_size": self.world,
                 "started": dt.datetime.fromtimestamp(self.started, dt.UTC).isoformat(timespec="seconds"),
                 "seconds": round(time.time() - self.started, 3),

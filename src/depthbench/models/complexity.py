@@ -35,3 +35,21 @@ def count_macs(model: nn.Module, img_size: int, in_chans: int = 3) -> int:
             m.fused_attn = v
         model.train(was_training)
     return counter.get_total_flops() // 2
+
+
+def model_macs(name: str, img_size: int, num_classes: int = 2, **kwargs) -> int:
+    """MACs of one `img_size` image through model `name` built with `kwargs` on the meta device
+    (no memory, no arithmetic): the one "build on meta and count" helper."""
+    from depthbench.models import create_model
+
+    with torch.device("meta"):
+        model = create_model(name, num_classes=num_classes, img_size=img_size, **kwargs)
+    return count_macs(model, img_size)
+
+
+def macs_224(name: str, num_classes: int = 2, **kwargs) -> int:
+    """MACs of one 224 x 224 image for model `name` with the options `kwargs` (e.g. a run's
+    `model_kwargs()`): `img_size` is replaced by 224 and a Swin `window_size` by 224's default
+    (7), so runs at different resolutions compare on one scale."""
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("img_size", "window_size")}
+    return model_macs(name, 224, num_classes, **kwargs)

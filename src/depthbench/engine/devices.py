@@ -1,0 +1,79 @@
+"""The one device and precision factory: `train`, `evaluate` and `predict` get their Fabric here.
+
+- accelerator: `auto` (a CUDA GPU when one is visible, else the CPU), `cpu`, or `gpu` (refused with
+  one line when no CUDA GPU is visible, never a silent fall-back to the CPU).
+- precision: `auto` resolves to `bf16-mixed` where the hardware runs bf16 natively (a CUDA GPU of
+  compute capability 8.0 or newer; a CPU with AMX or AVX512-BF16, `cpu_bf16_support`) and to
+  `32-true` elsewhere; `32` is `32-true`; explicit values are kept. Under `bf16-mixed` autocast
+  runs matrix products and convolutions in bf16 while weights, BatchNorm statistics, the loss and
+  the optimizer state stay fp32 (tests/test_devices.py checks it).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import torch
+
+from depthbench.errors import ConfigError
+
+NO_GPU = "--accelerator gpu: no CUDA GPU is visible; use --accelerator cpu or auto"
+
+
+def device_type(accelerator: str = "auto") -> str:
+    """`cuda` or `cpu` for `accelerator` (`auto`, `cpu`, `gpu`); `gpu` without one: ConfigError."""
+    if accelerator not in ("auto", "cpu", "gpu"):
+        raise ConfigError(f"--accelerator {accelerator}: expected auto, cpu or gpu")
+    if accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError(NO_GPU)
+    if accelerator == "cpu":
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cpu_bf16_support() -> str | None:
+    """`amx` or `avx512_bf16` when this CPU has native bf16 arithmetic (as PyTorch detects it),
+    else None (bf16 would be emulated: slower than fp32)."""
+    cpu = torch.cpu
+    if getattr(cpu, "_is_amx_tile_supported", lambda: False)():
+        return "amx"
+    if getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
+        return "avx512_bf16"
+    return None
+
+
+def native_bf16(device: str) -> bool:
+    """Whether `device` (`cuda` or `cpu`) runs bf16 natively."""
+    if device == "cuda":
+        return torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)
+    return cpu_bf16_support() is not None
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """The Lightning precision string `precision` means on `device` (`auto` decided here)."""
+    if precision == "auto":
+        return "bf16-mixed" if native_bf16(device) else "32-true"
+    return "32-true" if precision == "32" else precision
+
+
+def make_fabric(accelerator: str = "auto", precision: str = "auto", devices: int = 1,
+                strategy: str = "auto", loggers=None):
+    """A Lightning Fabric on `device_type(accelerator)` with `resolve_precision(precision, ...)`."""
+    import lightning as L
+
+    device = device_type(accelerator)
+    # Lightning announces the precision plugin on stderr ("Using bfloat16 Automatic Mixed
+    # Precision"); the resolved precision is in the run's records, so keep stderr for errors
+    quiet = [logging.getLogger(f"lightning.{p}.utilities.rank_zero") for p in ("fabric", "pytorch")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():  # nor its hint to launch through srun where SLURM exists
+            warnings.filterwarnings("ignore", message=".*`srun` command is available")
+            return L.Fabric(accelerator=device, devices=devices, strategy=strategy,
+                            precision=resolve_precision(precision, device), loggers=loggers or [])
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
