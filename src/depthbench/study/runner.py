@@ -34,8 +34,8 @@ from depthbench.study.records import epochs_done, read_result, status_of, write_
 from depthbench.study.spec import StudySpec
 
 # Keys that may change between invocations on one study folder: more seeds add runs; jobs only
-# change the schedule. Anything else would mix two different studies in one report.
-_RERUN_MAY_CHANGE = {"seeds", "jobs"}
+# change the schedule, executor where they train. Anything else would mix two different studies in one report.
+_RERUN_MAY_CHANGE = {"seeds", "jobs", "executor"}
 _POLL_S = 0.5
 _STOP_GRACE_S = 15.0
 
