@@ -33,8 +33,8 @@ from depthbench.study.lock import StudyLock
 from depthbench.study.records import epochs_done, read_result, status_of, write_failure
 from depthbench.study.spec import StudySpec
 
-# Keys that may change between invocations on one study folder: more seeds add runs; jobs only
-# change the schedule, executor where they train. Anything else would mix two different studies in one report.
+# Keys that may change between invocations on one study folder: more seeds add runs; jobs and
+# executor only change where and when runs train. Anything else would mix two studies in a report.
 _RERUN_MAY_CHANGE = {"seeds", "jobs", "executor"}
 _POLL_S = 0.5
 _STOP_GRACE_S = 15.0
