@@ -18,7 +18,10 @@ def _fabric(accelerator: str = "auto"):
 
     on_gpu = accelerator in ("auto", "gpu") and torch.cuda.is_available()
     precision = "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
-    fabric = L.Fabric(accelerator="cuda" if on_gpu else "cpu", devices=1, precision=precision)
+    from depthbench.engine.cluster_env import cluster_environment
+
+    fabric = L.Fabric(accelerator="cuda" if on_gpu else "cpu", devices=1, precision=precision,
+                      plugins=[cluster_environment(1)])
     fabric.launch()
     return fabric
 

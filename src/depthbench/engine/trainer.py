@@ -121,6 +121,8 @@ def _previous_run(out: Path, cfg: TrainConfig, resume: bool) -> dict | None:
 def _make_fabric(cfg: TrainConfig, out: Path):
     import lightning as L
 
+    from depthbench.engine.cluster_env import cluster_environment
+
     accelerator = cfg.accelerator
     if accelerator == "gpu" and not torch.cuda.is_available():
         raise ConfigError("--accelerator gpu: no CUDA GPU is visible; use --accelerator cpu or auto")
@@ -131,9 +133,10 @@ def _make_fabric(cfg: TrainConfig, out: Path):
     elif precision == "32":
         precision = "32-true"
     strategy = "auto"
+    environment = cluster_environment(cfg.devices)  # SLURM/torchrun told, not guessed (no hint)
     if cfg.devices > 1:
-        # under torchrun the processes exist already; otherwise spawn them (works from any caller)
-        strategy = "ddp" if "LOCAL_RANK" in os.environ else "ddp_spawn"
+        # under torchrun or srun the processes exist already; otherwise spawn them (any caller)
+        strategy = "ddp" if environment.creates_processes_externally else "ddp_spawn"
         if not on_gpu:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.devices))
     loggers = []
@@ -145,7 +148,8 @@ def _make_fabric(cfg: TrainConfig, out: Path):
     except ImportError:
         pass
     return L.Fabric(accelerator="cuda" if on_gpu else "cpu", devices=cfg.devices,
-                    strategy=strategy, precision=precision, loggers=loggers)
+                    strategy=strategy, precision=precision, loggers=loggers,
+                    plugins=[environment])
 
 
 def _run_guarded(fabric, cfg, out, split_path, variant, progress, resume):
