@@ -176,8 +176,11 @@ case "${1:-}" in
   env)
     echo "export SLURM_CONF=$SLURM_CONF"
     ;;
+  conf)
+    echo "$SLURM_CONF"
+    ;;
   *)
-    echo "usage: $0 up|down|status|env" >&2
+    echo "usage: $0 up|down|status|env|conf" >&2
     exit 2
     ;;
 esac

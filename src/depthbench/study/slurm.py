@@ -61,8 +61,8 @@ class TrainRun:
         if rank0:
             with open(run_dir / "train.log", "a", encoding="utf-8") as log:
                 where = f"SLURM job {slurm['job_id']} on {slurm['node']}" if slurm else "job"
-                log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {where} starts (requeues "
-                          f"{requeues}); its output goes to the job's submitit logs\n")
+                log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {where} starts (pid "
+                          f"{os.getpid()}, requeues {requeues}); output: the job's submitit logs\n")
         code = train_run(run_dir, self.config, self.split, self.variant, _threads())
         if rank0:
             annotate_run(run_dir, **({"slurm": slurm} if slurm else {}), requeues=requeues)
