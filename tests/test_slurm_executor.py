@@ -49,6 +49,9 @@ def test_executor_options_and_time_formats(tmp_path):
     kept = load_spec(spec_file(tmp_path, executor={"kind": "slurm", "partition": "p"}),
                      executor="local").executor
     assert (kept.kind, kept.partition) == ("local", "p")  # --executor changes the kind only
+    with pytest.raises(ConfigError, match=r"study.yaml: executor\.gpus_per_run: 2 GPUs per run "
+                                          r"need overrides\.devices: 2"):
+        load_spec(spec_file(tmp_path, executor={"kind": "slurm", "gpus_per_run": 2}))
 
 
 @pytest.mark.parametrize("executor, message", [

@@ -122,6 +122,10 @@ def check_train_options(spec: StudySpec, label: str = "study.yaml") -> None:
     from depthbench.models import create_model
 
     check_overrides(spec, label)
+    gpus, devices = spec.executor.gpus_per_run, int(spec.overrides.get("devices") or 1)
+    if spec.executor.kind == "slurm" and gpus > 1 and devices != gpus:
+        raise ConfigError(f"{label}: executor.gpus_per_run: {gpus} GPUs per run need "
+                          f"overrides.devices: {gpus} (one process per GPU); or ask for 1 GPU")
     for key, opts in spec.model_options.items():
         for opt in opts:
             if opt not in MODEL_OPTIONS:
