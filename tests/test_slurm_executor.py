@@ -118,7 +118,7 @@ def test_study_through_submitit_records_finished_and_failed_runs(tmp_path):
     summary = run_study(spec, out, console=Console(file=log, width=200), cluster="local")
     text = log.getvalue()
     assert summary.finished == ["resnet18__base__s0"] and not summary.pending, text
-    assert "holds a run with img_size=64" in summary.failed["resnet18__base__s1"]
+    assert "resnet18__base__s1 holds a run with" in summary.failed["resnet18__base__s1"]
     assert "submitted 2 runs as job array" in text and "running (job" in text, text
     assert re.search(r"\[\d/2\] resnet18__base__s0: finished \(job \d+\)", text), text
     jobs = json.loads((out / ".slurm" / "jobs.json").read_text())
