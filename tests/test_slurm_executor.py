@@ -74,6 +74,15 @@ def test_detach_needs_slurm(tmp_path, capsys):
     assert "--detach: only with --executor slurm" in err and err.count("\n") == 1
 
 
+def test_slurm_without_sbatch_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no sacct
+    assert main(["run", "--config", str(spec_file(tmp_path)), "--executor", "slurm",
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "--executor slurm: SLURM's `sbatch`/`sacct` are not on PATH" in err, err
+    assert err.count("\n") == 1
+
+
 # ------------------------------------------------------------------------- states, records
 
 def test_job_states_and_provenance(tmp_path, monkeypatch):

@@ -87,6 +87,10 @@ def run_study(spec: StudySpec, out: str | Path | None = None, *, retry_failed: b
 
     console = console or Console(stderr=True, soft_wrap=True)
     study_dir = Path(out) if out is not None else default_study_dir(spec)
+    if spec.executor.kind == "slurm" and cluster == "slurm":
+        from depthbench.study.slurm import require_client
+
+        require_client()
     t0 = time.monotonic()
     with StudyLock(study_dir) as lock, _sigterm_as_interrupt():
         from depthbench._io import remove_stale_temps

@@ -282,6 +282,15 @@ class SlurmScheduler:
         atomic_write_json(self.jobs_path, dict(sorted(self.known.items())))
 
 
+def require_client() -> None:
+    """Refuse, in one line, to submit from a machine without SLURM's commands."""
+    if not (shutil.which("sbatch") and shutil.which("sacct")):
+        from depthbench.errors import ConfigError
+
+        raise ConfigError("--executor slurm: SLURM's `sbatch`/`sacct` are not on PATH; run "
+                          "from a login node of the cluster, or use --executor local")
+
+
 def read_jobs(study_dir: Path) -> dict[str, str]:
     try:
         jobs = json.loads((study_dir / SUBMITIT_DIR / JOBS_FILE).read_text(encoding="utf-8"))
