@@ -238,10 +238,10 @@ class SlurmScheduler:
         run_dir = self.dir / plan.name
         result = _final_result(run_dir, grace=RESULT_GRACE_S if state == "COMPLETED" else 0)
         if result is None:
-            seen = (run_dir / "result.json").is_file()
-            why = (f"job {job.job_id} ended {state} before the run finished"
-                   if seen else f"job {job.job_id} ended {state} and its result.json never "
-                   f"appeared in {run_dir} (is the study folder on a filesystem the nodes share?)")
+            lost = state == "COMPLETED" and not (run_dir / "result.json").is_file()
+            why = (f"job {job.job_id} ended {state} and its result.json never appeared in "
+                   f"{run_dir} (is the study folder on a filesystem the nodes share?)" if lost
+                   else f"job {job.job_id} ended {state} before the run finished")
             config = plan.train_config().model_dump(mode="json")
             result = write_failure(run_dir, config, plan.variant, f"{why}; logs: {_logs(job)}")
             annotate_run(run_dir, slurm=self._provenance(job))
@@ -313,18 +313,18 @@ def active_jobs(study_dir: Path) -> list[str]:
 
 
 def job_states(jobs: list) -> dict[str, str]:
-    """job id -> state, upper case, with one `sacct` call for all SLURM jobs."""
+    """job id -> state as sacct says it, with one `sacct` call for all SLURM jobs."""
     import submitit
 
     slurm = [j for j in jobs if isinstance(j, submitit.SlurmJob)]
     if slurm:
         slurm[0].watcher.update()
-    return {j.job_id: (j.watcher.get_state(j.job_id, mode="cache") if j in slurm else j.state)
-            .upper() for j in jobs}
+    return {j.job_id: j.watcher.get_state(j.job_id, mode="cache") if j in slurm else j.state
+            for j in jobs}
 
 
 def _phase(state: str) -> str:
-    word = state.split()[0] if state else "UNKNOWN"  # "CANCELLED by 0"
+    word = state.split()[0].upper() if state else "UNKNOWN"  # "CANCELLED by 0"
     return "pending" if word in _PENDING else "running" if word in _RUNNING else "ended"
 
 
