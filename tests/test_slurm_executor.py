@@ -183,4 +183,4 @@ def test_preempted_job_checkpoints_requeues_and_resumes(tmp_path):
     r = json.loads((run / "result.json").read_text())
     assert r["status"] == "finished" and r["epochs_completed"] == 4 and r["requeues"] == 1
     assert _job_pid(run) != first and "requeues 1" in (run / "train.log").read_text()
-    assert "Calling checkpoint method" in job.stderr()
+    assert "Caught signal SIGUSR2" in job.stderr() and "preempted" in job.stderr()
