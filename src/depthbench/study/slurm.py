@@ -236,6 +236,8 @@ class SlurmScheduler:
 
     def _collect(self, plan: RunPlan, job, state: str) -> None:
         run_dir = self.dir / plan.name
+        if state != "COMPLETED" and self.phase.get(plan.name) == "running":
+            _settle(run_dir)  # a cancelled job's engine may still record itself `interrupted`
         result = _final_result(run_dir, grace=RESULT_GRACE_S if state == "COMPLETED" else 0)
         if result is None:
             lost = state == "COMPLETED" and not (run_dir / "result.json").is_file()
@@ -336,6 +338,20 @@ def _final_result(run_dir: Path, grace: float) -> dict | None:
             return result
         if time.monotonic() >= end:
             return None
+        time.sleep(1.0)
+
+
+def _settle(run_dir: Path, quiet: float = 5.0, limit: float = 30.0) -> None:
+    """Wait until result.json has not changed for `quiet` seconds (at most `limit`): a job that
+    SLURM stops gets SIGTERM first, and its last write must not land on our failure record."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        try:
+            age = time.time() - (run_dir / "result.json").stat().st_mtime
+        except OSError:
+            age = quiet
+        if age >= quiet:
+            return
         time.sleep(1.0)
 
 
