@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint browser clean bench
+.PHONY: setup run test lint browser clean bench slurm-up slurm-down test-cluster
 
 setup: $(STAMP)
 
@@ -27,6 +27,20 @@ browser:
 
 test: setup browser
 	$(PY) -m pytest -q
+
+# A single-node SLURM (munged, MariaDB + slurmdbd for sacct, slurmctld, slurmd) under
+# /tmp/depthbench-slurm, for the cluster tests; installs its Debian packages when missing (root).
+SLURM_SH := tests/cluster/slurm.sh
+
+slurm-up:
+	@$(SLURM_SH) up
+
+slurm-down:
+	@$(SLURM_SH) down
+
+# `--executor slurm` against that SLURM (tests/cluster, marker `cluster`; not part of `make test`).
+test-cluster: setup slurm-up
+	SLURM_CONF=$$($(SLURM_SH) conf) nice -n 10 $(PY) -m pytest -q -m cluster tests/cluster
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

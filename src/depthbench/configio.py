@@ -106,7 +106,10 @@ def _loc(loc: tuple) -> str:
 def _keys_at(model: type[BaseModel], loc: tuple) -> list[str]:
     for part in loc:
         ann = model.model_fields[part].annotation if part in model.model_fields else None
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+        # an optional section (`report: ReportSpec | None`) lists the keys of its model
+        ann = next((a for a in (ann, *get_args(ann)) if isinstance(a, type)
+                    and issubclass(a, BaseModel)), None)
+        if ann is None:
             return []
         model = ann
     return list(model.model_fields)

@@ -21,24 +21,39 @@ def add_arguments(p) -> None:
                    help="run again the runs that failed before (default: keep their failure)")
     p.add_argument("--no-analyze", action="store_true",
                    help="skip `depthbench analyze` of the finished runs before the report")
+    # SLURM (the study's `executor:` holds partition, GPUs, time, ...; see the README)
+    p.add_argument("--executor", choices=["local", "slurm"],
+                   help="where runs train: this machine (default) or SLURM jobs through submitit "
+                        "(overrides the study's executor.kind)")
+    p.add_argument("--detach", action="store_true",
+                   help="with --executor slurm: return once the jobs are submitted; the same "
+                        "command later collects them and builds the report")
 
 
 def run(args) -> int:
     from rich.console import Console
 
+    from depthbench.errors import ConfigError
     from depthbench.study import load_spec, run_study
     from depthbench.study.runner import StudyInterrupted
 
     console = Console(stderr=True, soft_wrap=True)
     spec = load_spec(args.config, preset=args.preset, data=args.data, seeds=args.seeds,
-                     jobs=args.jobs)
+                     jobs=args.jobs, executor=args.executor)
+    if args.detach and spec.executor.kind != "slurm":
+        raise ConfigError("--detach: only with --executor slurm (or `executor: {kind: slurm}`)")
     try:
         summary = run_study(spec, args.out, retry_failed=args.retry_failed, console=console,
-                            build_report=args.no_analyze)
+                            build_report=args.no_analyze, detach=args.detach)
     except StudyInterrupted as e:
         console.print(f"[yellow]depthbench: {e}")
         return e.exit_code
     d = summary.study_dir
+    if summary.pending:
+        console.print(f"{d}: {len(summary.finished)} of {summary.total} runs finished, "
+                      f"{len(summary.pending)} queued or running on SLURM; the report follows "
+                      "when a later `depthbench run` finds them all done")
+        return 0
     if not args.no_analyze:  # SE, attention, CKA, Grad-CAM; then the report that shows them
         _analyze_then_report(d, console)
     mins = summary.seconds / 60

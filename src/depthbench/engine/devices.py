@@ -58,9 +58,14 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 def make_fabric(accelerator: str = "auto", precision: str = "auto", devices: int = 1,
-                strategy: str = "auto", loggers=None):
-    """A Lightning Fabric on `device_type(accelerator)` with `resolve_precision(precision, ...)`."""
+                strategy: str = "auto", loggers=None, environment=None):
+    """A Lightning Fabric on `device_type(accelerator)` with `resolve_precision(precision, ...)`.
+
+    `environment`: the cluster environment (default `cluster_environment(devices)`): Lightning is
+    told whether SLURM or torchrun started the processes instead of guessing (and hinting)."""
     import lightning as L
+
+    from depthbench.engine.cluster_env import cluster_environment
 
     device = device_type(accelerator)
     # Lightning announces the precision plugin on stderr ("Using bfloat16 Automatic Mixed
@@ -73,7 +78,8 @@ def make_fabric(accelerator: str = "auto", precision: str = "auto", devices: int
         with warnings.catch_warnings():  # nor its hint to launch through srun where SLURM exists
             warnings.filterwarnings("ignore", message=".*`srun` command is available")
             return L.Fabric(accelerator=device, devices=devices, strategy=strategy,
-                            precision=resolve_precision(precision, device), loggers=loggers or [])
+                            precision=resolve_precision(precision, device), loggers=loggers or [],
+                            plugins=[environment or cluster_environment(devices)])
     finally:
         for q, level in zip(quiet, levels):
             q.setLevel(level)

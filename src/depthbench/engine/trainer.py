@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from depthbench._io import atomic_write_text, remove_stale_temps
 from depthbench.engine import checkpoint as ckpt
+from depthbench.engine.cluster_env import cluster_environment
 from depthbench.engine.config import TrainConfig, dump_config
 from depthbench.engine.devices import device_type, make_fabric, resolve_precision
 from depthbench.engine.loop import (
@@ -136,9 +137,10 @@ def _check_extension(out: Path, old: TrainConfig, epochs: int, done: int) -> Non
 
 def _make_fabric(cfg: TrainConfig, out: Path):
     strategy = "auto"
+    environment = cluster_environment(cfg.devices)  # SLURM/torchrun told, not guessed (no hint)
     if cfg.devices > 1:
-        # under torchrun the processes exist already; otherwise spawn them (works from any caller)
-        strategy = "ddp" if "LOCAL_RANK" in os.environ else "ddp_spawn"
+        # under torchrun or srun the processes exist already; otherwise spawn them (any caller)
+        strategy = "ddp" if environment.creates_processes_externally else "ddp_spawn"
         if device_type(cfg.accelerator) == "cpu":
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.devices))
     loggers = []
@@ -149,7 +151,8 @@ def _make_fabric(cfg: TrainConfig, out: Path):
         loggers.append(TensorBoardLogger(root_dir=str(out), name="tensorboard", version=""))
     except ImportError:
         pass
-    return make_fabric(cfg.accelerator, cfg.precision, cfg.devices, strategy, loggers)
+    return make_fabric(cfg.accelerator, cfg.precision, cfg.devices, strategy, loggers,
+                       environment)
 
 
 def _run_guarded(fabric, cfg, out, split_path, variant, progress, resume):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from depthbench.errors import ConfigError
-from depthbench.study.spec import VARIANT_FAMILY, StudySpec
+from depthbench.study.schema import VARIANT_FAMILY, StudySpec
 
 # TrainConfig fields the study sets itself; an override of one would silently fight the spec.
 _STUDY_KEYS = {

@@ -56,6 +56,30 @@ def write_failure(run_dir: Path, config: dict[str, Any], variant: str, reason: s
     return runrecord.write_result(run_dir, result)
 
 
+def score_line(result: dict) -> str:
+    """`best epoch 2: val 0.512, test 0.498`: a finished run in one line of progress."""
+    best = result.get("best") or {}
+    parts = []
+    for split in ("val", "test"):
+        m = best.get(split) or {}
+        if m.get("accuracy") is not None:
+            parts.append(f"{split} {m['accuracy']:.3f}")
+    return ("best epoch " + str(best.get("epoch")) + ": " + ", ".join(parts)) if parts else "no scores"
+
+
+def annotate_run(run_dir: Path, **fields: Any) -> dict | None:
+    """Add what the runner knows and the engine does not to a run's result.json: `requeues`
+    (top level) and `slurm` (inside `provenance`: job id, array index, node, partition)."""
+    result = read_result(run_dir)
+    if result is None:
+        return None
+    if "slurm" in fields:
+        result.setdefault("provenance", {})["slurm"] = fields.pop("slurm")
+    result.update(fields)
+    atomic_write_json(run_dir / "result.json", result)
+    return result
+
+
 def _family(family, model: str | None) -> str | None:
     try:
         return family(model) if model else None

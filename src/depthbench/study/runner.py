@@ -30,12 +30,18 @@ import yaml
 from depthbench.errors import ConfigError, DepthbenchError
 from depthbench.study.grid import RunPlan, plan_runs
 from depthbench.study.lock import StudyLock
-from depthbench.study.records import epochs_done, read_result, status_of, write_failure
+from depthbench.study.records import (
+    epochs_done,
+    read_result,
+    score_line,
+    status_of,
+    write_failure,
+)
 from depthbench.study.spec import StudySpec
 
-# Keys that may change between invocations on one study folder: more seeds add runs; jobs only
-# change the schedule. Anything else would mix two different studies in one report.
-_RERUN_MAY_CHANGE = {"seeds", "jobs"}
+# Keys that may change between invocations on one study folder: more seeds add runs; jobs and
+# executor only change where and when runs train. Anything else would mix two studies in a report.
+_RERUN_MAY_CHANGE = {"seeds", "jobs", "executor", "report"}
 _POLL_S = 0.5
 _STOP_GRACE_S = 15.0
 
@@ -51,6 +57,7 @@ class Summary:
     finished: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # run name -> reason
     skipped: int = 0  # finished or failed before this invocation
+    pending: list[str] = field(default_factory=list)  # queued or running on SLURM (--detach)
     seconds: float = 0.0
     report: object = None
 
@@ -69,12 +76,21 @@ def default_study_dir(spec: StudySpec) -> Path:
 
 
 def run_study(spec: StudySpec, out: str | Path | None = None, *, retry_failed: bool = False,
-              console=None, build_report: bool = True) -> Summary:
-    """Run every grid point of `spec` that is not finished yet, then build the report."""
+              console=None, build_report: bool = True, detach: bool = False,
+              cluster: str = "slurm") -> Summary:
+    """Run every grid point of `spec` that is not finished yet, then build the report.
+
+    With `spec.executor.kind == "slurm"` the runs are SLURM jobs (`depthbench.study.slurm`);
+    `detach` returns once they are submitted (a later call collects them and builds the report).
+    `cluster` is submitit's executor for them (`local` in tests without SLURM)."""
     from rich.console import Console
 
     console = console or Console(stderr=True, soft_wrap=True)
     study_dir = Path(out) if out is not None else default_study_dir(spec)
+    if spec.executor.kind == "slurm" and cluster == "slurm":
+        from depthbench.study.slurm import require_client
+
+        require_client()
     t0 = time.monotonic()
     with StudyLock(study_dir) as lock, _sigterm_as_interrupt():
         from depthbench._io import remove_stale_temps
@@ -103,10 +119,24 @@ def run_study(spec: StudySpec, out: str | Path | None = None, *, retry_failed: b
             console.print(f"{study_dir}: {len(summary.finished)} runs already finished"
                           + (f", {len(summary.failed)} failed before (kept; --retry-failed runs "
                              "them again)" if summary.failed else ""))
-        if todo:
+        if spec.executor.kind == "slurm":
+            from depthbench.study.slurm import SlurmScheduler
+
+            scheduler = SlurmScheduler(spec, study_dir, split_path, todo, summary, console,
+                                       retry_failed=retry_failed, detach=detach, cluster=cluster)
+            try:
+                summary.pending = scheduler.run() if todo else []
+            except KeyboardInterrupt:
+                raise StudyInterrupted(
+                    f"interrupted with {len(summary.finished)} of {summary.total} runs finished; "
+                    "the study's SLURM jobs were cancelled; rerun the same command to submit them "
+                    "again (finished runs are kept, started ones resume from their last epoch)"
+                ) from None
+        elif todo:
+            _refuse_if_on_slurm(study_dir)
             _Scheduler(spec, study_dir, split_path, todo, summary, console).run()
         summary.seconds = time.monotonic() - t0
-        if build_report:
+        if build_report and not summary.pending:
             from depthbench.report import build_report as _build_report
 
             summary.report = _build_report(study_dir)
@@ -162,6 +192,17 @@ def _ensure_split(study_dir: Path, spec: StudySpec, console) -> Path:
 def _brief(v) -> str:
     s = json.dumps(v)
     return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _refuse_if_on_slurm(study_dir: Path) -> None:
+    """A local run must not train the runs that SLURM jobs are training."""
+    from depthbench.study.slurm import active_jobs
+
+    jobs = active_jobs(study_dir)
+    if jobs:
+        raise ConfigError(f"{study_dir}: {len(jobs)} runs of this study are still SLURM jobs "
+                          f"({', '.join(jobs[:4])}{', ...' if len(jobs) > 4 else ''}); collect "
+                          "them with --executor slurm, or scancel them first")
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,7 +306,7 @@ class _Scheduler:
         tag = f"[{n}/{self.summary.total}] {plan.name}"
         if result.get("status") == "finished":
             self.summary.finished.append(plan.name)
-            self.console.print(f"{tag}: finished in {seconds:.0f} s, {_scores(result)}")
+            self.console.print(f"{tag}: finished in {seconds:.0f} s, {score_line(result)}")
         else:
             reason = (result.get("failure") or {}).get("reason") or f"exit code {rc}"
             self.summary.failed[plan.name] = reason
@@ -298,16 +339,6 @@ class _Scheduler:
                 _signal_group(act.proc, signal.SIGKILL)
                 act.proc.join()
         self.active.clear()
-
-
-def _scores(result: dict) -> str:
-    best = result.get("best") or {}
-    parts = []
-    for split in ("val", "test"):
-        m = best.get(split) or {}
-        if m.get("accuracy") is not None:
-            parts.append(f"{split} {m['accuracy']:.3f}")
-    return ("best epoch " + str(best.get("epoch")) + ": " + ", ".join(parts)) if parts else "no scores"
 
 
 def _death_reason(rc: int | None, log_path: Path) -> str:

@@ -13,156 +13,29 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import ValidationError
 
-from depthbench.configio import KeyedError, Recipe, config_error, read_yaml_mapping
+from depthbench.configio import config_error, read_yaml_mapping
 from depthbench.errors import ConfigError
+from depthbench.study.grid import check_overrides, plan_runs
+from depthbench.study.schema import (
+    MODEL_OPTIONS,
+    VARIANT_FAMILY,
+    ExecutorSpec,
+    ReportSpec,
+    SplitSpec,
+    StudySpec,
+    VariantSpec,
+)
 
 PRESETS = ("quick", "paper", "modern", "smoke")
 BUNDLED_DATA = ("elpv", "synthetic")
 
-# Which family each ablation applies to: key dropout lives in Swin's window attention; SE-ResNet
-# has no key, so its "key dropout" drops SE channel gates (as the source study describes).
-VARIANT_FAMILY = {"key_drop": "swin", "se_drop": "seresnet"}
-# Model options a study may set per family or per model (`model_options: {swin: {window_size: 4}}`).
-MODEL_OPTIONS = ("window_size", "drop_path_rate")
-
-
-def _model_name(name: str) -> str:
-    from depthbench.models import list_models, resolve_name
-
-    try:
-        return resolve_name(name)
-    except ConfigError:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(list_models())}") from None
-
-
-ModelName = Annotated[str, AfterValidator(_model_name)]  # canonical name (aliases resolved)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SplitSpec(_Strict):
-    """Per-class split fractions, `int(n * fraction)` images of each class (the source's rule)."""
-
-    val: float = Field(0.1, gt=0, lt=1)
-    test: float = Field(0.0, ge=0, lt=1)
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _fractions_leave_training_data(self) -> SplitSpec:
-        from depthbench.data.split import fractions_problem
-
-        problem = fractions_problem(self.val, self.test)
-        if problem:
-            raise ValueError(problem)
-        return self
-
-
-class VariantSpec(_Strict):
-    """Ablation variants beside each model's `base` run: one variant per rate listed."""
-
-    key_drop: list[float] = Field(default_factory=list)  # Swin: dropout on attention keys
-    se_drop: list[float] = Field(default_factory=list)  # SE-ResNet: dropout on SE channel gates
-    key_drop_mode: Literal["element", "dropkey"] = "dropkey"
-    key_drop_schedule: Literal["constant", "linear"] = "constant"
-    models: list[ModelName] | None = None  # which get variants (default: all of the family)
-
-    @field_validator("key_drop", "se_drop")
-    @classmethod
-    def _rates(cls, v: list[float]) -> list[float]:
-        for r in v:
-            if not 0 < r < 1:
-                raise ValueError(f"rate {r!r} must be between 0 and 1 (exclusive)")
-        if len(set(v)) != len(v):
-            raise ValueError(f"rates {v} repeat a value")
-        return v
-
-
-class ReportSpec(_Strict):
-    """Options of the study's report."""
-
-    # the equivalence test's margin, a fraction: "no difference" only when |Δ| < margin is shown
-    equivalence_margin: float = Field(0.02, gt=0, lt=0.5)
-
-
-class StudySpec(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    data: str | None = None  # image folder or a bundled name: elpv, synthetic[:opts]
-    split: SplitSpec = Field(default_factory=SplitSpec)
-    recipe: Recipe = "source"
-    overrides: dict[str, Any] = Field(default_factory=dict)  # TrainConfig fields
-    img_size: int = Field(224, ge=16, le=1024)
-    # extra model keyword arguments per family or model name, e.g. {swin: {window_size: 4}}
-    model_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    models: list[ModelName] = Field(min_length=1)
-    variants: VariantSpec = Field(default_factory=VariantSpec)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    jobs: int | None = Field(None, ge=1)  # runs at once; default: one per GPU, else 1
-    report: ReportSpec | None = None  # report options; None: the defaults
-
-    @field_validator("models")
-    @classmethod
-    def _distinct_models(cls, names: list[str]) -> list[str]:
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"lists {dup[0]!r} twice")
-        return names
-
-    @field_validator("seeds", mode="before")
-    @classmethod
-    def _seed_count(cls, v: Any) -> Any:
-        if isinstance(v, int) and not isinstance(v, bool):
-            if v < 1:
-                raise ValueError(f"{v} seeds: give a count of at least 1 or a list of seeds")
-            return list(range(v))
-        return v
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct_seeds(cls, v: list[int]) -> list[int]:
-        if len(set(v)) != len(v):
-            raise ValueError(f"seeds {v} repeat a value")
-        return v
-
-    @field_validator("model_options")
-    @classmethod
-    def _option_targets(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from depthbench.models import family, list_models
-
-        families = {family(m) for m in list_models()}
-        out = {}
-        for key, opts in v.items():
-            out[key if key in families else _model_name(key)] = opts
-        return out
-
-    @model_validator(mode="after")
-    def _variants_fit_models(self) -> StudySpec:
-        from depthbench.models import family
-
-        for i, m in enumerate(self.variants.models or []):
-            if m not in self.models:
-                raise KeyedError(("variants", "models", i),
-                                 f"{m!r} is not in this study's models; add it to models")
-            fams = {VARIANT_FAMILY[k] for k in VARIANT_FAMILY if getattr(self.variants, k)}
-            if family(m) not in fams:
-                raise KeyedError(("variants", "models", i),
-                                 f"{m!r} is a {family(m)} model; no variant listed applies to it "
-                                 f"(key_drop: swin, se_drop: seresnet)")
-        return self
+__all__ = ["MODEL_OPTIONS", "PRESETS", "VARIANT_FAMILY", "ExecutorSpec", "ReportSpec", "SplitSpec",
+           "StudySpec", "VariantSpec", "load_spec", "preset_path", "validate_spec"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,10 +55,11 @@ def load_spec(
     data: str | None = None,
     seeds: int | None = None,
     jobs: int | None = None,
+    executor: str | None = None,
 ) -> StudySpec:
     """Read a study YAML (or a preset), apply command-line overrides, validate, check overrides.
 
-    `seeds` is a count (`--seeds 2` → seeds [0, 1]). A relative data path in a YAML file is taken
+    `seeds` is a count (`--seeds 2` → seeds [0, 1]); `executor` the kind (`--executor slurm`). A relative data path in a YAML file is taken
     relative to that file's folder; one given on the command line, relative to the working folder.
     """
     if path is not None and preset is not None:
@@ -205,6 +79,10 @@ def load_spec(
         if jobs < 1:
             raise ConfigError(f"--jobs {jobs}: give at least 1")
         raw["jobs"] = jobs
+    if executor is not None:  # --executor local|slurm: the kind; the other options stay the file's
+        if not isinstance(raw.get("executor") or {}, dict):
+            raise ConfigError(f"{label}: executor: expected a mapping (kind: slurm, partition: ...)")
+        raw["executor"] = {**(raw.get("executor") or {}), "kind": executor}
     spec = validate_spec(raw, label)
     if spec.data is None:
         hint = (" (a flowers-layout folder: one sub-folder of images per class)"
@@ -230,9 +108,12 @@ def check_train_options(spec: StudySpec, label: str = "study.yaml") -> None:
     import torch
 
     from depthbench.models import create_model
-    from depthbench.study.grid import check_overrides, plan_runs
 
     check_overrides(spec, label)
+    gpus, devices = spec.executor.gpus_per_run, int(spec.overrides.get("devices") or 1)
+    if spec.executor.kind == "slurm" and gpus > 1 and devices != gpus:
+        raise ConfigError(f"{label}: executor.gpus_per_run: {gpus} GPUs per run need "
+                          f"overrides.devices: {gpus} (one process per GPU); or ask for 1 GPU")
     for key, opts in spec.model_options.items():
         for opt in opts:
             if opt not in MODEL_OPTIONS:
@@ -262,3 +143,4 @@ def _resolve_data(data: str, base: Path) -> str:
         return data
     p = Path(data).expanduser()
     return str(p if p.is_absolute() else (base / p).resolve())
+

@@ -44,14 +44,16 @@ def run_worker(run_dir: str, config: dict, split: str, variant: str, threads: in
     # worker like Ctrl-C; the last finished epoch's last.ckpt stays for the next run to resume.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)
-    code = _train(Path(run_dir), config, split, variant, threads)
+    code = train_run(Path(run_dir), config, split, variant, threads)
     ru = resource.getrusage(resource.RUSAGE_SELF)
     print(f"worker exit {code}: cpu {ru.ru_utime + ru.ru_stime:.1f} s, "
           f"peak rss {ru.ru_maxrss / 1024:.0f} MB", flush=True)
     sys.exit(code)
 
 
-def _train(out: Path, values: dict, split: str, variant: str, threads: int) -> int:
+def train_run(out: Path, values: dict, split: str, variant: str, threads: int) -> int:
+    """Train one run in this process, resuming what its folder holds; every way it can end
+    leaves a result.json. The code: 0 finished, 3 failed, 130 interrupted, else an error's."""
     try:
         import torch
 

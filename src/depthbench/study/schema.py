@@ -1,0 +1,197 @@
+"""The study spec's schema: what a study YAML may say, as pydantic models (`extra="forbid"`).
+
+Loading a file, applying command-line overrides and turning validation errors into one-line
+messages live in `depthbench.study.spec`; the grid (`depthbench.study.grid`) reads these models.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from depthbench.configio import KeyedError, Recipe
+from depthbench.errors import ConfigError
+
+# Which family each ablation applies to: key dropout lives in Swin's window attention; SE-ResNet
+# has no key, so its "key dropout" drops SE channel gates (the source study's "key dropout").
+VARIANT_FAMILY = {"key_drop": "swin", "se_drop": "seresnet"}
+# Model options a study may set per family or per model (`model_options: {swin: {window_size: 4}}`).
+MODEL_OPTIONS = ("window_size", "drop_path_rate")
+
+
+def _model_name(name: str) -> str:
+    from depthbench.models import list_models, resolve_name
+
+    try:
+        return resolve_name(name)
+    except ConfigError:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(list_models())}") from None
+
+
+ModelName = Annotated[str, AfterValidator(_model_name)]  # canonical name (aliases resolved)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitSpec(_Strict):
+    """Per-class split fractions, `int(n * fraction)` images of each class (the source's rule)."""
+
+    val: float = Field(0.1, gt=0, lt=1)
+    test: float = Field(0.0, ge=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> SplitSpec:
+        from depthbench.data.split import fractions_problem
+
+        problem = fractions_problem(self.val, self.test)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class VariantSpec(_Strict):
+    """Ablation variants beside each model's `base` run: one variant per rate listed."""
+
+    key_drop: list[float] = Field(default_factory=list)  # Swin: dropout on attention keys
+    se_drop: list[float] = Field(default_factory=list)  # SE-ResNet: dropout on SE channel gates
+    key_drop_mode: Literal["element", "dropkey"] = "dropkey"
+    key_drop_schedule: Literal["constant", "linear"] = "constant"
+    models: list[ModelName] | None = None  # which get variants (default: all of the family)
+
+    @field_validator("key_drop", "se_drop")
+    @classmethod
+    def _rates(cls, v: list[float]) -> list[float]:
+        for r in v:
+            if not 0 < r < 1:
+                raise ValueError(f"rate {r!r} must be between 0 and 1 (exclusive)")
+        if len(set(v)) != len(v):
+            raise ValueError(f"rates {v} repeat a value")
+        return v
+
+
+class ExecutorSpec(_Strict):
+    """Where the runs train: `local` (this machine, `jobs` at a time) or `slurm` (one submitit job
+    per run, submitted as one job array; the study folder must be on a filesystem the nodes
+    share). The SLURM options are ignored by `local`, so one file can serve both."""
+
+    kind: Literal["local", "slurm"] = "local"
+    partition: str | None = None
+    gpus_per_run: int = Field(0, ge=0)  # GPUs of one run (more than 1: one task per GPU)
+    cpus_per_run: int | None = Field(None, ge=1)  # CPU cores of one run (its torch threads)
+    mem_gb: float | None = Field(None, gt=0)
+    time: int = Field(60, ge=1)  # minutes per job; "HH:MM:SS" or "D-HH:MM:SS" also accepted
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    extra: dict[str, str | int | float | bool] = Field(default_factory=dict)  # more sbatch options
+    max_parallel: int | None = Field(None, ge=1)  # runs at once (the job array's throttle)
+    max_requeues: int = Field(3, ge=0)  # time-limit requeues of one job before it fails
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _minutes(cls, v: Any) -> Any:
+        if not isinstance(v, str) or v.strip().isdigit():
+            return v
+        m = re.fullmatch(r"(?:(\d+)-)?(\d+):(\d{1,2})(?::(\d{1,2}))?", v.strip())
+        if not m:
+            raise ValueError(f"{v!r}: give minutes (90), \"HH:MM:SS\" or \"D-HH:MM:SS\"")
+        days, a, b, c = (int(x) if x else 0 for x in m.groups())
+        hours, mins, secs = (a, b, c) if m.group(4) else (0, a, b)
+        return max(1, math.ceil(days * 1440 + hours * 60 + mins + secs / 60))
+
+    @field_validator("extra")
+    @classmethod
+    def _sbatch_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            if not re.fullmatch(r"[a-z][a-z0-9-]*", key):
+                raise ValueError(f"{key!r}: give sbatch's long option name without dashes, "
+                                 "e.g. mail-type")
+        return v
+
+
+class ReportSpec(_Strict):
+    """Options of the study's report."""
+
+    # the equivalence test's margin, a fraction: "no difference" only when |Δ| < margin is shown
+    equivalence_margin: float = Field(0.02, gt=0, lt=0.5)
+
+
+class StudySpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    data: str | None = None  # image folder or a bundled name: elpv, synthetic[:opts]
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    recipe: Recipe = "source"
+    overrides: dict[str, Any] = Field(default_factory=dict)  # TrainConfig fields
+    img_size: int = Field(224, ge=16, le=1024)
+    # extra model keyword arguments per family or model name, e.g. {swin: {window_size: 4}}
+    model_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    models: list[ModelName] = Field(min_length=1)
+    variants: VariantSpec = Field(default_factory=VariantSpec)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    jobs: int | None = Field(None, ge=1)  # runs at once; default: one per GPU, else 1
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)  # local (default) or slurm
+    report: ReportSpec | None = None  # report options; None: the defaults
+
+    @field_validator("models")
+    @classmethod
+    def _distinct_models(cls, names: list[str]) -> list[str]:
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"lists {dup[0]!r} twice")
+        return names
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_count(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            if v < 1:
+                raise ValueError(f"{v} seeds: give a count of at least 1 or a list of seeds")
+            return list(range(v))
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds {v} repeat a value")
+        return v
+
+    @field_validator("model_options")
+    @classmethod
+    def _option_targets(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from depthbench.models import family, list_models
+
+        families = {family(m) for m in list_models()}
+        out = {}
+        for key, opts in v.items():
+            out[key if key in families else _model_name(key)] = opts
+        return out
+
+    @model_validator(mode="after")
+    def _variants_fit_models(self) -> StudySpec:
+        from depthbench.models import family
+
+        for i, m in enumerate(self.variants.models or []):
+            if m not in self.models:
+                raise KeyedError(("variants", "models", i),
+                                 f"{m!r} is not in this study's models; add it to models")
+            fams = {VARIANT_FAMILY[k] for k in VARIANT_FAMILY if getattr(self.variants, k)}
+            if family(m) not in fams:
+                raise KeyedError(("variants", "models", i),
+                                 f"{m!r} is a {family(m)} model; no variant listed applies to it "
+                                 f"(key_drop: swin, se_drop: seresnet)")
+        return self
+
