@@ -76,8 +76,7 @@ def annotate_run(run_dir: Path, **fields: Any) -> dict | None:
     if "slurm" in fields:
         result.setdefault("provenance", {})["slurm"] = fields.pop("slurm")
     result.update(fields)
-    atomic_write_json(run_dir / "result.json", result)
-    return result
+    return runrecord.write_result(run_dir, result)
 
 
 def _family(family, model: str | None) -> str | None:
