@@ -41,7 +41,7 @@ def test_list_and_unknown_module(capsys):
     names = capsys.readouterr().out.split()
     for name in ("roofline", "memory", "bench_compile", "bench_threads", "gpu_plan"):
         assert name in names
-    assert names[-1] == "gpu_plan"  # on request only, listed last
+    assert names[-2:] == ["gpu_plan", "precision_parity"]  # on request only, listed last
     assert harness.main(["--only", "nosuch"]) == 2
     assert "no such benchmark module" in capsys.readouterr().err
 

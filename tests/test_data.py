@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import shutil
 
 import numpy as np
@@ -49,7 +50,7 @@ def test_flowers_layout_gives_the_source_study_split(flowers_dir):
 
 @pytest.mark.parametrize("val,test", [(1.0, 0.0), (0.5, 0.5), (-0.1, 0.0)])
 def test_bad_fractions_are_refused(synthetic_source, val, test):
-    with pytest.raises(ConfigError, match=str(val) if val != 0.5 else "sum"):
+    with pytest.raises(ConfigError, match=re.escape(f"val = {val:g}") if val != 0.5 else "sum"):
         make_split(synthetic_source, val=val, test=test)
 
 
