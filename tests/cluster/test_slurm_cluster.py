@@ -23,7 +23,7 @@ import yaml
 pytestmark = pytest.mark.cluster
 
 EPOCHS = 3
-LONG = 12  # epochs of the time-limit test's run
+LONG = 48  # epochs of the time-limit test's run (about a minute idle: outlasts the first check)
 THREADS = len(os.sched_getaffinity(0))  # local --jobs 1 uses every core: so does each job
 
 

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -236,8 +238,12 @@ class SlurmScheduler:
 
     def _collect(self, plan: RunPlan, job, state: str) -> None:
         run_dir = self.dir / plan.name
-        if state != "COMPLETED" and self.phase.get(plan.name) == "running":
-            _settle(run_dir)  # a cancelled job's engine may still record itself `interrupted`
+        unfinished = (read_result(run_dir) or {}).get("status") not in ("finished", "failed")
+        if state != "COMPLETED" and unfinished:
+            # a cancelled job keeps running until SLURM's KillWait ends it, and may still write
+            # its record: wait that out (whether or not a poll saw it running), then for quiet
+            time.sleep(_kill_wait() + 2.0)
+            _settle(run_dir)
         result = _final_result(run_dir, grace=RESULT_GRACE_S if state == "COMPLETED" else 0)
         if result is None:
             lost = state == "COMPLETED" and not (run_dir / "result.json").is_file()
@@ -339,6 +345,26 @@ def _final_result(run_dir: Path, grace: float) -> dict | None:
         if time.monotonic() >= end:
             return None
         time.sleep(1.0)
+
+
+def _kill_wait() -> float:
+    """SLURM's KillWait in seconds (`scontrol show config`; SLURM's default 30 when unreadable):
+    how long a cancelled job's processes may go on after SIGTERM."""
+    global _KILL_WAIT
+    if _KILL_WAIT is None:
+        _KILL_WAIT = 30.0
+        try:
+            out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
+                                 timeout=30).stdout
+            m = re.search(r"^KillWait\s*=\s*(\d+)", out, re.M)
+            if m:
+                _KILL_WAIT = float(m.group(1))
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return _KILL_WAIT
+
+
+_KILL_WAIT: float | None = None
 
 
 def _settle(run_dir: Path, quiet: float = 5.0, limit: float = 30.0) -> None:
