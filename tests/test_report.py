@@ -39,7 +39,7 @@ def _targets(n, k, seed):
 
 def _config(model, variant, epochs, test):
     cfg = {"model": model, "data": "hand-made", "recipe": "source", "epochs": epochs,
-           "img_size": 32, "val": 0.1, "test": 0.25 if test else 0.0, "key_drop": None,
+           "precision": "bf16-mixed", "img_size": 32, "val": 0.1, "test": 0.25 if test else 0.0, "key_drop": None,
            "key_drop_mode": None, "se_drop": None}
     m = re.fullmatch(r"(keydrop|sedrop)([\d.]+)", variant)
     if m:
@@ -249,6 +249,7 @@ def test_report_has_every_section(full_study):
                   "All runs", "Methods"):
         _section(md, title)
     assert "Beside the source study" not in md  # not the flowers layout
+    assert "precision=bf16-mixed" in _section(md, "Summary")  # the resolved precision
     html = (full_study[0] / "report.html").read_text()
     for heading in re.findall(r"^#{2,3} (.+)$", md, re.M):
         assert f">{heading.replace(chr(39), '&#x27;')}</h" in html, heading

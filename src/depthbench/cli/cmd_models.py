@@ -21,11 +21,9 @@ def model_costs(img_size: int = 224, num_classes: int = 1000) -> list[dict]:
     Models are built on the meta device: shapes only, no weights, so listing all nine takes
     seconds; parameter counts and MACs depend on shapes alone.
     """
-    import torch
-
     from depthbench.errors import ConfigError
-    from depthbench.models import create_model, default_window_size, family, list_models
-    from depthbench.models.complexity import count_macs, count_params
+    from depthbench.models import default_window_size, family, list_models
+    from depthbench.models.complexity import count_macs, count_params, meta_model
 
     if img_size < 32:
         raise ConfigError(f"--img-size {img_size} is too small: the models downsample by 32; "
@@ -39,8 +37,7 @@ def model_costs(img_size: int = 224, num_classes: int = 1000) -> list[dict]:
         kwargs = {"img_size": img_size}
         if fam == "swin":
             kwargs["window_size"] = window
-        with torch.device("meta"):
-            model = create_model(name, num_classes=num_classes, **kwargs)
+        model = meta_model(name, num_classes, **kwargs)
         row = {"name": name, "family": fam, "params": count_params(model),
                "macs": count_macs(model, img_size), "img_size": img_size}
         if fam == "swin":

@@ -37,14 +37,20 @@ def count_macs(model: nn.Module, img_size: int, in_chans: int = 3) -> int:
     return counter.get_total_flops() // 2
 
 
-def model_macs(name: str, img_size: int, num_classes: int = 2, **kwargs) -> int:
-    """MACs of one `img_size` image through model `name` built with `kwargs` on the meta device
-    (no memory, no arithmetic): the one "build on meta and count" helper."""
+def meta_model(name: str, num_classes: int = 2, **kwargs) -> nn.Module:
+    """Model `name` built on the meta device: shapes only, no memory, no arithmetic (for counting
+    and for checking options); the one place that does it."""
     from depthbench.models import create_model
 
     with torch.device("meta"):
-        model = create_model(name, num_classes=num_classes, img_size=img_size, **kwargs)
-    return count_macs(model, img_size)
+        return create_model(name, num_classes=num_classes, **kwargs)
+
+
+def model_macs(name: str, img_size: int, num_classes: int = 2, **kwargs) -> int:
+    """MACs of one `img_size` image through model `name` built with `kwargs` on the meta device
+    (`img_size` in `kwargs` is replaced by the argument)."""
+    kwargs = {**kwargs, "img_size": img_size}
+    return count_macs(meta_model(name, num_classes, **kwargs), img_size)
 
 
 def macs_224(name: str, num_classes: int = 2, **kwargs) -> int:

@@ -121,51 +121,51 @@ def cka_heatmaps(recs: list[dict], path: Path, seeds: bool) -> None:
     _save(fig, path)
 
 
-def se_figure(recs: list[dict], path: Path, seeds: bool) -> None:
+def _depth_lines(recs: list[dict], path: Path, seeds: bool, part: str, x_of, panels,
+                 reference=None) -> None:
+    """Two panels of one line per run against depth: `panels` is [(key, title, xlabel, ylabel,
+    ylim)], read from `rec[part]["blocks"]`; `reference(blocks)` -> a grey dotted line per panel
+    (drawn once), or None."""
     fig = MplFigure(figsize=(10, 3.8), layout="constrained")
-    ax_s, ax_sat = fig.subplots(1, 2)
+    axes = fig.subplots(1, len(panels))
     for i, rec in enumerate(recs):
-        blocks = rec["se"]["blocks"]
-        x = _rel(len(blocks))
+        blocks = rec[part]["blocks"]
+        x = x_of(len(blocks))
         style = "-" if rec["variant"] == "base" else "--"
-        for ax, key in ((ax_s, "class_specificity"), (ax_sat, "fraction_saturated")):
+        for ax, (key, *_rest) in zip(axes, panels):
             ax.plot(x, [b[key] for b in blocks], style, marker=".", color=f"C{i % 10}",
                     label=_label(rec, seeds))
-    thr = recs[0]["se"]["saturation_threshold"]
-    ax_s.set(title="class-specificity of the SE gates", xlabel="relative depth (SE block)",
-             ylabel="mean over channels of sd over classes")
-    ax_sat.set(title=f"fraction of gates >= {thr:g}", xlabel="relative depth (SE block)",
-               ylabel="fraction", ylim=(-0.02, 1.02))
-    for ax in (ax_s, ax_sat):
+        if i == 0 and reference is not None:
+            for ax, (values, label) in zip(axes, reference(blocks)):
+                ax.plot(x, values, ":", color="grey", label=label)
+    for ax, (_key, title, xlabel, ylabel, ylim) in zip(axes, panels):
+        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        if ylim:
+            ax.set_ylim(*ylim)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     _save(fig, path)
+
+
+def se_figure(recs: list[dict], path: Path, seeds: bool) -> None:
+    thr = recs[0]["se"]["saturation_threshold"]
+    depth = "relative depth (SE block)"
+    _depth_lines(recs, path, seeds, "se", _rel, [
+        ("class_specificity", "class-specificity of the SE gates", depth,
+         "mean over channels of sd over classes", None),
+        ("fraction_saturated", f"fraction of gates >= {thr:g}", depth, "fraction", (-0.02, 1.02))])
 
 
 def attention_figure(recs: list[dict], path: Path, seeds: bool) -> None:
-    fig = MplFigure(figsize=(10, 3.8), layout="constrained")
-    ax_d, ax_e = fig.subplots(1, 2)
-    for i, rec in enumerate(recs):
-        blocks = rec["attention"]["blocks"]
-        x = np.arange(len(blocks))
-        style = "-" if rec["variant"] == "base" else "--"
-        c = f"C{i % 10}"
-        ax_d.plot(x, [b["mean_distance_px"] for b in blocks], style, marker=".", color=c,
-                  label=_label(rec, seeds))
-        ax_e.plot(x, [b["mean_entropy"] for b in blocks], style, marker=".", color=c,
-                  label=_label(rec, seeds))
-        if i == 0:
-            ax_d.plot(x, [b["uniform_distance_px"] for b in blocks], ":", color="grey",
-                      label="uniform over allowed keys")
-            ax_e.plot(x, [b["max_entropy"] for b in blocks], ":", color="grey",
-                      label="uniform (maximum)")
-    ax_d.set(title="mean attention distance (mean over heads)", xlabel="Swin block",
-             ylabel="input pixels")
-    ax_e.set(title="attention entropy (mean over heads)", xlabel="Swin block", ylabel="nats")
-    for ax in (ax_d, ax_e):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    _save(fig, path)
+    def uniform(blocks):
+        return [([b["uniform_distance_px"] for b in blocks], "uniform over allowed keys"),
+                ([b["max_entropy"] for b in blocks], "uniform (maximum)")]
+
+    _depth_lines(recs, path, seeds, "attention", np.arange, [
+        ("mean_distance_px", "mean attention distance (mean over heads)", "Swin block",
+         "input pixels", None),
+        ("mean_entropy", "attention entropy (mean over heads)", "Swin block", "nats", None)],
+        reference=uniform)
 
 
 def draw_run_figures(rec: dict, run_dir: Path) -> list[Path]:

@@ -374,10 +374,7 @@ def _signal_group(proc, sig: int) -> None:
 def _costs(plans: list[RunPlan], configs: dict) -> dict[str, float]:
     """Relative cost of one epoch of each run, for the ETA and the schedule: MACs of one forward
     pass, counted on the meta device (no memory, no compute); every run sees the same images."""
-    import torch
-
-    from depthbench.models import create_model
-    from depthbench.models.complexity import count_macs
+    from depthbench.models.complexity import model_macs
 
     cache: dict[tuple, float] = {}
     out = {}
@@ -386,9 +383,7 @@ def _costs(plans: list[RunPlan], configs: dict) -> dict[str, float]:
         key = (c.model, c.img_size, json.dumps(c.model_kwargs(), sort_keys=True))
         if key not in cache:
             try:
-                with torch.device("meta"):
-                    model = create_model(c.model, num_classes=2, **c.model_kwargs())
-                cache[key] = max(1.0, count_macs(model, c.img_size) / 1e6)
+                cache[key] = max(1.0, model_macs(c.model, c.img_size, **c.model_kwargs()) / 1e6)
             except Exception:  # noqa: BLE001 - the ETA then weighs this run by epochs only
                 cache[key] = 1.0
         out[p.name] = cache[key]

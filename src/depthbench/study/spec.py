@@ -105,9 +105,7 @@ def validate_spec(raw: Any, label: str = "study.yaml") -> StudySpec:
 def check_train_options(spec: StudySpec, label: str = "study.yaml") -> None:
     """Build every run's TrainConfig and model once (on the meta device: no memory, no time), so
     a bad override or model option fails now, not an hour into the study."""
-    import torch
-
-    from depthbench.models import create_model
+    from depthbench.models.complexity import meta_model
 
     check_overrides(spec, label)
     gpus, devices = spec.executor.gpus_per_run, int(spec.overrides.get("devices") or 1)
@@ -126,8 +124,7 @@ def check_train_options(spec: StudySpec, label: str = "study.yaml") -> None:
         seen.add((run.model, run.variant))
         config = run.train_config(source=f"{label}: model_options")
         try:
-            with torch.device("meta"):
-                create_model(run.model, num_classes=2, **config.model_kwargs())
+            meta_model(run.model, 2, **config.model_kwargs())
         except ConfigError as e:
             raise ConfigError(f"{label}: {run.model} ({run.variant}): {e}") from None
         except Exception:  # noqa: BLE001 - a model that cannot be built on meta is checked later
