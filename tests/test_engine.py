@@ -288,6 +288,8 @@ def test_train_eval_subset_is_fixed_and_drawn_from_train(cnn_run):
     train = {e.path for e in manifest.entries("train")}
     assert {e.path for e in a.entries("train")} <= train
     assert len(a) == len(manifest.entries("test"))
+    labels = lambda entries: sorted(e.label for e in entries)  # noqa: E731
+    assert labels(a.entries("train")) == labels(manifest.entries("test"))  # the test's class mix
 
 
 def test_dihedral_keeps_each_image_up_to_a_symmetry():

@@ -18,6 +18,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -399,14 +400,21 @@ TRAIN_EVAL_SEED = 0
 
 def train_eval_manifest(manifest):
     """A manifest of the training images a run evaluates in eval mode (`train_eval` in
-    result.json's `best` and `last`): as many as the test split (else the validation split) holds,
-    drawn from the train entries with `TRAIN_EVAL_SEED`, so the same images for every epoch and
+    result.json's `best` and `last`): per class as many as the test split (else the validation
+    split) holds, drawn from the train entries with `TRAIN_EVAL_SEED`, so the same images for every epoch and
     every run of a study; no decoding of the whole training split under eval transforms."""
     from depthbench.data import Manifest
 
     train = manifest.entries("train")
-    n = min(len(train), len(manifest.entries("test")) or len(manifest.entries("val")) or len(train))
-    chosen = random.Random(TRAIN_EVAL_SEED).sample(train, n)
+    held_out = manifest.entries("test") or manifest.entries("val")
+    # per class as many as the held-out split has: train_eval - test then compares like with like
+    # (an unstratified draw shifts the class mix, and with it the accuracy of any model)
+    want = Counter(e.label for e in held_out) if held_out else Counter(e.label for e in train)
+    rng = random.Random(TRAIN_EVAL_SEED)
+    chosen = []
+    for label in sorted(want):
+        pool = [e for e in train if e.label == label]
+        chosen += rng.sample(pool, min(len(pool), want[label]))
     return Manifest(manifest.classes, chosen, data=manifest.data, val=manifest.val,
                     test=manifest.test, seed=manifest.seed)
 
