@@ -114,6 +114,18 @@ def reference(tmp_path_factory) -> Path:
     return tmp / "c"
 
 
+@pytest.fixture(scope="module")
+def long_reference(tmp_path_factory) -> Path:
+    """A LONG-epoch study trained here, by the local executor: for the runs that must still be
+    training when SLURM stops them (a cancelled job goes on for KillWait, and a short run can
+    finish in that time on an idle machine)."""
+    tmp = tmp_path_factory.mktemp("local_long")
+    p = depthbench("--config", str(study(tmp, "long", epochs=LONG, kind="local")), "--jobs", "1",
+                   "--out", str(tmp / "reference"))
+    assert p.returncode == 0, p.stderr
+    return tmp / "reference"
+
+
 def test_detach_then_collect_gives_the_local_results(reference, tmp_path):
     spec, out = study(tmp_path, "c"), tmp_path / "c"
     p = depthbench("--config", str(spec), "--out", str(out), "--detach", timeout=120)
@@ -140,8 +152,8 @@ def test_detach_then_collect_gives_the_local_results(reference, tmp_path):
         assert "slurm" not in result(reference / name)["provenance"]
 
 
-def test_scancel_fails_the_run_and_retry_failed_reruns_it(reference, tmp_path):
-    spec, out = study(tmp_path, "c"), tmp_path / "c"
+def test_scancel_fails_the_run_and_retry_failed_reruns_it(long_reference, tmp_path):
+    spec, out = study(tmp_path, "long", epochs=LONG), tmp_path / "c"
     run = out / "resnet18__base__s0"
     runner = start("--config", str(spec), "--out", str(out))
     try:
@@ -166,18 +178,15 @@ def test_scancel_fails_the_run_and_retry_failed_reruns_it(reference, tmp_path):
     p = depthbench("--config", str(spec), "--out", str(out), "--retry-failed")
     assert p.returncode == 0, p.stderr
     assert result(run)["status"] == "finished" and jobs(out)["resnet18__base__s0"] != job_id
-    assert rows(out)["resnet18__base__s0"] == rows(reference)["resnet18__base__s0"]
+    assert rows(out)["resnet18__base__s0"] == rows(long_reference)["resnet18__base__s0"]
 
 
-def test_time_limited_job_is_requeued_and_resumes_exactly(tmp_path):
+def test_time_limited_job_is_requeued_and_resumes_exactly(long_reference, tmp_path):
     """A one-minute limit: SLURM signals the job at its first time-limit check (within 30 s;
     the limit is under submitit's 90 s warning), submitit calls TrainRun.checkpoint and requeues
     it, the run resumes from last.ckpt. Once it was requeued, the limit is lifted so that the run
     can end. Long enough (LONG epochs) to outlast that first check on an idle machine."""
-    p = depthbench("--config", str(study(tmp_path, "long", epochs=LONG, kind="local")),
-                   "--jobs", "1", "--out", str(tmp_path / "reference"))
-    assert p.returncode == 0, p.stderr
-    reference = tmp_path / "reference"
+    reference = long_reference
     spec = study(tmp_path, "long", epochs=LONG, time=1, max_requeues=20)
     out = tmp_path / "c"
     run = out / "resnet18__base__s0"
