@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 
 import torch
 
@@ -74,12 +73,10 @@ def make_fabric(accelerator: str = "auto", precision: str = "auto", devices: int
     levels = [q.level for q in quiet]
     for q in quiet:
         q.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():  # nor its hint to launch through srun where SLURM exists
-            warnings.filterwarnings("ignore", message=".*`srun` command is available")
-            return L.Fabric(accelerator=device, devices=devices, strategy=strategy,
-                            precision=resolve_precision(precision, device), loggers=loggers or [],
-                            plugins=[environment or cluster_environment(devices)])
+    try:  # the cluster environment is told, not detected: no hint to launch through srun
+        return L.Fabric(accelerator=device, devices=devices, strategy=strategy,
+                        precision=resolve_precision(precision, device), loggers=loggers or [],
+                        plugins=[environment or cluster_environment(devices)])
     finally:
         for q, level in zip(quiet, levels):
             q.setLevel(level)
