@@ -304,6 +304,21 @@ def test_dihedral_keeps_each_image_up_to_a_symmetry():
     assert not torch.equal(x, y)  # 64 images: some turned or flipped
 
 
+def test_flips_keep_rows_and_columns():
+    from depthbench.engine.loop import flips
+
+    torch.manual_seed(0)
+    x = torch.arange(64 * 2 * 3 * 4, dtype=torch.float32).reshape(64, 2, 3, 4)  # not square
+    y = flips(x)
+    seen = set()
+    for i in range(len(x)):
+        views = [x[i], x[i].flip(-1), x[i].flip(-2), x[i].flip(-1).flip(-2)]
+        matches = [k for k, v in enumerate(views) if torch.equal(y[i], v)]
+        assert len(matches) == 1  # one of the four axis-keeping symmetries, never a quarter turn
+        seen.add(matches[0])
+    assert seen == {0, 1, 2, 3}  # 64 images: every symmetry drawn
+
+
 def test_class_balanced_weights_equalize_classes():
     from types import SimpleNamespace
 

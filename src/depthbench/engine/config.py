@@ -106,6 +106,8 @@ class TrainConfig(BaseModel):
     label_smoothing: float | None = _opt(None, "label smoothing", ge=0, lt=1)
     grad_clip: float | None = _opt(None, "max global gradient norm, 0 = off", ge=0)
     dihedral: bool = _opt(False, "random flips and quarter turns of each training image (square images)")
+    flips: bool = _opt(False, "random horizontal and vertical flips of each training image (keeps "
+                              "which way its rows and columns run, unlike --dihedral)")
     class_balanced: bool = _opt(False, "loss weights inverse to the training split's class counts")
     # model options (None = model default)
     img_size: int = _opt(224, "input size in pixels", ge=8)

@@ -142,6 +142,17 @@ def dihedral(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def flips(x: torch.Tensor) -> torch.Tensor:
+    """Each image of the batch `x` (B, C, H, W) flipped left-right, top-bottom, both or neither,
+    drawn from torch's global RNG: the symmetries that keep rows rows and columns columns (a solar
+    cell's busbars stay as they were; `dihedral`'s quarter turns would turn them)."""
+    b = x.shape[0]
+    lr = torch.rand(b, device=x.device) < 0.5
+    tb = torch.rand(b, device=x.device) < 0.5
+    x = torch.where(lr[:, None, None, None], x.flip(-1), x)
+    return torch.where(tb[:, None, None, None], x.flip(-2), x)
+
+
 def _check(fabric, bad, stop, loss_sum, seen, step) -> None:
     flags = torch.stack([bad.to(torch.float64),
                          torch.tensor(float(stop is not None and stop.signum is not None),

@@ -39,6 +39,7 @@ from depthbench.engine.loop import (
     StopFlag,
     StopRequested,
     dihedral,
+    flips,
     predict_logits,
     train_one_epoch,
 )
@@ -259,7 +260,7 @@ def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress
                     fabric, model, criterion, optimizer, scheduler, loader,
                     grad_clip=cfg.grad_clip, channels_last=channels_last,
                     limit_batches=cfg.limit_train_batches, stop=stop, on_step=bar.step,
-                    batch_transform=dihedral if cfg.dihedral else None)
+                    batch_transform=dihedral if cfg.dihedral else flips if cfg.flips else None)
                 if "val" in datasets:
                     logits, targets = predict_logits(fabric, net, datasets["val"], cfg.batch_size,
                                                      workers=workers, channels_last=channels_last)
