@@ -56,9 +56,17 @@ def depthbench(*args, timeout=1800) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _default_sigint() -> None:
+    # A suite started in the background (`cmd &` in a script, nohup) hands its children SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler: the runner must see Ctrl-C
+    # as a terminal user's process does.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "depthbench", "run", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
 
 
 def rows(study_dir: Path) -> dict[str, dict]:
