@@ -142,7 +142,23 @@ start_slurm() {
     || sacctmgr -i add cluster depthbench >/dev/null
   alive "$D/run/slurmctld.pid" || slurmctld -f "$SLURM_CONF"
   alive "$D/run/slurmd.pid" || slurmd -f "$SLURM_CONF"
+  # a node drained by an earlier cluster (its saved state says "Kill task failed" when a job step
+  # was still ending as that cluster went down) takes no jobs until resumed
+  wait_for 30 "the node to register" sh -c "sinfo -h -o %t | grep -qvE '^(unk|unknown)'"
+  if sinfo -h -o %t | grep -qE '^(drain|drng|drained|down)'; then
+    say "resuming the node ($(sinfo -h -R -o %E | head -1))"
+    scontrol update NodeName=ALL State=RESUME
+  fi
   wait_for 60 "the node to be idle" sh -c "sinfo -h -o %t | grep -qx idle"
+}
+
+cancel_jobs() {  # cancel every job and give the steps time to end before the daemons go
+  alive "$D/run/slurmctld.pid" || return 0
+  scancel --full --user="$(id -un)" 2>/dev/null || true
+  for _ in $(seq 100); do
+    [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break
+    sleep 0.2
+  done
 }
 
 stop() {  # stop NAME: SIGTERM, wait up to 10 s, then SIGKILL
@@ -165,6 +181,7 @@ case "${1:-}" in
     say "up: $(sinfo -h -o '%P %D node(s) %c CPUs %t') (SLURM_CONF=$SLURM_CONF)"
     ;;
   down)
+    cancel_jobs
     for d in slurmd slurmctld slurmdbd mariadb munged; do stop "$d"; done
     say "down"
     ;;

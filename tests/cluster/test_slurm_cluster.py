@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -23,7 +24,8 @@ import yaml
 pytestmark = pytest.mark.cluster
 
 EPOCHS = 3
-LONG = 48  # epochs of the time-limit test's run (about a minute idle: outlasts the first check)
+LONG = 48  # fewest epochs of the long runs (more on a fast machine: see `long_reference`)
+LONG_SECONDS = 40  # how long a long run must train: past SLURM's first time-limit check (30 s)
 THREADS = len(os.sched_getaffinity(0))  # local --jobs 1 uses every core: so does each job
 
 
@@ -123,15 +125,24 @@ def reference(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def long_reference(tmp_path_factory) -> Path:
-    """A LONG-epoch study trained here, by the local executor: for the runs that must still be
-    training when SLURM stops them (a cancelled job goes on for KillWait, and a short run can
-    finish in that time on an idle machine)."""
+def long_reference(tmp_path_factory) -> tuple[Path, int]:
+    """(study folder, epochs): a long study trained here, by the local executor, for the runs that
+    must still be training when SLURM stops them (a cancelled job goes on for KillWait; a
+    time-limited one is signalled at SLURM's first time-limit check, up to 30 s after it starts).
+    LONG epochs, or as many more as train for LONG_SECONDS on this machine (48 epochs took 18 s
+    on an idle one, and the job finished before SLURM looked)."""
     tmp = tmp_path_factory.mktemp("local_long")
-    p = depthbench("--config", str(study(tmp, "long", epochs=LONG, kind="local")), "--jobs", "1",
-                   "--out", str(tmp / "reference"))
-    assert p.returncode == 0, p.stderr
-    return tmp / "reference"
+    epochs = LONG
+    for attempt in range(2):
+        out = tmp / f"reference{attempt}"
+        p = depthbench("--config", str(study(tmp, "long", epochs=epochs, kind="local")),
+                       "--jobs", "1", "--out", str(out))
+        assert p.returncode == 0, p.stderr
+        per_epoch = result(out / "resnet18__base__s0")["costs"]["train_seconds"] / epochs
+        if per_epoch * epochs >= LONG_SECONDS:
+            return out, epochs
+        epochs = math.ceil(1.2 * LONG_SECONDS / per_epoch)
+    raise AssertionError(f"{epochs} epochs still trained under {LONG_SECONDS} s")
 
 
 def test_detach_then_collect_gives_the_local_results(reference, tmp_path):
@@ -161,7 +172,8 @@ def test_detach_then_collect_gives_the_local_results(reference, tmp_path):
 
 
 def test_scancel_fails_the_run_and_retry_failed_reruns_it(long_reference, tmp_path):
-    spec, out = study(tmp_path, "long", epochs=LONG), tmp_path / "c"
+    reference, epochs = long_reference
+    spec, out = study(tmp_path, "long", epochs=epochs), tmp_path / "c"
     run = out / "resnet18__base__s0"
     runner = start("--config", str(spec), "--out", str(out))
     try:
@@ -186,16 +198,16 @@ def test_scancel_fails_the_run_and_retry_failed_reruns_it(long_reference, tmp_pa
     p = depthbench("--config", str(spec), "--out", str(out), "--retry-failed")
     assert p.returncode == 0, p.stderr
     assert result(run)["status"] == "finished" and jobs(out)["resnet18__base__s0"] != job_id
-    assert rows(out)["resnet18__base__s0"] == rows(long_reference)["resnet18__base__s0"]
+    assert rows(out)["resnet18__base__s0"] == rows(reference)["resnet18__base__s0"]
 
 
 def test_time_limited_job_is_requeued_and_resumes_exactly(long_reference, tmp_path):
     """A one-minute limit: SLURM signals the job at its first time-limit check (within 30 s;
     the limit is under submitit's 90 s warning), submitit calls TrainRun.checkpoint and requeues
     it, the run resumes from last.ckpt. Once it was requeued, the limit is lifted so that the run
-    can end. Long enough (LONG epochs) to outlast that first check on an idle machine."""
-    reference = long_reference
-    spec = study(tmp_path, "long", epochs=LONG, time=1, max_requeues=20)
+    can end. Long enough (`long_reference`) to outlast that first check on an idle machine."""
+    reference, epochs = long_reference
+    spec = study(tmp_path, "long", epochs=epochs, time=1, max_requeues=20)
     out = tmp_path / "c"
     run = out / "resnet18__base__s0"
     runner = start("--config", str(spec), "--out", str(out))
