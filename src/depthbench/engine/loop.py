@@ -128,12 +128,11 @@ def train_one_epoch(fabric, model: nn.Module, criterion: nn.Module, optimizer, s
 def dihedral(x: torch.Tensor) -> torch.Tensor:
     """Each square image of the batch `x` (B, C, H, H) under one of the 8 symmetries of the
     square (a horizontal flip or not, then 0-3 quarter turns), drawn from torch's global RNG (so
-    an epoch replays after a resume). For images with no preferred orientation, as solar cells;
-    done on the batch because the recipes' per-image transforms have no rotation."""
-    b = x.shape[0]
-    flip = torch.rand(b, device=x.device) < 0.5
-    turns = torch.randint(0, 4, (b,), device=x.device)
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    an epoch replays after a resume). For images with no preferred orientation (not ELPV's
+    cells: their busbars run one way, and `flips` keeps it); done on the batch because the
+    recipes' per-image transforms have no rotation."""
+    x = _flip_some(x, -1)
+    turns = torch.randint(0, 4, (x.shape[0],), device=x.device)
     out = x.clone()
     for k in (1, 2, 3):
         idx = (turns == k).nonzero().flatten()
@@ -146,11 +145,14 @@ def flips(x: torch.Tensor) -> torch.Tensor:
     """Each image of the batch `x` (B, C, H, W) flipped left-right, top-bottom, both or neither,
     drawn from torch's global RNG: the symmetries that keep rows rows and columns columns (a solar
     cell's busbars stay as they were; `dihedral`'s quarter turns would turn them)."""
-    b = x.shape[0]
-    lr = torch.rand(b, device=x.device) < 0.5
-    tb = torch.rand(b, device=x.device) < 0.5
-    x = torch.where(lr[:, None, None, None], x.flip(-1), x)
-    return torch.where(tb[:, None, None, None], x.flip(-2), x)
+    return _flip_some(_flip_some(x, -1), -2)
+
+
+def _flip_some(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Each image of the batch `x` flipped along `dim` or not, with probability 1/2 each (one
+    `torch.rand` draw per image)."""
+    flip = torch.rand(x.shape[0], device=x.device) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(dim), x)
 
 
 def _check(fabric, bad, stop, loss_sum, seen, step) -> None:

@@ -96,8 +96,8 @@ def _recipe_line(an: Analysis) -> str:
     if not cfg:
         return "Recipe: not recorded."
     shown = [f"{k}={cfg[k]}" for k in ("data", "recipe", "epochs", "batch_size", "lr",
-                                        "optimizer", "scheduler", "dihedral", "flips", "img_size", "val",
-                                        "test", "precision")
+                                        "optimizer", "scheduler", "dihedral", "flips", "img_size",
+                                        "val", "test", "precision")
              if cfg.get(k) is not None]
     return "Recipe (first run's resolved config): " + ", ".join(shown) + "."
 
