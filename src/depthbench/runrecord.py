@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +31,16 @@ METRICS_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "v
                    "val_total", "lr", "seconds", "train_correct", "train_total"]
 
 Status = Literal["finished", "failed", "running", "interrupted"]
+# A run in one of these states is done: a study neither trains nor waits for it again.
+FINAL_STATUSES = ("finished", "failed")
+
+# A study's run folder: `<model>__<variant>__s<seed>` (the study writes it, the report parses it).
+RUN_DIR_PATTERN = re.compile(r"^(?P<model>.+?)__(?P<variant>.+)__s(?P<seed>\d+)$")
+
+
+def run_dir_name(model: str, variant: str, seed: int) -> str:
+    """The folder of one grid point of a study, inside the study folder."""
+    return f"{model}__{variant}__s{seed}"
 
 
 class RecordError(DepthbenchError):

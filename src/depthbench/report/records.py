@@ -7,7 +7,6 @@ a folder whose result.json is missing or unreadable still becomes a run (status 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,9 +15,7 @@ import numpy as np
 from depthbench.errors import DepthbenchError
 from depthbench.names import canonical, family_of
 from depthbench.report import stats as S
-from depthbench.runrecord import RecordError, read_metrics, read_result
-
-RUN_DIR = re.compile(r"^(?P<model>.+?)__(?P<variant>.+)__s(?P<seed>\d+)$")
+from depthbench.runrecord import RUN_DIR_PATTERN, RecordError, read_metrics, read_result
 
 FLOWERS = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
 EQUIVALENCE_MARGIN = 0.02  # default margin of the equivalence test: ±2 points
@@ -179,7 +176,7 @@ def load_study(study_dir: str | Path) -> Study:
                               "(give the folder `depthbench run` wrote, e.g. runs/quick)")
     runs = []
     for d in sorted(p for p in study_dir.iterdir() if p.is_dir()):
-        named = RUN_DIR.match(d.name)
+        named = RUN_DIR_PATTERN.match(d.name)
         if (d / "result.json").is_file() or (d / "metrics.csv").is_file() or named:
             runs.append(load_run(d))
     if not runs:
@@ -201,7 +198,7 @@ def load_study(study_dir: str | Path) -> Study:
 
 
 def load_run(run_dir: Path) -> Run:
-    named = RUN_DIR.match(run_dir.name)
+    named = RUN_DIR_PATTERN.match(run_dir.name)
     model = named["model"] if named else run_dir.name
     variant = named["variant"] if named else "base"
     seed = int(named["seed"]) if named else 0

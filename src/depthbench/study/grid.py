@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from depthbench.errors import ConfigError
+from depthbench.runrecord import run_dir_name
 from depthbench.study.schema import VARIANT_FAMILY, StudySpec
 
 # TrainConfig fields the study sets itself; an override of one would silently fight the spec.
@@ -29,7 +30,7 @@ class RunPlan:
 
     @property
     def name(self) -> str:
-        return f"{self.model}__{self.variant}__s{self.seed}"
+        return run_dir_name(self.model, self.variant, self.seed)
 
     def model_options(self) -> dict[str, Any]:
         from depthbench.models import family
