@@ -14,6 +14,7 @@ from safetensors import safe_open
 
 from depthbench.cli.main import main
 from depthbench.data import Manifest
+from depthbench.data.split import train_eval_manifest
 from depthbench.engine import (
     METRICS_COLUMNS,
     TrainConfig,
@@ -24,7 +25,6 @@ from depthbench.engine import (
     train,
 )
 from depthbench.engine.devices import resolve_precision
-from depthbench.engine.trainer import train_eval_manifest
 from depthbench.errors import CheckpointError, ConfigError, RunFailed
 from depthbench.models.complexity import macs_224
 
@@ -224,7 +224,7 @@ def test_nan_loss_marks_run_failed(tmp_path, cache, monkeypatch):
 
 
 def test_channels_last_default_follows_device_and_size():
-    from depthbench.engine.trainer import default_channels_last
+    from depthbench.engine.devices import default_channels_last
     from depthbench.models import create_model
 
     cnn = create_model("resnet18", num_classes=4)

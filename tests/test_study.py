@@ -16,9 +16,10 @@ import yaml
 from depthbench.cli.main import main
 from depthbench.errors import ConfigError
 from depthbench.study import PRESETS, load_spec, plan_runs, validate_spec
+from depthbench.study.local import _death_reason
 from depthbench.study.lock import StudyLock, StudyLocked
 from depthbench.study.records import epochs_done, status_of, write_failure
-from depthbench.study.runner import _death_reason, _write_or_check_spec
+from depthbench.study.runner import _write_or_check_spec
 
 BASE = {"name": "t", "data": "synthetic", "models": ["resnet18"]}
 

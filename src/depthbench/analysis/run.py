@@ -23,7 +23,9 @@ from depthbench._io import atomic_write_text
 from depthbench.analysis.cka import MinibatchCKA, minibatch_cka, redundant_tail
 from depthbench.analysis.gradcam import grad_cam, target_block
 from depthbench.analysis.probe import SATURATED, Probe
-from depthbench.errors import DepthbenchError
+from depthbench.data import build_datasets, open_source
+from depthbench.data.split import run_manifest
+from depthbench.errors import ConfigError, DepthbenchError
 
 FORMAT = "depthbench-analysis/1"
 SUBSET_SEED = 0
@@ -63,17 +65,10 @@ class _Images:
     """The seeded subset of one run's test (or val) images, shared by the runs of one split."""
 
     def __init__(self, run_dir: Path, result: dict, meta: dict, images: int):
-        from depthbench.data import Manifest, build_datasets, make_split, open_source
-
         data = result["config"]["data"]
         source = open_source(data)
-        own = run_dir / "split.json"
-        if own.is_file():
-            manifest = Manifest.load(own)
-        else:
-            manifest = make_split(source, val=meta["val"], test=meta["test"],
-                                  seed=meta["split_seed"])
-        manifest.verify(source)
+        manifest = run_manifest(source, run_dir, val=meta["val"], test=meta["test"],
+                                seed=meta["split_seed"])
         self.split = "test" if manifest.entries("test") else "val"
         self.note = (None if self.split == "test" else
                      "this run has no test split: the analysis uses validation images, which "
@@ -308,6 +303,10 @@ def analyze_path(path: str | Path, images: int = 256, *, batch_size: int = 64,
     """A run folder or a study folder: {run name: record, or the reason it was skipped}.
     A single run folder that cannot be analyzed is an error; in a study, failed or unfinished
     runs are skipped with their reason."""
+    if images < 4:
+        raise ConfigError(f"--images {images}: the analysis needs at least 4 images")
+    if batch_size < 4:
+        raise ConfigError(f"--batch-size {batch_size}: the CKA estimate needs at least 4")
     path = Path(path)
     if (path / "result.json").is_file() or not path.is_dir():
         rec = analyze_run(path, images, batch_size=batch_size, device=device)

@@ -8,6 +8,10 @@ seeded subset of its test images (validation images when there is no test split;
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 
 def add_arguments(p) -> None:
     p.add_argument("path", metavar="RUN_DIR|STUDY_DIR")
@@ -20,37 +24,21 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
 
-def analyze(path, images: int = 256, batch_size: int = 64, device=None, progress=None,
-            figures: bool = True) -> dict:
-    """Analyze a run or study folder and draw each run's figures (unless `figures` is False: the
-    study report draws its own): {run: record or skip reason}."""
-    from pathlib import Path
-
-    from depthbench.analysis import analyze_path
-    from depthbench.errors import ConfigError
-    from depthbench.report.inside import draw_run_figures
-
-    if images < 4:
-        raise ConfigError(f"--images {images}: the analysis needs at least 4 images")
-    if batch_size < 4:
-        raise ConfigError(f"--batch-size {batch_size}: the CKA estimate needs at least 4")
-    out = analyze_path(path, images, batch_size=batch_size, device=device, progress=progress)
-    root = Path(path)
-    for name, rec in out.items():
-        if figures and isinstance(rec, dict):
-            draw_run_figures(rec, root if (root / "result.json").is_file() else root / name)
-    return out
-
-
 def run(args) -> int:
-    import json
-    import sys
+    # imported here, not at the top: `depthbench --help` stays free of torch
+    from depthbench.analysis import analyze_path
+    from depthbench.report.inside import draw_run_figures
 
     def progress(name):
         if not args.json:
             print(f"analyzing {name} ...", file=sys.stderr, flush=True)
 
-    out = analyze(args.path, args.images, args.batch_size, args.device, progress)
+    out = analyze_path(args.path, args.images, batch_size=args.batch_size, device=args.device,
+                       progress=progress)
+    root = Path(args.path)
+    for name, rec in out.items():  # each run's own figures beside its analysis.json
+        if isinstance(rec, dict):
+            draw_run_figures(rec, root if (root / "result.json").is_file() else root / name)
     if args.json:
         print(json.dumps({name: ({"status": "analyzed", **_summary(rec)} if isinstance(rec, dict)
                                  else {"status": "skipped", "reason": rec})

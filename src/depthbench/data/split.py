@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -208,3 +209,43 @@ def make_split(source: ImageSource, val: float = 0.1, test: float = 0.0, seed: i
             split = "val" if i < n_val else "test" if i < n_val + n_test else "train"
             entries.append(Entry(f.path, label, source.classes[label], split, shas[f.path]))
     return Manifest(source.classes, entries, source.name, val, test, seed)
+
+
+def run_manifest(source: ImageSource, run_dir: str | os.PathLike, *, val: float, test: float,
+                 seed: int, given: str | os.PathLike | None = None) -> Manifest:
+    """The split a run uses, verified against `source`'s files: the run folder's own split.json
+    (a run resumed, evaluated or analyzed), else `given` (a study's manifest, which a new run
+    copies), else a new split with these fractions and seed. The one rule for train, evaluate and
+    analyze."""
+    own = Path(run_dir) / "split.json"
+    if own.is_file():
+        manifest = Manifest.load(own)
+    elif given is not None:
+        manifest = Manifest.load(given)
+    else:
+        manifest = make_split(source, val=val, test=test, seed=seed)
+    manifest.verify(source)
+    return manifest
+
+
+# The seed of the train_eval subset: fixed, so every run sharing a split sees the same images.
+TRAIN_EVAL_SEED = 0
+
+
+def train_eval_manifest(manifest: Manifest) -> Manifest:
+    """A manifest of the training images a run evaluates in eval mode (`train_eval` in
+    result.json's `best` and `last`): per class as many as the test split (else the validation
+    split) holds, drawn from the train entries with `TRAIN_EVAL_SEED`, so the same images for every
+    epoch and every run of a study; no decoding of the whole training split under eval transforms."""
+    train = manifest.entries("train")
+    held_out = manifest.entries("test") or manifest.entries("val")
+    # per class as many as the held-out split has: train_eval - test then compares like with like
+    # (an unstratified draw shifts the class mix, and with it the accuracy of any model)
+    want = Counter(e.label for e in held_out) if held_out else Counter(e.label for e in train)
+    rng = random.Random(TRAIN_EVAL_SEED)
+    chosen = []
+    for label in sorted(want):
+        pool = [e for e in train if e.label == label]
+        chosen += rng.sample(pool, min(len(pool), want[label]))
+    return Manifest(manifest.classes, chosen, data=manifest.data, val=manifest.val,
+                    test=manifest.test, seed=manifest.seed)

@@ -80,3 +80,16 @@ def make_fabric(accelerator: str = "auto", precision: str = "auto", devices: int
     finally:
         for q, level in zip(quiet, levels):
             q.setLevel(level)
+
+
+# On this project's reference CPU (AVX2, oneDNN) channels_last made a ResNet training step
+# 1.02-1.19x faster at 96-224 px but 0.89-0.98x as fast at 32-64 px (BENCHMARKS.md,
+# `python -m benchmarks.bench_channels_last`).
+CPU_CHANNELS_LAST_MIN_SIZE = 128
+
+
+def default_channels_last(net, device_type: str, img_size: int) -> bool:
+    """channels_last for CNNs on GPUs, and on the CPU from CPU_CHANNELS_LAST_MIN_SIZE px up."""
+    if not getattr(net, "channels_last_friendly", False):
+        return False
+    return device_type == "cuda" or img_size >= CPU_CHANNELS_LAST_MIN_SIZE
