@@ -6,13 +6,16 @@ into runs/quick. Rerunning the same command skips finished runs and resumes unfi
 
 from __future__ import annotations
 
+from depthbench.configio import BUNDLED_DATA, DEFAULT_PRESET, preset_names
+from depthbench.errors import StudyInterrupted
+
 
 def add_arguments(p) -> None:
-    p.add_argument("--preset", choices=["quick", "paper", "modern", "smoke"],
-                   help="a study shipped with depthbench (default: quick)")
+    p.add_argument("--preset", choices=preset_names(),
+                   help=f"a study shipped with depthbench (default: {DEFAULT_PRESET})")
     p.add_argument("--config", metavar="STUDY.yaml", help="your own study file (instead of --preset)")
     p.add_argument("--data", metavar="DATA", help="image folder (one sub-folder per class) or a "
-                                                 "bundled name: elpv, synthetic; overrides the study's")
+                   f"bundled name: {', '.join(BUNDLED_DATA)}; overrides the study's")
     p.add_argument("--out", metavar="DIR", help="study folder (default: runs/<study name>)")
     p.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1 (overrides the study's)")
     p.add_argument("--jobs", type=int, metavar="N",
@@ -31,10 +34,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    # imported here, not at the top: `depthbench --help` stays free of torch
+    # on use: `--help` stays free of torch
     from rich.console import Console
 
-    from depthbench.errors import StudyInterrupted
     from depthbench.study import load_spec, run_study
 
     console = Console(stderr=True, soft_wrap=True)

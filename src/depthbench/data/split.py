@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from depthbench._io import atomic_write_json
+from depthbench.configio import DEFAULT_TEST, DEFAULT_VAL, fractions_problem
 from depthbench.data.sources import check_relative
 from depthbench.errors import ConfigError, DataError
 
@@ -44,28 +45,17 @@ class Entry:
     sha256: str
 
 
-def fractions_problem(val: float, test: float) -> str | None:
-    """What is wrong with the split fractions `val`, `test` (None: nothing): the one rule, used
-    by TrainConfig and StudySpec when they are validated and by `make_split`."""
-    for name, v in (("val", val), ("test", test)):
-        if not 0.0 <= v < 1.0:
-            return f"{name} = {v:g}: a fraction per class must be in [0, 1)"
-    if val + test >= 1.0:
-        return f"val + test = {val + test:g} leaves no training images; keep their sum below 1"
-    return None
-
-
 def check_fractions(val: float, test: float) -> None:
     problem = fractions_problem(val, test)
     if problem:
-        raise ConfigError(f"--val {val:g} --test {test:g}: {problem}")
+        raise ConfigError(f"--val {val:g} --test {test:g}: {problem[1]}")
 
 
 class Manifest:
     """The images of a study and their split (`entries(split)` in a stable order)."""
 
     def __init__(self, classes: list[str], entries: list[Entry], data: str = "",
-                 val: float = 0.1, test: float = 0.0, seed: int = 0):
+                 val: float = DEFAULT_VAL, test: float = DEFAULT_TEST, seed: int = 0):
         self.classes = list(classes)
         order = {s: i for i, s in enumerate(SPLITS)}
         self._entries = sorted(entries, key=lambda e: (order[e.split], e.label, e.path))
@@ -147,8 +137,8 @@ class Manifest:
                 seen.add(p)
                 entries.append(Entry(p, index[e["class"]], e["class"], e["split"],
                                      str(e["sha256"])))
-            m = cls(classes, entries, str(d.get("data", "")), float(d.get("val", 0.1)),
-                    float(d.get("test", 0.0)), int(d.get("seed", 0)))
+            m = cls(classes, entries, str(d.get("data", "")), float(d.get("val", DEFAULT_VAL)),
+                    float(d.get("test", DEFAULT_TEST)), int(d.get("seed", 0)))
         except DataError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -193,8 +183,8 @@ def split_key(seed: int, sha: str, path: str) -> tuple[str, str]:
     return hashlib.sha256(f"{seed}:{sha}".encode()).hexdigest(), path
 
 
-def make_split(source: ImageSource, val: float = 0.1, test: float = 0.0, seed: int = 0
-               ) -> Manifest:
+def make_split(source: ImageSource, val: float = DEFAULT_VAL, test: float = DEFAULT_TEST,
+               seed: int = 0) -> Manifest:
     """Split each class of `source`'s usable images: `int(n*val)` to val, `int(n*test)` to test."""
     check_fractions(val, test)
     by_class: dict[int, list] = {}

@@ -15,6 +15,7 @@ import logging
 
 import torch
 
+from depthbench.engine.cluster_env import cluster_environment
 from depthbench.errors import ConfigError
 
 NO_GPU = "--accelerator gpu: no CUDA GPU is visible; use --accelerator cpu or auto"
@@ -62,9 +63,7 @@ def make_fabric(accelerator: str = "auto", precision: str = "auto", devices: int
 
     `environment`: the cluster environment (default `cluster_environment(devices)`): Lightning is
     told whether SLURM or torchrun started the processes instead of guessing (and hinting)."""
-    import lightning as L
-
-    from depthbench.engine.cluster_env import cluster_environment
+    import lightning as L  # imported on use: only a Fabric needs it (seconds to import)
 
     device = device_type(accelerator)
     # Lightning announces the precision plugin on stderr ("Using bfloat16 Automatic Mixed
@@ -82,9 +81,8 @@ def make_fabric(accelerator: str = "auto", precision: str = "auto", devices: int
             q.setLevel(level)
 
 
-# On this project's reference CPU (AVX2, oneDNN) channels_last made a ResNet training step
-# 1.02-1.19x faster at 96-224 px but 0.89-0.98x as fast at 32-64 px (BENCHMARKS.md,
-# `python -m benchmarks.bench_channels_last`).
+# On the CPU channels_last makes a CNN's training step faster only from about this size up, and
+# slower below it (`python -m benchmarks.bench_channels_last`; the figures are in BENCHMARKS.md).
 CPU_CHANNELS_LAST_MIN_SIZE = 128
 
 

@@ -13,6 +13,7 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import torch
 from depthbench.engine.config import TrainConfig
 from depthbench.engine.loop import EpochStats
 from depthbench.models.complexity import count_macs, count_params, macs_224
-from depthbench.runrecord import write_result
+from depthbench.runrecord import EpochRow, write_result
 
 # The packages whose versions a run records (with Python's).
 RECORDED_PACKAGES = ("depthbench", "torch", "torchvision", "lightning", "torchmetrics", "timm",
@@ -79,11 +80,11 @@ class Recorder:
 
 
 def metrics_row(epoch: int, s: EpochStats, val: dict, seconds: float) -> dict:
-    """One epoch's row of metrics.csv (`runrecord.METRICS_COLUMNS`)."""
-    return {"epoch": epoch, "train_loss": s.loss, "train_acc": s.acc, "val_loss": val["loss"],
-            "val_acc": val["accuracy"], "val_correct": val["correct"], "val_total": val["total"],
-            "lr": s.lr, "seconds": round(seconds, 3), "train_correct": s.correct,
-            "train_total": s.total}
+    """One epoch's row of metrics.csv (`runrecord.EpochRow`), as a dict."""
+    return asdict(EpochRow(
+        epoch=epoch, train_loss=s.loss, train_acc=s.acc, val_loss=val["loss"],
+        val_acc=val["accuracy"], val_correct=val["correct"], val_total=val["total"], lr=s.lr,
+        seconds=round(seconds, 3), train_correct=s.correct, train_total=s.total))
 
 
 def final_entry(history: list[dict], epoch: int, evals: dict) -> dict:

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from depthbench._io import atomic_write_text, remove_stale_temps
 from depthbench.data import build_datasets, normalization, open_source
-from depthbench.data.split import run_manifest, train_eval_manifest
+from depthbench.data.split import SPLITS, run_manifest, train_eval_manifest
 from depthbench.engine import checkpoint as ckpt
 from depthbench.engine.cluster_env import cluster_environment
 from depthbench.engine.config import TrainConfig, dump_config
@@ -152,8 +152,8 @@ def _make_fabric(cfg: TrainConfig, out: Path):
         if device_type(cfg.accelerator) == "cpu":
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.devices))
     loggers = []
-    try:
-        import tensorboard  # noqa: F401  (only when installed)
+    try:  # imported on use: TensorBoard is optional (logged to when installed)
+        import tensorboard  # noqa: F401
         from lightning.fabric.loggers import TensorBoardLogger
 
         loggers.append(TensorBoardLogger(root_dir=str(out), name="tensorboard", version=""))
@@ -280,7 +280,7 @@ def _datasets(fabric, cfg: TrainConfig, source, manifest) -> dict[str, Any]:
     with fabric.rank_zero_first():
         datasets = build_datasets(source, manifest, cfg.recipe, cfg.img_size,
                                   cache_dir=cfg.cache_dir, memory_budget_mb=cfg.memory_budget_mb,
-                                  splits=("train", "val", "test"))
+                                  splits=SPLITS)
         datasets |= build_datasets(source, train_eval_manifest(manifest), cfg.recipe,
                                    cfg.img_size, cache_dir=cfg.cache_dir,
                                    memory_budget_mb=cfg.memory_budget_mb, splits=("train_eval",))
@@ -322,7 +322,9 @@ def _train_epochs(run: _Run, progress) -> None:
                     bar.epoch_done(row, cfg.epochs)
                     if callable(progress):
                         progress(dict(row))
-                fabric.log_dict({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+                # a logger takes numbers only: no val_* without a validation split (--val 0)
+                fabric.log_dict({k: v for k, v in row.items() if k != "epoch" and v is not None},
+                                step=epoch)
                 fabric.barrier()
     except NonFiniteLoss as e:
         epoch = len(run.history) + 1

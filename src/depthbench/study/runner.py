@@ -19,8 +19,7 @@ from rich.console import Console
 
 from depthbench._io import atomic_write_text, remove_stale_temps
 from depthbench.analysis import analyze_path
-from depthbench.data import make_split, open_source
-from depthbench.data.split import Manifest
+from depthbench.data import Manifest, make_split, open_source
 from depthbench.errors import ConfigError, DepthbenchError, StudyInterrupted
 from depthbench.report import build_report
 from depthbench.study.grid import RunPlan, plan_runs
@@ -168,7 +167,7 @@ def _ensure_split(study_dir: Path, spec: StudySpec, console) -> Path:
     s = spec.split
     manifest = make_split(source, val=s.val, test=s.test, seed=s.seed)
     manifest.save(path)
-    counts = {k: len(manifest.entries(k)) for k in ("train", "val", "test")}
+    counts = manifest.counts()
     console.print(f"{study_dir}: split {spec.data}: {counts['train']} train, {counts['val']} val, "
                   f"{counts['test']} test images ({len(manifest.classes)} classes)")
     return path

@@ -27,8 +27,10 @@ from depthbench.errors import DepthbenchError
 from depthbench.study.records import write_failure
 
 # Imported once by the fork server, so each worker starts in milliseconds (CPU only: a GPU
-# machine starts each worker bare, so no CUDA state can leak across the fork).
-PRELOAD = ["torch", "lightning.fabric", "depthbench.engine", "depthbench.data", "depthbench.models"]
+# machine starts each worker bare, so no CUDA state can leak across the fork). This module
+# itself too: it imports the engine, and a worker unpickles its target from it.
+PRELOAD = ["torch", "lightning.fabric", "depthbench.engine", "depthbench.data", "depthbench.models",
+           "depthbench.study.worker"]
 
 
 def run_worker(run_dir: str, config: dict, split: str, variant: str, threads: int,
