@@ -5,9 +5,10 @@ Each run trains in a worker (`depthbench.study.worker`), not in the runner's pro
 - each run's peak memory (ru_maxrss) and thread count are its own, and nothing (allocator
   caches, cuDNN autotune state, leaked tensors) carries from one run into the next;
 - GPUs are assigned with `CUDA_VISIBLE_DEVICES`, and stopping a run is a signal, not a hope.
-Workers are forked from a `multiprocessing` fork server that imported torch and Lightning once:
-a fresh `python` per run would spend 3-8 s on imports on a small CPU machine (measured 8 s under
-load), a fork ~0.02 s. On GPU machines the server preloads nothing, so no CUDA state crosses a fork.
+Workers are forked from a `multiprocessing` fork server that imported torch, Lightning and the
+engine once (`worker.PRELOAD`): a fork starts in a fraction of what a fresh `python` spends on
+those imports (`python -m benchmarks.bench_worker_start`, BENCHMARKS.md). On GPU machines the
+server preloads nothing, so no CUDA state crosses a fork.
 
 One progress display: runs done / total, each active run's epoch, an ETA weighted by each run's
 cost. `study.slurm` is the other executor; both report a run's end through `Summary.run_ended`.
