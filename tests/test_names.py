@@ -19,6 +19,9 @@ def test_aliases_families_display_and_order():
     assert sorted(["swin_b", "seresnet18", "resnet50", "zzz"], key=names.model_order) == [
         "resnet50", "seresnet18", "swin_b", "zzz"]
     assert len(names.MODELS) == 9 and list(names.FAMILIES) == ["resnet", "seresnet", "swin"]
+    assert names.SE_PAIRS == {"seresnet18": "resnet18", "seresnet34": "resnet34",
+                              "seresnet50": "resnet50"}
+    assert all(names.family_of(r) == "resnet" for r in names.SE_PAIRS.values())
 
 
 def test_registry_registers_every_model_of_the_table_under_its_family():

@@ -60,6 +60,10 @@ MODEL_OPTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
 # window attention; SE-ResNet has no key, so its "key dropout" drops SE channel gates (the source
 # study's "key dropout").
 ABLATIONS: dict[str, str] = {k: MODEL_OPTIONS[k][0][0] for k in ("key_drop", "se_drop")}
+# The SE ablation's pairs: each SE-ResNet and the ResNet of its depth (a new depth in MODELS
+# joins it by its names alone).
+SE_PAIRS: dict[str, str] = {m: m.removeprefix("se") for m, (fam, _) in MODELS.items()
+                            if fam == "seresnet" and m.removeprefix("se") in MODELS}
 # The options a study's variant sets (an ablation's rate, and how keys are dropped).
 VARIANT_OPTIONS = ("key_drop", "key_drop_mode", "key_drop_schedule", "se_drop")
 # The options a study may set per family or per model (`model_options: {swin: {window_size: 4}}`).
