@@ -42,8 +42,10 @@ slurm-down:
 test-cluster: setup slurm-up
 	SLURM_CONF=$$($(SLURM_SH) conf) nice -n 10 $(PY) -m pytest -q -m cluster tests/cluster
 
+# ruff, then the layer contract (.importlinter; tests/test_architecture.py runs it in the suite too)
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: setup
 	$(PY) -m benchmarks

@@ -4,7 +4,7 @@
 
 One training step (forward, cross-entropy, backward, Adam) of the same model on a fixed synthetic
 batch in both memory formats, timed interleaved (`_common.compare`, process CPU clock by default).
-The engine's default (`depthbench.engine.trainer.CPU_CHANNELS_LAST_MIN_SIZE`) comes from this
+The engine's default (`depthbench.engine.devices.CPU_CHANNELS_LAST_MIN_SIZE`) comes from this
 table: channels_last on the CPU only at the sizes where it is faster.
 """
 

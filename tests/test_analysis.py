@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from depthbench.analysis.attention import head_statistics, mean_pairwise_distance
 from depthbench.analysis.cka import (
@@ -25,6 +26,7 @@ from depthbench.analysis.cka import (
 from depthbench.analysis.gradcam import grad_cam, target_block
 from depthbench.analysis.probe import Probe, TrainingModeError
 from depthbench.analysis.run import _se_record, analyze_path
+from depthbench.analysisrecord import read_analysis, summarize, write_analysis
 from depthbench.cli.main import main
 from depthbench.engine import TrainConfig, train
 from depthbench.engine.checkpoint import save_weights
@@ -311,6 +313,8 @@ def test_analyze_cli_on_a_run_folder(trained_run, capsys):
     s = doc["run"]
     assert s["status"] == "analyzed" and s["split"] == "test" and s["images"] == 12
     rec = json.loads((trained_run / "analysis.json").read_text())
+    assert read_analysis(trained_run) == rec  # what the report reads: the file, validated
+    assert summarize(rec) == {k: v for k, v in s.items() if k != "status"}
     assert rec["se"] is None and rec["attention"] is None
     assert len(rec["cka"]["blocks"]) == 8 and len(rec["cka"]["matrix"]) == 8
     assert rec["cka"]["batches"] == 2
@@ -385,3 +389,14 @@ def test_inside_section_without_analyses_says_how_to_get_them(tmp_path):
 
     blocks = inside_section([tmp_path], tmp_path / "figures")
     assert "depthbench analyze" in blocks[-1].text
+
+
+def test_analysis_record_schema_refuses_what_it_cannot_read(trained_run, tmp_path):
+    rec = read_analysis(trained_run)
+    with pytest.raises(ValidationError):  # the writer refuses a record without its CKA
+        write_analysis(tmp_path, {k: v for k, v in rec.items() if k != "cka"})
+    (tmp_path / "analysis.json").write_text(json.dumps({**rec, "format": "depthbench-analysis/0"}))
+    assert read_analysis(tmp_path) is None  # another format: not read
+    (tmp_path / "analysis.json").write_text(json.dumps({**rec, "subset": {"images": "many"}}))
+    assert read_analysis(tmp_path) is None  # malformed: not read
+    assert write_analysis(tmp_path, rec) == rec and read_analysis(tmp_path) == rec

@@ -83,35 +83,46 @@ def test_roofline_quick(capsys):
     assert re.search(r"\| \d+% \|$", row)
 
 
+def table_row(out: str, start: str) -> dict[str, str]:
+    """The Markdown table row of `out` that starts with `start`, as {column: cell}."""
+    lines = out.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith(start))
+    head = next(lines[j - 1] for j in range(i, 0, -1) if lines[j].startswith("|---"))
+    cells = [c.strip() for c in lines[i].strip(" |").split("|")]
+    return dict(zip([c.strip() for c in head.strip(" |").split("|")], cells))
+
+
+def assert_ratio(row: dict[str, str], ratio: str, num: str, den: str) -> None:
+    """The speed-up column is the ratio of the two timings it names (3 significant digits)."""
+    assert float(row[num]) > 0 and float(row[den]) > 0
+    assert float(row[ratio]) == pytest.approx(float(row[num]) / float(row[den]), rel=0.02)
+
+
 def test_channels_last_quick(capsys):
     assert bench_channels_last.main(["--quick"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines()
-               if line.startswith("| resnet18 | 32 |"))
-    assert float(row.rstrip(" |").rsplit("|", 1)[1]) > 0  # the speed-up column
+    row = table_row(capsys.readouterr().out, "| resnet18 | 32 |")
+    assert_ratio(row, "channels_last speed-up", "contiguous s/step", "channels_last s/step")
 
 
 def test_pointwise_quick_compares_the_two_convolutions(capsys):
     assert bench_pointwise.main(["--quick", "--threads", "1"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines()
-               if line.startswith("| resnet50 | 32 |"))
-    cells = [c.strip() for c in row.strip(" |").split("|")]
-    assert cells[5] == "33"  # every unstrided 1x1 conv of ResNet-50 was swapped for the baseline
-    assert float(cells[-1]) > 0
+    row = table_row(capsys.readouterr().out, "| resnet50 | 32 |")
+    assert row["1x1 convs"] == "33"  # every unstrided 1x1 conv of ResNet-50 was swapped
+    assert_ratio(row, "speed-up", "nn.Conv2d s/step", "PointwiseConv2d s/step")
 
 
 def test_optimizer_quick_times_for_loop_and_fused(capsys):
     assert bench_optimizer.main(["--quick"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines()
-               if line.startswith("| resnet18 | 32 | 2 | adam |"))
-    assert float(row.rstrip(" |").rsplit("|", 1)[1]) > 0  # the speed-up column
+    row = table_row(capsys.readouterr().out, "| resnet18 | 32 | 2 | adam |")
+    assert_ratio(row, "fused speed-up", "for-loop s/step", "fused s/step")
 
 
 def test_precision_quick_times_fp32_and_bf16(capsys):
     assert bench_precision.main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert "native bf16 on this CPU:" in out
-    row = next(line for line in out.splitlines() if line.startswith("| resnet18 | 32 | 4 |"))
-    assert float(row.rstrip(" |").rsplit("|", 1)[1]) > 0  # the speed-up column
+    row = table_row(out, "| resnet18 | 32 | 4 |")
+    assert_ratio(row, "bf16 speed-up", "fp32 s/step", "bf16 s/step")
 
 
 def test_memory_child_rss_is_its_own():

@@ -21,6 +21,7 @@ from depthbench.data import (
     normalization,
     open_source,
     preprocess_image,
+    run_manifest,
     to_rgb,
 )
 from depthbench.errors import ConfigError, DataError
@@ -96,6 +97,22 @@ def test_manifest_edited_or_unsafe_is_refused(synthetic_source, tmp_path):
     path.write_text("{not json")
     with pytest.raises(DataError, match="cannot be read"):
         Manifest.load(path)
+
+
+def test_run_manifest_prefers_the_run_folder_then_the_study_then_a_new_split(
+        synthetic_source, tmp_path):
+    """The one rule of train, evaluate and analyze: which split a run uses."""
+    new = run_manifest(synthetic_source, tmp_path / "fresh", val=0.2, test=0.1, seed=3)
+    assert new.hash == make_split(synthetic_source, val=0.2, test=0.1, seed=3).hash
+    study = tmp_path / "study-split.json"
+    make_split(synthetic_source, val=0.5, seed=1).save(study)
+    run = tmp_path / "run"
+    assert run_manifest(synthetic_source, run, val=0.2, test=0.1, seed=3,
+                        given=study).hash == Manifest.load(study).hash
+    run.mkdir()
+    make_split(synthetic_source, val=0.3, seed=2).save(run / "split.json")
+    own = run_manifest(synthetic_source, run, val=0.2, test=0.1, seed=3, given=study)
+    assert own.hash == Manifest.load(run / "split.json").hash
 
 
 def test_split_keeps_within_class_duplicates_together(image_folder):

@@ -14,6 +14,7 @@ from safetensors import safe_open
 
 from depthbench.cli.main import main
 from depthbench.data import Manifest
+from depthbench.data.split import train_eval_manifest
 from depthbench.engine import (
     METRICS_COLUMNS,
     TrainConfig,
@@ -24,7 +25,6 @@ from depthbench.engine import (
     train,
 )
 from depthbench.engine.devices import resolve_precision
-from depthbench.engine.trainer import train_eval_manifest
 from depthbench.errors import CheckpointError, ConfigError, RunFailed
 from depthbench.models.complexity import macs_224
 
@@ -224,7 +224,7 @@ def test_nan_loss_marks_run_failed(tmp_path, cache, monkeypatch):
 
 
 def test_channels_last_default_follows_device_and_size():
-    from depthbench.engine.trainer import default_channels_last
+    from depthbench.engine.devices import default_channels_last
     from depthbench.models import create_model
 
     cnn = create_model("resnet18", num_classes=4)
@@ -326,3 +326,14 @@ def test_class_balanced_weights_equalize_classes():
 
     w = _class_weights(SimpleNamespace(targets=[0, 0, 0, 1]), 2, "cpu")
     assert w.tolist() == pytest.approx([4 / 6, 2.0])  # 3 x 4/6 == 1 x 2
+
+
+def test_run_without_a_validation_split_keeps_the_last_epoch(tmp_path, cache):
+    """--val 0 (a study's `split: {val: 0}` too): no val_* in metrics.csv or the loggers, and
+    the last epoch is the one kept."""
+    out = tmp_path / "noval"
+    result = train(tiny(cache, val=0.0, epochs=2, limit_train_batches=1), out, progress=False,
+                   resume=False)
+    assert result["status"] == "finished" and result["best_epoch"] == 2
+    assert result["best"]["val"] is None and result["best"]["test"]["total"] == 12
+    assert {r["val_acc"] for r in read_rows(out)} == {""}

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from depthbench.analysisrecord import read_analysis
+
 pytestmark = pytest.mark.slow
 
 SMOKE_RUNS = ["resnet18__base", "seresnet18__base", "swin_tiny_patch4_window7_224__base",
@@ -65,7 +67,15 @@ def test_smoke_two_seeds_end_to_end_then_rerun_skips(tmp_path):
     assert len(rows) == 8 and {r["seed"] for r in rows} == {"0", "1"}
     md = (out / "report.md").read_text()
     assert (out / "report.html").is_file() and "SE-ResNet-18" in md and "Swin-T" in md
-    assert "McNemar" in md or "bootstrap" in md  # the paired statistics sections
+    # the pipeline analyzed every run before the report: an analysis.json each, read back
+    assert all(read_analysis(out / name)["run"] == name for name in names)
+    # the paired comparisons: the SE pair and the key-dropout pair, over both seeds
+    comps = {r["section"]: r for r in csv.DictReader(open(out / "comparisons.csv"))}
+    assert set(comps) == {"se", "variant"}
+    assert (comps["se"]["a_model"], comps["se"]["b_model"]) == ("seresnet18", "resnet18")
+    assert comps["variant"]["a_variant"] == "keydrop0.1"
+    assert all(c["seeds"] == "2" and c["n_images"] == "18" and c["method"] for c in comps.values())
+    assert all(0 <= float(c["p"]) <= 1 for c in comps.values())
     assert len(list((out / "figures").glob("*.png"))) >= 3
     assert "8 of 8 runs finished" in p.stderr
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,13 +13,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rich.console import Console
 
 from depthbench.cli.main import main
 from depthbench.errors import ConfigError
 from depthbench.study import PRESETS, load_spec, plan_runs, validate_spec
+from depthbench.study.local import _death_reason
 from depthbench.study.lock import StudyLock, StudyLocked
 from depthbench.study.records import epochs_done, status_of, write_failure
-from depthbench.study.runner import _death_reason, _write_or_check_spec
+from depthbench.study.runner import _write_or_check_spec
+from depthbench.study.summary import Summary
 
 BASE = {"name": "t", "data": "synthetic", "models": ["resnet18"]}
 
@@ -195,3 +199,22 @@ def test_death_reasons(tmp_path):
     log.write_text("=== start\nworker pid 7\nValueError: bad\n")
     assert _death_reason(-signal.SIGKILL, log) == "worker killed by SIGKILL (out of memory?)"
     assert _death_reason(1, log) == "worker exited with code 1: ValueError: bad"
+
+
+def test_one_run_end_line_for_both_executors(tmp_path):
+    """`Summary.run_ended` counts a run and prints its `[n/total]` line; the local and the SLURM
+    scheduler both end a run through it."""
+    buf = io.StringIO()
+    console = Console(file=buf, width=300)
+    s = Summary(tmp_path, total=3)
+    finished = {"status": "finished", "best": {"epoch": 2, "val": {"accuracy": 0.5}}}
+    s.run_ended("a", finished, console, detail="in 3 s", reason="exit code 0")
+    s.run_ended("b", {"status": "failed", "failure": {"reason": "NaN"}}, console,
+                detail="job 7_1", reason="FAILED")
+    s.run_ended("c", {"status": "running"}, console, detail="in 1 s", reason="exit code -9",
+                log=tmp_path / "c" / "train.log")
+    assert s.finished == ["a"] and s.failed == {"b": "NaN", "c": "exit code -9"}
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "[1/3] a: finished (in 3 s), best epoch 2: val 0.500"
+    assert lines[1].startswith("[2/3] b: FAILED (job 7_1: NaN)")
+    assert lines[2].startswith("[3/3] c: FAILED (in 1 s: exit code -9)") and "train.log" in lines[2]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,7 +55,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    import torch
+    import torch  # imported on use: this module is torch-free (the report imports it)
 
     with atomic_open(path, "wb") as f:
         try:
@@ -78,9 +79,7 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
 
 def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """`torch.load(weights_only=True)`: tensors and plain containers only, never code."""
-    import pickle
-
-    import torch
+    import torch  # imported on use: this module is torch-free (the report imports it)
 
     path = Path(path)
     if not path.is_file():

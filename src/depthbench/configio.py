@@ -1,5 +1,7 @@
-"""Reading option files and explaining their errors: one YAML reader, one pydantic-error formatter,
-and the recipe names, for the training config (engine.config) and the study spec (study.spec).
+"""Reading option files and explaining their errors, and the values options share: one YAML
+reader, one pydantic-error formatter, the recipe names, the split fractions' defaults and rule,
+the bundled datasets' names and the presets, for the training config (engine.config), the study
+spec (study.spec) and the command line.
 
 No torch here: the command line builds its `--help` from these without loading the engine.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -39,6 +42,46 @@ def recipe_name(name: Any) -> Any:
 
 
 Recipe = Annotated[RecipeName, BeforeValidator(recipe_name)]  # a field that accepts old names
+
+# The split of each class: `int(n * val)` images to validation, `int(n * test)` to test, the rest
+# to training; by default the source study's 10% to validation and no test split.
+DEFAULT_VAL = 0.1
+DEFAULT_TEST = 0.0
+
+
+def fractions_problem(val: float, test: float) -> tuple[str, str] | None:
+    """(the key at fault, what is wrong) with the split fractions `val`, `test`, or None: the one
+    rule of `train` (TrainConfig), a study (its `split:`), `data check` and `make_split`."""
+    for name, v in (("val", val), ("test", test)):
+        if not 0.0 <= v < 1.0:
+            return name, f"{name} = {v:g}: a fraction per class must be in [0, 1)"
+    if val + test >= 1.0:
+        return "val", f"val + test = {val + test:g} leaves no training images; keep their sum below 1"
+    return None
+
+
+# The datasets shipped with depthbench, by the name a data argument gives (`data/sources.py`
+# opens them; anything else is a folder path).
+BUNDLED_DATA = ("elpv", "synthetic")
+
+
+DEFAULT_PRESET = "quick"  # what `depthbench run` and `make run` run without --preset/--config
+
+
+def preset_names() -> list[str]:
+    """The studies shipped with depthbench: one YAML file each in `depthbench/configs/presets/`."""
+    return sorted(p.name.removesuffix(".yaml") for p in _presets_dir().iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def preset_path(name: str) -> Path:
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(preset_names())}")
+    return Path(str(_presets_dir() / f"{name}.yaml"))
+
+
+def _presets_dir():
+    return resources.files("depthbench") / "configs" / "presets"
 
 
 def read_yaml_mapping(path: str | Path, what: str, example: str,

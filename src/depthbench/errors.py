@@ -28,3 +28,9 @@ class RunFailed(DepthbenchError):
     """A training run stopped for a reason recorded in its result.json (NaN loss, ...)."""
 
     exit_code = 3
+
+
+class StudyInterrupted(DepthbenchError):
+    """Ctrl-C or SIGTERM stopped a study; finished runs are kept, started ones resume."""
+
+    exit_code = 130

@@ -1,10 +1,18 @@
-"""The one table of model names: the nine canonical names (timm's), their aliases, families and the
-names a report prints, in one canonical order (ResNet, SE-ResNet, Swin; by depth).
+"""The one table of model names and options: the nine canonical names (timm's), their aliases,
+families and the names a report prints, in one canonical order (ResNet, SE-ResNet, Swin; by
+depth); the options `create_model` takes, which families take them and their defaults; the
+study's ablations.
 
-Standard library only, so the registry (torch) and the report (no torch) both read it.
+Standard library only, so the registry (torch), the option tables (`TrainConfig`, the study
+spec: read by `--help`) and the report (no torch) all read it.
 """
 
 from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from depthbench.errors import ConfigError
 
 # canonical name -> (family, display name), in the canonical order
 MODELS: dict[str, tuple[str, str]] = {
@@ -27,11 +35,69 @@ ALIASES: dict[str, str] = {
 FAMILIES: dict[str, str] = {"resnet": "ResNet", "seresnet": "SE-ResNet", "swin": "Swin"}
 
 
-def canonical(name: str) -> str:
-    """The canonical name of `name` (an alias or a canonical name); an unknown name unchanged."""
+# --- model options -----------------------------------------------------------------------------
+
+KEY_DROP_MODES = ("element", "dropkey")
+KEY_DROP_SCHEDULES = ("constant", "linear")
+# The one default of how keys are dropped, for `train --key-drop` and a study's key_drop variant:
+# DropKey (Li et al., CVPR 2023), the published form (layers/key_drop.py has both).
+DEFAULT_KEY_DROP_MODE = "dropkey"
+
+_ALL = tuple(FAMILIES)
+# create_model's keyword arguments: option -> (the families that take it, its "off" value: what
+# the option is without being set, and the only value a family without it accepts).
+MODEL_OPTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "img_size": (_ALL, None),
+    "window_size": (("swin",), None),
+    "drop_path_rate": (_ALL, 0.0),
+    "key_drop": (("swin",), 0.0),
+    "key_drop_mode": (("swin",), DEFAULT_KEY_DROP_MODE),
+    "key_drop_schedule": (("swin",), "constant"),
+    "se_drop": (("seresnet",), 0.0),
+    "fused_attn": (("swin",), True),
+}
+# A study's ablations: variant option -> the family it applies to. Key dropout lives in Swin's
+# window attention; SE-ResNet has no key, so its "key dropout" drops SE channel gates (the source
+# study's "key dropout").
+ABLATIONS: dict[str, str] = {k: MODEL_OPTIONS[k][0][0] for k in ("key_drop", "se_drop")}
+# The SE ablation's pairs: each SE-ResNet and the ResNet of its depth (a new depth in MODELS
+# joins it by its names alone).
+SE_PAIRS: dict[str, str] = {m: m.removeprefix("se") for m, (fam, _) in MODELS.items()
+                            if fam == "seresnet" and m.removeprefix("se") in MODELS}
+# The options a study's variant sets (an ablation's rate, and how keys are dropped).
+VARIANT_OPTIONS = ("key_drop", "key_drop_mode", "key_drop_schedule", "se_drop")
+# The options a study may set per family or per model (`model_options: {swin: {window_size: 4}}`).
+STUDY_MODEL_OPTIONS = ("window_size", "drop_path_rate")
+
+
+def family_options(family: str) -> tuple[str, ...]:
+    """The options `create_model` takes for models of `family`."""
+    return tuple(k for k, (fams, _) in MODEL_OPTIONS.items() if family in fams)
+
+
+# --- names --------------------------------------------------------------------------------------
+
+def _lookup(name: str) -> str | None:
     key = str(name).strip().lower()
     key = ALIASES.get(key, key)
-    return key if key in MODELS else str(name)
+    return key if key in MODELS else None
+
+
+def resolve_name(name: str) -> str:
+    """The canonical name of model `name` (canonical or alias, any case, spaces around); a
+    `ConfigError` naming the closest valid name and all of them when it is none."""
+    key = _lookup(name)
+    if key is None:
+        valid = list(MODELS) + list(ALIASES)
+        close = difflib.get_close_matches(str(name).strip().lower(), valid, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"unknown model {name!r}{hint}; valid names: {', '.join(valid)}")
+    return key
+
+
+def canonical(name: str) -> str:
+    """The canonical name of `name` (an alias or a canonical name); an unknown name unchanged."""
+    return _lookup(name) or str(name)
 
 
 def family_of(name: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,9 +27,25 @@ from depthbench.errors import DepthbenchError
 
 RECORD_VERSION = 1
 
-# metrics.csv: one row per epoch (epoch counts from 1)
-METRICS_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_correct",
-                   "val_total", "lr", "seconds", "train_correct", "train_total"]
+
+@dataclass(frozen=True)
+class EpochRow:
+    """One row of metrics.csv: one epoch (counting from 1); its fields are the columns."""
+
+    epoch: int
+    train_loss: float  # the epoch's mean
+    train_acc: float
+    val_loss: float | None  # None without a validation split
+    val_acc: float | None
+    val_correct: int
+    val_total: int
+    lr: float
+    seconds: float  # the epoch's training and validation
+    train_correct: int
+    train_total: int
+
+
+METRICS_COLUMNS = [f.name for f in fields(EpochRow)]
 
 Status = Literal["finished", "failed", "running", "interrupted"]
 # A run in one of these states is done: a study neither trains nor waits for it again.

@@ -33,6 +33,7 @@ def _tokens_to_map(t: torch.Tensor) -> torch.Tensor:
 def grad_cam(model: nn.Module, block: Block, x: torch.Tensor, classes: list[int]) -> torch.Tensor:
     """Grad-CAM maps (n, H, W of the input, each scaled to [0, 1] by the library) for the class
     `classes[i]` of image i, at `block`'s output. The model stays in eval mode."""
+    # imported on use: grad-cam loads OpenCV (seconds), which only this function needs
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 

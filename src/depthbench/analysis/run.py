@@ -18,14 +18,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
-from depthbench._io import atomic_write_text
+from depthbench.analysis.attention import head_statistics
 from depthbench.analysis.cka import MinibatchCKA, minibatch_cka, redundant_tail
 from depthbench.analysis.gradcam import grad_cam, target_block
 from depthbench.analysis.probe import SATURATED, Probe
-from depthbench.errors import DepthbenchError
+from depthbench.analysisrecord import write_analysis
+from depthbench.data import build_datasets, open_source
+from depthbench.data.split import run_manifest
+from depthbench.engine.checkpoint import load_model_from_checkpoint
+from depthbench.engine.devices import device_type
+from depthbench.engine.record import package_version
+from depthbench.errors import ConfigError, DepthbenchError
 
-FORMAT = "depthbench-analysis/1"
 SUBSET_SEED = 0
 CAM_IMAGES = 8
 CKA_THRESHOLD = 0.9
@@ -63,17 +69,10 @@ class _Images:
     """The seeded subset of one run's test (or val) images, shared by the runs of one split."""
 
     def __init__(self, run_dir: Path, result: dict, meta: dict, images: int):
-        from depthbench.data import Manifest, build_datasets, make_split, open_source
-
         data = result["config"]["data"]
         source = open_source(data)
-        own = run_dir / "split.json"
-        if own.is_file():
-            manifest = Manifest.load(own)
-        else:
-            manifest = make_split(source, val=meta["val"], test=meta["test"],
-                                  seed=meta["split_seed"])
-        manifest.verify(source)
+        manifest = run_manifest(source, run_dir, val=meta["val"], test=meta["test"],
+                                seed=meta["split_seed"])
         self.split = "test" if manifest.entries("test") else "val"
         self.note = (None if self.split == "test" else
                      "this run has no test split: the analysis uses validation images, which "
@@ -94,8 +93,6 @@ class _Images:
 
 def _thumbnail(x: torch.Tensor, mean, std) -> str:
     """A normalized CHW image as the model saw it, as a base64 PNG (at most 32 px a side)."""
-    from PIL import Image
-
     img = (x * torch.tensor(std).view(3, 1, 1) + torch.tensor(mean).view(3, 1, 1)).clamp(0, 1)
     side = max(img.shape[1:])
     if side > MAX_STORED_SIDE:
@@ -139,8 +136,6 @@ def _se_record(probe: Probe, classes: list[str]) -> dict | None:
 
 
 def _attention_record(probe: Probe) -> dict | None:
-    from depthbench.analysis.attention import head_statistics
-
     if not probe.attn:
         return None
     blocks = []
@@ -164,12 +159,6 @@ def _attention_record(probe: Probe) -> dict | None:
             "reference": "uniform attention over the keys the shift mask allows", "blocks": blocks}
 
 
-def _device(device: str | None) -> torch.device:
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def analyze_run(run_dir: str | Path, images: int = 256, *, batch_size: int = 64,
                 device: str | None = None, data_cache: dict | None = None,
                 keep_grams: dict | None = None) -> dict:
@@ -177,13 +166,42 @@ def analyze_run(run_dir: str | Path, images: int = 256, *, batch_size: int = 64,
 
     `data_cache` (a dict) shares the decoded subset between runs of one study; `keep_grams` (a
     dict) receives this run's per-minibatch Gram matrices for the study's cross-model CKA."""
-    from depthbench.engine import load_model_from_checkpoint
-
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     result = check_run_dir(run_dir)
     model, meta = load_model_from_checkpoint(run_dir / "best.safetensors")
-    model.eval()
+    data = _subset(run_dir, result, meta, images, data_cache)
+    dev = torch.device(device or device_type("auto"))
+    classes = list(meta["classes"])
+    model.to(dev)
+    probe, preds = _forward(model, data, batch_size, dev, len(classes))
+    n_used = len(preds)
+    tgt = target_block(probe.blocks)
+    cams = _cam_images(model, tgt, data, preds, dev, meta)
+    model.cpu()
+    if keep_grams is not None:
+        keep_grams[run_dir.name] = probe.grams
+    return write_analysis(run_dir, {
+        "run": run_dir.name, "model": meta["model"], "family": meta["family"],
+        "variant": result.get("variant", meta.get("variant", "base")),
+        "seed": result.get("seed", meta.get("seed")), "img_size": meta["img_size"],
+        "classes": classes, "split": data.split, "note": data.note,
+        "subset": {"seed": SUBSET_SEED, "images": n_used, "indices": data.indices[:n_used],
+                   "correct": int((preds == data.y[:n_used]).sum())},
+        "cka": _cka_record(probe, batch_size),
+        "se": _se_record(probe, classes),
+        "attention": _attention_record(probe),
+        "gradcam": {"method": f"Grad-CAM (grad-cam {package_version('grad-cam') or '?'})",
+                    "layer": tgt.name, "grid": list(tgt.grid), "target": "predicted class",
+                    "images": cams},
+        "cross_cka": {},
+        "device": str(dev),
+        "seconds": round(time.perf_counter() - t0, 2),
+    })
+
+
+def _subset(run_dir: Path, result: dict, meta: dict, images: int, data_cache: dict | None) -> _Images:
+    """The run's image subset, from `data_cache` when another run of the study decoded it."""
     cache_key = (str(result["config"]["data"]), str((run_dir / "split.json").resolve()))
     data = None if data_cache is None else data_cache.get(cache_key)
     if data is None:
@@ -193,10 +211,13 @@ def analyze_run(run_dir: str | Path, images: int = 256, *, batch_size: int = 64,
     if len(data.indices) < 4:
         raise DepthbenchError(f"{run_dir}: only {len(data.indices)} {data.split} images; the "
                               "analysis needs at least 4")
-    dev = _device(device)
-    model.to(dev)
-    classes = list(meta["classes"])
-    probe = Probe(model, len(classes))
+    return data
+
+
+def _forward(model, data: _Images, batch_size: int, dev: torch.device,
+             num_classes: int) -> tuple[Probe, torch.Tensor]:
+    """One eval-mode pass over the subset with the probe attached: (the probe, predictions)."""
+    probe = Probe(model, num_classes)
     preds = []
     try:
         for s in range(0, len(data.indices), batch_size):
@@ -206,62 +227,30 @@ def analyze_run(run_dir: str | Path, images: int = 256, *, batch_size: int = 64,
             preds.append(probe.step(xb.to(dev), yb).argmax(1).cpu())
     finally:
         probe.detach()
-    preds = torch.cat(preds)
-    n_used = len(preds)
+    return probe, torch.cat(preds)
 
-    cka = minibatch_cka(probe.grams)
-    blocks = [{"name": b.name, "stage": b.stage, "grid": list(b.grid)} for b in probe.blocks]
-    cka_list = _r(cka, 4)
 
-    k = min(CAM_IMAGES, n_used)
-    tgt = target_block(probe.blocks)
+def _cka_record(probe: Probe, batch_size: int) -> dict:
+    matrix = _r(minibatch_cka(probe.grams), 4)
+    return {"method": "linear CKA, minibatch unbiased HSIC", "minibatch": batch_size,
+            "batches": len(probe.grams),
+            "blocks": [{"name": b.name, "stage": b.stage, "grid": list(b.grid)}
+                       for b in probe.blocks],
+            "matrix": matrix, "threshold": CKA_THRESHOLD,
+            "near_identical_tail": redundant_tail(matrix, CKA_THRESHOLD)}
+
+
+def _cam_images(model, tgt, data: _Images, preds: torch.Tensor, dev: torch.device,
+                meta: dict) -> list[dict]:
+    """Grad-CAM of the predicted class on the subset's first CAM_IMAGES images."""
+    k = min(CAM_IMAGES, len(preds))
     cams = grad_cam(model, tgt, data.x[:k].to(dev), preds[:k].tolist()).cpu()
-    cam_images = [{
+    return [{
         "index": data.indices[i], "path": data.paths[i], "label": int(data.y[i]),
         "pred": int(preds[i]), "correct": bool(preds[i] == data.y[i]),
         "cam": _r(_small(cams[i]), 2), "thumbnail_png": _thumbnail(data.x[i], meta["mean"],
                                                                    meta["std"]),
     } for i in range(k)]
-    model.cpu()
-
-    if keep_grams is not None:
-        keep_grams[run_dir.name] = probe.grams
-    record = {
-        "format": FORMAT, "run": run_dir.name, "model": meta["model"], "family": meta["family"],
-        "variant": result.get("variant", meta.get("variant", "base")),
-        "seed": result.get("seed", meta.get("seed")), "img_size": meta["img_size"],
-        "classes": classes, "split": data.split, "note": data.note,
-        "subset": {"seed": SUBSET_SEED, "images": n_used, "indices": data.indices[:n_used],
-                   "correct": int((preds == data.y[:n_used]).sum())},
-        "cka": {"method": "linear CKA, minibatch unbiased HSIC", "minibatch": batch_size,
-                "batches": len(probe.grams), "blocks": blocks, "matrix": cka_list,
-                "threshold": CKA_THRESHOLD,
-                "near_identical_tail": redundant_tail(cka_list, CKA_THRESHOLD)},
-        "se": _se_record(probe, classes),
-        "attention": _attention_record(probe),
-        "gradcam": {"method": f"Grad-CAM (grad-cam {_version('grad-cam')})",
-                    "layer": tgt.name, "grid": list(tgt.grid), "target": "predicted class",
-                    "images": cam_images},
-        "cross_cka": {},
-        "device": str(dev),
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
-    write_record(run_dir, record)
-    return record
-
-
-def write_record(run_dir: Path, record: dict) -> None:
-    """analysis.json, compact (its matrices and maps would take one line per number indented)."""
-    atomic_write_text(run_dir / "analysis.json", json.dumps(record, separators=(",", ":")) + "\n")
-
-
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "?"
 
 
 def study_runs(study_dir: Path) -> list[Path]:
@@ -308,6 +297,10 @@ def analyze_path(path: str | Path, images: int = 256, *, batch_size: int = 64,
     """A run folder or a study folder: {run name: record, or the reason it was skipped}.
     A single run folder that cannot be analyzed is an error; in a study, failed or unfinished
     runs are skipped with their reason."""
+    if images < 4:
+        raise ConfigError(f"--images {images}: the analysis needs at least 4 images")
+    if batch_size < 4:
+        raise ConfigError(f"--batch-size {batch_size}: the CKA estimate needs at least 4")
     path = Path(path)
     if (path / "result.json").is_file() or not path.is_dir():
         rec = analyze_run(path, images, batch_size=batch_size, device=device)
@@ -334,5 +327,5 @@ def analyze_path(path: str | Path, images: int = 256, *, batch_size: int = 64,
     cross_cka(records, grams)
     for name, rec in records.items():
         if rec["cross_cka"]:
-            write_record(path / name, rec)
+            write_analysis(path / name, rec)
     return out

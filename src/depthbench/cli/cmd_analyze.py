@@ -8,6 +8,12 @@ seeded subset of its test images (validation images when there is no test split;
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
+from depthbench.analysisrecord import summarize
+
 
 def add_arguments(p) -> None:
     p.add_argument("path", metavar="RUN_DIR|STUDY_DIR")
@@ -20,39 +26,23 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
 
-def analyze(path, images: int = 256, batch_size: int = 64, device=None, progress=None,
-            figures: bool = True) -> dict:
-    """Analyze a run or study folder and draw each run's figures (unless `figures` is False: the
-    study report draws its own): {run: record or skip reason}."""
-    from pathlib import Path
-
-    from depthbench.analysis import analyze_path
-    from depthbench.errors import ConfigError
-    from depthbench.report.inside import draw_run_figures
-
-    if images < 4:
-        raise ConfigError(f"--images {images}: the analysis needs at least 4 images")
-    if batch_size < 4:
-        raise ConfigError(f"--batch-size {batch_size}: the CKA estimate needs at least 4")
-    out = analyze_path(path, images, batch_size=batch_size, device=device, progress=progress)
-    root = Path(path)
-    for name, rec in out.items():
-        if figures and isinstance(rec, dict):
-            draw_run_figures(rec, root if (root / "result.json").is_file() else root / name)
-    return out
-
-
 def run(args) -> int:
-    import json
-    import sys
+    # on use: `--help` stays free of torch and matplotlib
+    from depthbench.analysis import analyze_path
+    from depthbench.report.inside import draw_run_figures
 
     def progress(name):
         if not args.json:
             print(f"analyzing {name} ...", file=sys.stderr, flush=True)
 
-    out = analyze(args.path, args.images, args.batch_size, args.device, progress)
+    out = analyze_path(args.path, args.images, batch_size=args.batch_size, device=args.device,
+                       progress=progress)
+    root = Path(args.path)
+    for name, rec in out.items():  # each run's own figures beside its analysis.json
+        if isinstance(rec, dict):
+            draw_run_figures(rec, root if (root / "result.json").is_file() else root / name)
     if args.json:
-        print(json.dumps({name: ({"status": "analyzed", **_summary(rec)} if isinstance(rec, dict)
+        print(json.dumps({name: ({"status": "analyzed", **summarize(rec)} if isinstance(rec, dict)
                                  else {"status": "skipped", "reason": rec})
                           for name, rec in out.items()}, indent=2))
         return 0
@@ -60,28 +50,14 @@ def run(args) -> int:
         if isinstance(rec, str):
             print(f"{name}: skipped: {rec}")
             continue
-        s = _summary(rec)
+        s = summarize(rec)
         line = (f"{name}: {s['images']} {s['split']} images, {s['seconds']:.1f} s; "
-                f"near-identical late blocks (CKA >= 0.9): {s['near_identical_tail']}")
+                f"near-identical late blocks (CKA >= {s['cka_threshold']:g}): {s['near_identical_tail']}")
         if s.get("se_class_specificity") is not None:
             line += f"; last SE block class-specificity {s['se_class_specificity']:.3f}"
         if s.get("attention_distance_px") is not None:
             line += f"; mean attention distance {s['attention_distance_px']:.1f} px"
         print(line)
-        if rec["note"]:
-            print(f"  note: {rec['note']}")
+        if s["note"]:
+            print(f"  note: {s['note']}")
     return 0
-
-
-def _summary(rec: dict) -> dict:
-    se, attn = rec["se"], rec["attention"]
-    return {
-        "analysis": f"{rec['run']}/analysis.json", "model": rec["model"],
-        "variant": rec["variant"], "seed": rec["seed"], "split": rec["split"],
-        "note": rec["note"], "images": rec["subset"]["images"], "seconds": rec["seconds"],
-        "near_identical_tail": rec["cka"]["near_identical_tail"],
-        "se_class_specificity": se["blocks"][-1]["class_specificity"] if se else None,
-        "attention_distance_px": (sum(b["mean_distance_px"] for b in attn["blocks"])
-                                  / len(attn["blocks"])) if attn else None,
-        "gradcam_layer": rec["gradcam"]["layer"],
-    }

@@ -6,22 +6,26 @@ one class only, a class with no usable image, a bad fraction).
 
 from __future__ import annotations
 
+import json
+
+from depthbench.configio import BUNDLED_DATA, DEFAULT_TEST, DEFAULT_VAL
+
 
 def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     c = sub.add_parser("check", help="count images per class and split; list unusable files")
     c.add_argument("data", metavar="DATA", help="image folder (one sub-folder per class), "
-                                                "or a bundled name: elpv, synthetic")
-    c.add_argument("--val", type=float, default=0.1, help="validation fraction per class (0.1)")
-    c.add_argument("--test", type=float, default=0.0, help="test fraction per class (0)")
+                                                f"or a bundled name: {', '.join(BUNDLED_DATA)}")
+    c.add_argument("--val", type=float, default=DEFAULT_VAL,
+                   help=f"validation fraction per class ({DEFAULT_VAL:g})")
+    c.add_argument("--test", type=float, default=DEFAULT_TEST,
+                   help=f"test fraction per class ({DEFAULT_TEST:g})")
     c.add_argument("--seed", type=int, default=0, help="split seed (0)")
     c.add_argument("--json", action="store_true", help="print one JSON document")
 
 
 def run(args) -> int:
-    import json
-
-    from depthbench.data import check_dataset, format_check
+    from depthbench.data import check_dataset, format_check  # on use: `--help` stays light
 
     result = check_dataset(args.data, val=args.val, test=args.test, seed=args.seed)
     print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else format_check(result))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 def add_arguments(p) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT")
@@ -14,9 +16,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import json
-
-    from depthbench.engine import evaluate_checkpoint
+    from depthbench.engine import evaluate_checkpoint  # on use: `--help` stays torch-free
 
     r = evaluate_checkpoint(args.checkpoint, args.data, args.split, batch_size=args.batch_size,
                             accelerator=args.accelerator, cache_dir=args.cache_dir)

@@ -15,37 +15,6 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
 
-def model_costs(img_size: int = 224, num_classes: int = 1000) -> list[dict]:
-    """One row per registered model: name, family, params, macs, img_size (+ window_size for Swin).
-
-    Models are built on the meta device: shapes only, no weights, so listing all nine takes
-    seconds; parameter counts and MACs depend on shapes alone.
-    """
-    from depthbench.errors import ConfigError
-    from depthbench.models import default_window_size, family, list_models
-    from depthbench.models.complexity import count_macs, count_params, meta_model
-
-    if img_size < 32:
-        raise ConfigError(f"--img-size {img_size} is too small: the models downsample by 32; "
-                          "use 32 or more")
-    if num_classes < 1:
-        raise ConfigError(f"--num-classes {num_classes} must be at least 1")
-    window = default_window_size(img_size)  # ConfigError (one line) if no Swin window tiles it
-    rows = []
-    for name in list_models():
-        fam = family(name)
-        kwargs = {"img_size": img_size}
-        if fam == "swin":
-            kwargs["window_size"] = window
-        model = meta_model(name, num_classes, **kwargs)
-        row = {"name": name, "family": fam, "params": count_params(model),
-               "macs": count_macs(model, img_size), "img_size": img_size}
-        if fam == "swin":
-            row["window_size"] = window
-        rows.append(row)
-    return rows
-
-
 def format_table(rows: list[dict]) -> str:
     header = ("model", "family", "params", "GMACs", "img size", "window")
     lines = [(r["name"], r["family"], f"{r['params']:,}", f"{r['macs'] / 1e9:.2f}",
@@ -61,6 +30,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run(args) -> int:
+    from depthbench.models.complexity import model_costs  # on use: `--help` stays torch-free
+
     rows = model_costs(args.img_size, args.num_classes)
     if args.json:
         print(json.dumps({"models": rows}, indent=2))

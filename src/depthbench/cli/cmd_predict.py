@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 def add_arguments(p) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT")
@@ -12,9 +14,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import json
-
-    from depthbench.engine import predict
+    from depthbench.engine import predict  # on use: `--help` stays torch-free
 
     preds = predict(args.checkpoint, args.images, top_k=args.top_k, accelerator=args.accelerator)
     if args.json:

@@ -9,15 +9,18 @@ with a larger --epochs it extends a finished run whose lr schedule is constant.
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import types
 import typing
+from pathlib import Path
+
+from depthbench.engine.config import TrainConfig, load_config_file, make_config, option_help
 
 
 def add_arguments(p) -> None:
     """One flag per `TrainConfig` field (engine/config.py, the option table), then the flags of
     this command alone. Values are checked by TrainConfig, once: argparse only converts types."""
-    from depthbench.engine.config import TrainConfig, option_help
-
     for name, field in TrainConfig.model_fields.items():
         kind, choices = _kind(field.annotation)
         flag = "--" + name.replace("_", "-")
@@ -50,10 +53,6 @@ def _kind(annotation) -> tuple[type, tuple[str, ...]]:
 
 def config_from_args(args):
     """TrainConfig from (--resume: the run's config.yaml) < --config FILE < command-line flags."""
-    from pathlib import Path
-
-    from depthbench.engine.config import TrainConfig, load_config_file, make_config
-
     values: dict = {}
     source = "command line"
     if args.resume and args.out and (Path(args.out) / "config.yaml").is_file():
@@ -69,10 +68,10 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    import json
-    import sys
-
-    from depthbench.engine.trainer import TrainingInterrupted, train
+    from depthbench.engine.trainer import (  # on use: `--help` stays torch-free
+        TrainingInterrupted,
+        train,
+    )
 
     config = config_from_args(args)
     try:

@@ -14,7 +14,7 @@ _EXPORTS = {
     "datasets": ["CachedImages", "StreamingImages", "build_datasets", "cache_bytes"],
     "images": ["IMAGE_EXTENSIONS", "open_rgb", "probe", "read_image", "to_rgb"],
     "sources": ["ELPV_CLASSES", "ImageSource", "SourceFile", "default_cache_dir", "open_source"],
-    "split": ["Entry", "Manifest", "make_split"],
+    "split": ["Entry", "Manifest", "make_split", "run_manifest", "train_eval_manifest"],
     "synthetic": ["SyntheticSpec"],
     "transforms": ["build_transform", "normalization", "post_transform",
                    "pre_transform", "preprocess_image"],

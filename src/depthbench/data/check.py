@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from depthbench.configio import DEFAULT_TEST, DEFAULT_VAL
 from depthbench.data.sources import open_source
 from depthbench.data.split import SPLITS, make_split
 
 UNBALANCED_RATIO = 10.0
 
 
-def check_dataset(data: str, val: float = 0.1, test: float = 0.0, seed: int = 0,
+def check_dataset(data: str, val: float = DEFAULT_VAL, test: float = DEFAULT_TEST, seed: int = 0,
                   cache_dir=None) -> dict:
     """The `data check` document: `{data, root, images, classes, counts, split: {train, val, test},
     split_counts, problems: [{path, problem, kind, severity}], errors, warnings, ignored, ...}`."""

@@ -18,6 +18,7 @@ training does not crash.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from filelock import FileLock
 from torch.utils.data import DataLoader, Dataset
 
 from depthbench.data.images import read_image
@@ -180,8 +182,6 @@ class _Decode(Dataset):
 def fill(array: np.ndarray, root: Path, paths: list[str], pre: Callable,
          workers: int | None = None) -> None:
     """Decode `paths` through `pre` into `array` (N, 3, s, s), in parallel worker processes."""
-    import multiprocessing
-
     if workers is None:
         workers = min(4, os.cpu_count() or 1) if len(paths) >= 512 else 0
     if multiprocessing.current_process().daemon:  # a daemonic process may not start workers
@@ -199,8 +199,6 @@ def fill(array: np.ndarray, root: Path, paths: list[str], pre: Callable,
 def _load_or_build(file: Path, shape: tuple, root: Path, paths: list[str], pre: Callable,
                    workers: int | None) -> None:
     """Make `file` hold the decoded array of `shape` (reuse a complete one, else build it)."""
-    from filelock import FileLock
-
     def complete() -> bool:
         try:
             a = np.load(file, mmap_mode="r")

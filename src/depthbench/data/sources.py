@@ -25,7 +25,9 @@ from typing import Any
 
 from PIL import Image
 
+from depthbench.configio import BUNDLED_DATA
 from depthbench.data.images import Probe, is_image_name, open_rgb, probe, sha256_file
+from depthbench.data.synthetic import SyntheticSpec, materialize
 from depthbench.errors import DataError
 
 # elpv defect probabilities (0, 1/3, 2/3, 1) -> class names, in label order.
@@ -254,7 +256,7 @@ def open_elpv() -> ImageSource:
     """The ELPV solar-cell images shipped by the `elpv-dataset` package (2,624 grayscale 300x300
     PNGs). Label = defect probability 0, 1/3, 2/3, 1 -> `ELPV_CLASSES`; the cell type (mono/poly)
     is kept as `meta["cell_type"]`."""
-    try:
+    try:  # imported on use: only `elpv` needs the package
         import elpv_dataset
     except ImportError:
         raise DataError("the bundled dataset elpv needs the package elpv-dataset; "
@@ -283,18 +285,13 @@ def open_elpv() -> ImageSource:
 
 # ---------------------------------------------------------------------------------- entry
 
-BUNDLED = ("elpv", "synthetic")
-
-
 def open_source(data: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
                 **opts: Any) -> ImageSource:
     """A folder path, `elpv`, or `synthetic[:n=300,size=32,classes=4,seed=0]` (or `synthetic`
     with those options as keyword arguments). A path that exists wins over a bundled name."""
-    from depthbench.data.synthetic import SyntheticSpec, materialize
-
     text = os.fspath(data)
     name, _, spec = text.partition(":")
-    if name in BUNDLED and not Path(text).exists():
+    if name in BUNDLED_DATA and not Path(text).exists():
         if name == "elpv":
             if spec or opts:
                 raise DataError(f"elpv takes no options (got {spec or opts!r})")

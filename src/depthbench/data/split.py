@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from depthbench._io import atomic_write_json
+from depthbench.configio import DEFAULT_TEST, DEFAULT_VAL, fractions_problem
 from depthbench.data.sources import check_relative
 from depthbench.errors import ConfigError, DataError
 
@@ -43,28 +45,17 @@ class Entry:
     sha256: str
 
 
-def fractions_problem(val: float, test: float) -> str | None:
-    """What is wrong with the split fractions `val`, `test` (None: nothing): the one rule, used
-    by TrainConfig and StudySpec when they are validated and by `make_split`."""
-    for name, v in (("val", val), ("test", test)):
-        if not 0.0 <= v < 1.0:
-            return f"{name} = {v:g}: a fraction per class must be in [0, 1)"
-    if val + test >= 1.0:
-        return f"val + test = {val + test:g} leaves no training images; keep their sum below 1"
-    return None
-
-
 def check_fractions(val: float, test: float) -> None:
     problem = fractions_problem(val, test)
     if problem:
-        raise ConfigError(f"--val {val:g} --test {test:g}: {problem}")
+        raise ConfigError(f"--val {val:g} --test {test:g}: {problem[1]}")
 
 
 class Manifest:
     """The images of a study and their split (`entries(split)` in a stable order)."""
 
     def __init__(self, classes: list[str], entries: list[Entry], data: str = "",
-                 val: float = 0.1, test: float = 0.0, seed: int = 0):
+                 val: float = DEFAULT_VAL, test: float = DEFAULT_TEST, seed: int = 0):
         self.classes = list(classes)
         order = {s: i for i, s in enumerate(SPLITS)}
         self._entries = sorted(entries, key=lambda e: (order[e.split], e.label, e.path))
@@ -146,8 +137,8 @@ class Manifest:
                 seen.add(p)
                 entries.append(Entry(p, index[e["class"]], e["class"], e["split"],
                                      str(e["sha256"])))
-            m = cls(classes, entries, str(d.get("data", "")), float(d.get("val", 0.1)),
-                    float(d.get("test", 0.0)), int(d.get("seed", 0)))
+            m = cls(classes, entries, str(d.get("data", "")), float(d.get("val", DEFAULT_VAL)),
+                    float(d.get("test", DEFAULT_TEST)), int(d.get("seed", 0)))
         except DataError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -192,8 +183,8 @@ def split_key(seed: int, sha: str, path: str) -> tuple[str, str]:
     return hashlib.sha256(f"{seed}:{sha}".encode()).hexdigest(), path
 
 
-def make_split(source: ImageSource, val: float = 0.1, test: float = 0.0, seed: int = 0
-               ) -> Manifest:
+def make_split(source: ImageSource, val: float = DEFAULT_VAL, test: float = DEFAULT_TEST,
+               seed: int = 0) -> Manifest:
     """Split each class of `source`'s usable images: `int(n*val)` to val, `int(n*test)` to test."""
     check_fractions(val, test)
     by_class: dict[int, list] = {}
@@ -208,3 +199,43 @@ def make_split(source: ImageSource, val: float = 0.1, test: float = 0.0, seed: i
             split = "val" if i < n_val else "test" if i < n_val + n_test else "train"
             entries.append(Entry(f.path, label, source.classes[label], split, shas[f.path]))
     return Manifest(source.classes, entries, source.name, val, test, seed)
+
+
+def run_manifest(source: ImageSource, run_dir: str | os.PathLike, *, val: float, test: float,
+                 seed: int, given: str | os.PathLike | None = None) -> Manifest:
+    """The split a run uses, verified against `source`'s files: the run folder's own split.json
+    (a run resumed, evaluated or analyzed), else `given` (a study's manifest, which a new run
+    copies), else a new split with these fractions and seed. The one rule for train, evaluate and
+    analyze."""
+    own = Path(run_dir) / "split.json"
+    if own.is_file():
+        manifest = Manifest.load(own)
+    elif given is not None:
+        manifest = Manifest.load(given)
+    else:
+        manifest = make_split(source, val=val, test=test, seed=seed)
+    manifest.verify(source)
+    return manifest
+
+
+# The seed of the train_eval subset: fixed, so every run sharing a split sees the same images.
+TRAIN_EVAL_SEED = 0
+
+
+def train_eval_manifest(manifest: Manifest) -> Manifest:
+    """A manifest of the training images a run evaluates in eval mode (`train_eval` in
+    result.json's `best` and `last`): per class as many as the test split (else the validation
+    split) holds, drawn from the train entries with `TRAIN_EVAL_SEED`, so the same images for every
+    epoch and every run of a study; no decoding of the whole training split under eval transforms."""
+    train = manifest.entries("train")
+    held_out = manifest.entries("test") or manifest.entries("val")
+    # per class as many as the held-out split has: train_eval - test then compares like with like
+    # (an unstratified draw shifts the class mix, and with it the accuracy of any model)
+    want = Counter(e.label for e in held_out) if held_out else Counter(e.label for e in train)
+    rng = random.Random(TRAIN_EVAL_SEED)
+    chosen = []
+    for label in sorted(want):
+        pool = [e for e in train if e.label == label]
+        chosen += rng.sample(pool, min(len(pool), want[label]))
+    return Manifest(manifest.classes, chosen, data=manifest.data, val=manifest.val,
+                    test=manifest.test, seed=manifest.seed)

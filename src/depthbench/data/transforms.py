@@ -20,6 +20,7 @@ import torch
 from torchvision.transforms import InterpolationMode, v2
 
 from depthbench.configio import RECIPE_NAMES, recipe_name
+from depthbench.data.images import to_rgb
 from depthbench.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -113,6 +114,4 @@ def build_transform(recipe: str, img_size: int, train: bool) -> v2.Compose:
 
 def preprocess_image(img, recipe: str, img_size: int) -> torch.Tensor:
     """One image (any PIL mode) -> the eval tensor a model of this recipe expects (`predict`)."""
-    from depthbench.data.images import to_rgb
-
     return build_transform(recipe, img_size, train=False)(to_rgb(img))

@@ -21,6 +21,7 @@ from torch import nn
 
 from depthbench._io import atomic_torch_save, atomic_write_bytes, safe_torch_load
 from depthbench.errors import CheckpointError
+from depthbench.models import create_model
 
 FORMAT = "depthbench/1"
 
@@ -59,8 +60,6 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 def load_model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model from a checkpoint's metadata alone and load its weights (eval mode)."""
-    from depthbench.models import create_model
-
     path = Path(path)
     meta = read_meta(path)
     weights = load_file(str(path)) if path.suffix == ".safetensors" else safe_torch_load(path)["model"]

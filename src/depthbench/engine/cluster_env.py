@@ -37,6 +37,7 @@ def launched_by_slurm(devices: int) -> bool:
 
 def cluster_environment(devices: int):
     """The Lightning cluster environment to pass to `L.Fabric(plugins=[...])`."""
+    # imported on use: only a Fabric needs Lightning (seconds to import)
     from lightning.fabric.plugins.environments import (
         LightningEnvironment,
         SLURMEnvironment,

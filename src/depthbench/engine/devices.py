@@ -15,6 +15,7 @@ import logging
 
 import torch
 
+from depthbench.engine.cluster_env import cluster_environment
 from depthbench.errors import ConfigError
 
 NO_GPU = "--accelerator gpu: no CUDA GPU is visible; use --accelerator cpu or auto"
@@ -62,9 +63,7 @@ def make_fabric(accelerator: str = "auto", precision: str = "auto", devices: int
 
     `environment`: the cluster environment (default `cluster_environment(devices)`): Lightning is
     told whether SLURM or torchrun started the processes instead of guessing (and hinting)."""
-    import lightning as L
-
-    from depthbench.engine.cluster_env import cluster_environment
+    import lightning as L  # imported on use: only a Fabric needs it (seconds to import)
 
     device = device_type(accelerator)
     # Lightning announces the precision plugin on stderr ("Using bfloat16 Automatic Mixed
@@ -80,3 +79,15 @@ def make_fabric(accelerator: str = "auto", precision: str = "auto", devices: int
     finally:
         for q, level in zip(quiet, levels):
             q.setLevel(level)
+
+
+# On the CPU channels_last makes a CNN's training step faster only from about this size up, and
+# slower below it (`python -m benchmarks.bench_channels_last`; the figures are in BENCHMARKS.md).
+CPU_CHANNELS_LAST_MIN_SIZE = 128
+
+
+def default_channels_last(net, device_type: str, img_size: int) -> bool:
+    """channels_last for CNNs on GPUs, and on the CPU from CPU_CHANNELS_LAST_MIN_SIZE px up."""
+    if not getattr(net, "channels_last_friendly", False):
+        return False
+    return device_type == "cuda" or img_size >= CPU_CHANNELS_LAST_MIN_SIZE

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from depthbench.data import build_datasets, make_split, open_source, preprocess_image, read_image
+from depthbench.data.split import run_manifest
 from depthbench.engine.checkpoint import load_model_from_checkpoint
 from depthbench.engine.devices import make_fabric
 from depthbench.engine.loop import predict_logits
@@ -28,8 +30,6 @@ def evaluate_checkpoint(path: str | Path, data: str, split: str = "val", *,
     `split` (`val`, `test` or `all`) of `data`. The split is the run's split.json when it sits
     next to the checkpoint (verified against the files), else rebuilt from the split settings in
     the checkpoint's metadata."""
-    from depthbench.data import Manifest, build_datasets, make_split, open_source
-
     path = Path(path)
     fabric = _fabric(accelerator)  # an unavailable accelerator is refused before any work
     model, meta = load_model_from_checkpoint(path)
@@ -41,12 +41,8 @@ def evaluate_checkpoint(path: str | Path, data: str, split: str = "val", *,
     if split == "all":
         manifest, key = make_split(source, val=0.0, test=0.0), "train_eval"
     else:
-        own = path.parent / "split.json"
-        if own.is_file():
-            manifest = Manifest.load(own)
-        else:
-            manifest = make_split(source, val=meta["val"], test=meta["test"], seed=meta["split_seed"])
-        manifest.verify(source)
+        manifest = run_manifest(source, path.parent, val=meta["val"], test=meta["test"],
+                                seed=meta["split_seed"])
         key = split
         if not manifest.entries(split):
             raise DataError(f"{data} has no {split!r} images in this split (val={meta['val']}, "
@@ -65,8 +61,6 @@ def evaluate_checkpoint(path: str | Path, data: str, split: str = "val", *,
 @torch.no_grad()
 def predict(path: str | Path, images: list[str], top_k: int = 5, accelerator: str = "auto") -> list:
     """`[{image, top: [{class, prob}]}]` for each image file, best class first."""
-    from depthbench.data import preprocess_image, read_image
-
     if top_k < 1:
         raise DataError(f"--top-k {top_k}: must be at least 1")
     fabric = _fabric(accelerator)

@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -211,8 +212,6 @@ def sync_buffers(model: nn.Module) -> None:
     """Copy rank 0's buffers (BatchNorm running statistics) to every rank. DDP broadcasts them
     at the start of each training forward, so after the last step every rank holds its own; the
     evaluated model must be the one rank 0 saves."""
-    import torch.distributed as dist
-
     for buf in model.buffers():
         dist.broadcast(buf.data, src=0)
 

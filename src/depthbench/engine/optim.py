@@ -36,10 +36,9 @@ def use_fused(params) -> bool:
     """Whether the optimizer of `params` can run fused: every parameter a float on a FUSED_DEVICE.
 
     Fused is the same update as PyTorch's CPU default (the for-loop implementation), in one pass
-    over each parameter instead of one per elementwise op. On this project's 2-core CPU a whole
-    training step at 32 px (the `quick` preset) ran 1.22-1.44x faster with Adam/AdamW, 1.08-1.12x
-    with SGD; at 224 px within noise, 0.94-1.06x (`python -m benchmarks.bench_optimizer`, two
-    runs, BENCHMARKS.md).
+    over each parameter instead of one per elementwise op: faster at small images, where the
+    optimizer step weighs most, and within noise at 224 px (`python -m
+    benchmarks.bench_optimizer`; the figures are in BENCHMARKS.md).
     """
     params = list(params)
     return bool(params) and all(p.device.type in FUSED_DEVICES and p.is_floating_point()

@@ -6,7 +6,8 @@
   on the attention logits; a masked logit gets a large negative number before the softmax, so that
   query ignores that key; no rescaling (the softmax renormalises over the surviving keys).
 
-Both act only in training: in eval mode, or at rate 0, attention is exactly the plain one.
+Both act only in training: in eval mode, or at rate 0, attention is exactly the plain one. The
+default mode is `depthbench.names.DEFAULT_KEY_DROP_MODE` (`dropkey`), for every caller.
 `key_drop_rates` spreads a rate over the blocks: `constant`, or `linear`, falling from the given rate
 at the first block to 0 at the last (DropKey's advice that shallow layers need more dropping; the
 mirror image of stochastic depth, which rises from 0 to its rate).
@@ -18,8 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-KEY_DROP_MODES = ("element", "dropkey")
-KEY_DROP_SCHEDULES = ("constant", "linear")
+from depthbench.names import DEFAULT_KEY_DROP_MODE, KEY_DROP_MODES, KEY_DROP_SCHEDULES
 
 
 def key_drop_rates(rate: float, n: int, schedule: str = "constant") -> list[float]:
@@ -46,7 +46,7 @@ def dropkey_logit_mask(shape: tuple[int, ...], p: float, dtype: torch.dtype,
 class KeyDrop(nn.Module):
     """Key dropout at rate `p` in `mode` ('element' | 'dropkey'); a no-op in eval or at p = 0."""
 
-    def __init__(self, p: float = 0.0, mode: str = "element"):
+    def __init__(self, p: float = 0.0, mode: str = DEFAULT_KEY_DROP_MODE):
         super().__init__()
         if mode not in KEY_DROP_MODES:
             raise ValueError(f"key_drop_mode must be one of {KEY_DROP_MODES}, got {mode!r}")

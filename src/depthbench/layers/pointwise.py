@@ -4,11 +4,10 @@ On a channels_last (NHWC) tensor such a convolution *is* a matrix product: every
 vector times the (out, in) weight. PyTorch's CPU dispatch does not always see it that way: with
 one thread and a batch under 16 it sends unstrided 1x1 convolutions to `_slow_conv2d` (im2col +
 GEMM), and with more threads oneDNN's 1x1 kernels run below what one large GEMM gets. Written as
-`F.linear` over the NHWC view, ResNet-50's 33 such convolutions make its whole training step
-1.05-1.12x faster from 64 to 128 px on this project's 2-core CPU, and the same within noise at
-224 px batch 8 (`python -m benchmarks.bench_pointwise`, BENCHMARKS.md). GPUs, and contiguous
-(NCHW) input, keep the ordinary convolution: not measured there, and on NCHW the
-matrix-product form was slower at 64 px.
+`F.linear` over the NHWC view, ResNet-50's 33 such convolutions make its training step faster on
+the CPU (`python -m benchmarks.bench_pointwise`; the figures are in BENCHMARKS.md). GPUs, and
+contiguous (NCHW) input, keep the ordinary convolution: not measured there, and on NCHW the
+matrix-product form was slower.
 
 The parameters, their shapes and state-dict keys are nn.Conv2d's, so timm and torchvision weights
 load unchanged.

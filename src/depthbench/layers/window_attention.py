@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from depthbench.layers.key_drop import KeyDrop
+from depthbench.names import DEFAULT_KEY_DROP_MODE
 
 SHIFT_MASK_VALUE = -100.0  # the reference implementation's value for "different region"
 
@@ -67,7 +68,7 @@ class WindowAttention(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: int, qkv_bias: bool = True,
-                 key_drop: float = 0.0, key_drop_mode: str = "element", fused_attn: bool = True):
+                 key_drop: float = 0.0, key_drop_mode: str = DEFAULT_KEY_DROP_MODE, fused_attn: bool = True):
         super().__init__()
         self.dim = dim
         self.num_heads = num_heads

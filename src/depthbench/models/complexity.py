@@ -12,6 +12,10 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from depthbench.errors import ConfigError
+from depthbench.models.registry import create_model, family, list_models
+from depthbench.models.swin import default_window_size
+
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -40,8 +44,6 @@ def count_macs(model: nn.Module, img_size: int, in_chans: int = 3) -> int:
 def meta_model(name: str, num_classes: int = 2, **kwargs) -> nn.Module:
     """Model `name` built on the meta device: shapes only, no memory, no arithmetic (for counting
     and for checking options); the one place that does it."""
-    from depthbench.models import create_model
-
     with torch.device("meta"):
         return create_model(name, num_classes=num_classes, **kwargs)
 
@@ -59,3 +61,31 @@ def macs_224(name: str, num_classes: int = 2, **kwargs) -> int:
     (7), so runs at different resolutions compare on one scale."""
     kwargs = {k: v for k, v in kwargs.items() if k not in ("img_size", "window_size")}
     return model_macs(name, 224, num_classes, **kwargs)
+
+
+def model_costs(img_size: int = 224, num_classes: int = 1000) -> list[dict]:
+    """One row per registered model (`depthbench models`): name, family, params, macs,
+    img_size (+ window_size for Swin).
+
+    Models are built on the meta device: shapes only, no weights, so listing all nine takes
+    seconds; parameter counts and MACs depend on shapes alone.
+    """
+    if img_size < 32:
+        raise ConfigError(f"--img-size {img_size} is too small: the models downsample by 32; "
+                          "use 32 or more")
+    if num_classes < 1:
+        raise ConfigError(f"--num-classes {num_classes} must be at least 1")
+    window = default_window_size(img_size)  # ConfigError (one line) if no Swin window tiles it
+    rows = []
+    for name in list_models():
+        fam = family(name)
+        kwargs = {"img_size": img_size}
+        if fam == "swin":
+            kwargs["window_size"] = window
+        model = meta_model(name, num_classes, **kwargs)
+        row = {"name": name, "family": fam, "params": count_params(model),
+               "macs": count_macs(model, img_size), "img_size": img_size}
+        if fam == "swin":
+            row["window_size"] = window
+        rows.append(row)
+    return rows

@@ -7,28 +7,21 @@ calling it, so a misspelt or inapplicable option is a `ConfigError`, never a sil
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 
 import torch.nn as nn
 
 from depthbench import names
 from depthbench.errors import ConfigError
+from depthbench.names import KEY_DROP_MODES, KEY_DROP_SCHEDULES, MODEL_OPTIONS, family_options
 
 FAMILIES = tuple(names.FAMILIES)  # ("resnet", "seresnet", "swin"): the one table in names.py
 ALIASES = dict(names.ALIASES)
 
 # keyword -> value meaning "off"; an inapplicable option is accepted only at this value, so a config
 # carrying every option at its default can be passed to any family.
-_OFF = {"img_size": None, "window_size": None, "drop_path_rate": 0.0, "key_drop": 0.0,
-        "key_drop_mode": "element", "key_drop_schedule": "constant", "se_drop": 0.0,
-        "fused_attn": True}
-FAMILY_KWARGS = {
-    "resnet": ("img_size", "drop_path_rate"),
-    "seresnet": ("img_size", "drop_path_rate", "se_drop"),
-    "swin": ("img_size", "window_size", "drop_path_rate", "key_drop", "key_drop_mode",
-             "key_drop_schedule", "fused_attn"),
-}
+_OFF = {k: off for k, (_, off) in MODEL_OPTIONS.items()}
+FAMILY_KWARGS = {fam: family_options(fam) for fam in FAMILIES}
 
 _REGISTRY: dict[str, tuple[str, Callable[..., nn.Module]]] = {}
 
@@ -54,13 +47,10 @@ def list_models() -> list[str]:
 
 def resolve_name(name: str) -> str:
     """Canonical name for `name` (an alias like `swin_t` or a canonical name); ConfigError if unknown."""
-    key = str(name).strip().lower()
-    key = ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        valid = list_models() + list(ALIASES)
-        close = difflib.get_close_matches(key, valid, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise ConfigError(f"unknown model {name!r}{hint}; valid names: {', '.join(valid)}")
+    key = names.resolve_name(name)
+    if key not in _REGISTRY:  # in the table but no function registered under it
+        raise ConfigError(f"model {key!r} is not registered; valid names: "
+                          f"{', '.join(list_models())}")
     return key
 
 
@@ -101,8 +91,6 @@ def create_model(name: str, num_classes: int = 1000, **kwargs) -> nn.Module:
 
 
 def _check_values(name: str, args: dict) -> None:
-    from depthbench.layers.key_drop import KEY_DROP_MODES, KEY_DROP_SCHEDULES
-
     for key in ("drop_path_rate", "key_drop", "se_drop"):
         if key in args:
             v = args[key]

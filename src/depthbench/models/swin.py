@@ -27,6 +27,7 @@ from depthbench.errors import ConfigError
 from depthbench.layers import DropPath, WindowAttention, key_drop_rates, linear_rates
 from depthbench.layers.window_attention import shifted_window_mask, window_partition, window_reverse
 from depthbench.models.registry import register_model
+from depthbench.names import DEFAULT_KEY_DROP_MODE
 
 PATCH_SIZE = 4
 NUM_STAGES = 4
@@ -104,7 +105,7 @@ class SwinTransformerBlock(nn.Module):
 
     def __init__(self, dim: int, resolution: int, num_heads: int, window_size: int,
                  shift: bool, mlp_ratio: float = 4.0, drop_path: float = 0.0,
-                 key_drop: float = 0.0, key_drop_mode: str = "element", fused_attn: bool = True):
+                 key_drop: float = 0.0, key_drop_mode: str = DEFAULT_KEY_DROP_MODE, fused_attn: bool = True):
         super().__init__()
         if resolution <= window_size:  # one window covers the grid: no shift needed (paper, stage 4)
             window_size, shift = resolution, False
@@ -196,7 +197,7 @@ class SwinTransformer(nn.Module):
     def __init__(self, img_size: int = 224, window_size: int | None = None, in_chans: int = 3,
                  num_classes: int = 1000, embed_dim: int = 96, depths=(2, 2, 6, 2),
                  num_heads=(3, 6, 12, 24), mlp_ratio: float = 4.0, drop_path_rate: float = 0.1,
-                 key_drop: float = 0.0, key_drop_mode: str = "element",
+                 key_drop: float = 0.0, key_drop_mode: str = DEFAULT_KEY_DROP_MODE,
                  key_drop_schedule: str = "constant", fused_attn: bool = True):
         super().__init__()
         window_size = default_window_size(img_size) if window_size is None else window_size

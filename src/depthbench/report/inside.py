@@ -10,31 +10,21 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.patches import Rectangle
 
+from depthbench.analysisrecord import read_analysis
 from depthbench.names import display_name, model_order
 from depthbench.report.document import Bullets, Figure, Heading, Para, Table
 from depthbench.report.figures import _save
 
-FORMAT = "depthbench-analysis/1"
-
 
 def load_analyses(run_dirs: list[Path]) -> list[dict]:
     """The readable analysis.json records of `run_dirs`, in the report's model order."""
-    out = []
-    for d in run_dirs:
-        p = Path(d) / "analysis.json"
-        try:
-            rec = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(rec, dict) and rec.get("format") == FORMAT:
-            out.append(rec)
+    out = [rec for d in run_dirs if (rec := read_analysis(d)) is not None]
     return sorted(out, key=lambda r: (model_order(r["model"]), r["variant"], r["seed"]))
 
 

@@ -6,16 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from depthbench.engine.config import TrainConfig, make_config
 from depthbench.errors import ConfigError
+from depthbench.names import ABLATIONS, VARIANT_OPTIONS, family_of
 from depthbench.runrecord import run_dir_name
-from depthbench.study.schema import VARIANT_FAMILY, StudySpec
+from depthbench.study.schema import StudySpec
 
 # TrainConfig fields the study sets itself; an override of one would silently fight the spec.
 _STUDY_KEYS = {
     "model": "models", "data": "data", "recipe": "recipe", "img_size": "img_size",
     "seed": "seeds", "split_seed": "split.seed", "val": "split.val", "test": "split.test",
-    "out": "--out", "key_drop": "variants.key_drop", "se_drop": "variants.se_drop",
-    "key_drop_mode": "variants.key_drop_mode", "key_drop_schedule": "variants.key_drop_schedule",
+    "out": "--out", **{k: f"variants.{k}" for k in VARIANT_OPTIONS},
     "window_size": "model_options (per family: {swin: {window_size: N}})",
 }
 
@@ -33,15 +34,12 @@ class RunPlan:
         return run_dir_name(self.model, self.variant, self.seed)
 
     def model_options(self) -> dict[str, Any]:
-        from depthbench.models import family
-
         opts = self.spec.model_options
-        return {**opts.get(family(self.model), {}), **opts.get(self.model, {}), **self.variant_options}
+        return {**opts.get(family_of(self.model), {}), **opts.get(self.model, {}),
+                **self.variant_options}
 
-    def train_config(self, source: str = "study"):
+    def train_config(self, source: str = "study") -> TrainConfig:
         """The run's resolved TrainConfig (recipe defaults, then overrides, then the grid point)."""
-        from depthbench.engine.config import make_config
-
         s = self.spec
         values = {**s.overrides, "recipe": s.recipe, "model": self.model, "data": s.data,
                   "img_size": s.img_size, "seed": self.seed, "split_seed": s.split.seed,
@@ -51,14 +49,12 @@ class RunPlan:
 
 def variants_for(spec: StudySpec, model: str) -> list[tuple[str, dict[str, Any]]]:
     """[(variant name, model options)] for one model: `base` first, then one per ablation rate."""
-    from depthbench.models import family
-
     out: list[tuple[str, dict[str, Any]]] = [("base", {})]
     v = spec.variants
     if v.models is not None and model not in v.models:
         return out
-    for key, fam in VARIANT_FAMILY.items():
-        if family(model) != fam:
+    for key, fam in ABLATIONS.items():
+        if family_of(model) != fam:
             continue
         for rate in getattr(v, key):
             opts: dict[str, Any] = {key: rate}
@@ -78,8 +74,6 @@ def plan_runs(spec: StudySpec) -> list[RunPlan]:
 
 def check_overrides(spec: StudySpec, label: str) -> None:
     """Reject overrides the study owns, then let TrainConfig judge the rest, naming the key."""
-    from depthbench.engine.config import TrainConfig, make_config
-
     for key in spec.overrides:
         if key in _STUDY_KEYS:
             raise ConfigError(f"{label}: overrides.{key}: set by the study itself; "

@@ -3,10 +3,12 @@ itself is defined in `depthbench.runrecord`."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from depthbench import runrecord
+from depthbench.names import MODELS, canonical, family_of
 
 
 def read_result(run_dir: Path) -> dict | None:
@@ -18,7 +20,7 @@ def read_result(run_dir: Path) -> dict | None:
 def status_of(run_dir: Path) -> str:
     """finished | failed | started (a folder with some records) | new."""
     result = read_result(run_dir)
-    if result and result["status"] in ("finished", "failed"):
+    if result and result["status"] in runrecord.FINAL_STATUSES:
         return result["status"]
     return "started" if run_dir.is_dir() and any(run_dir.iterdir()) else "new"
 
@@ -40,16 +42,13 @@ def write_failure(run_dir: Path, config: dict[str, Any], variant: str, reason: s
     torn, `running` or `interrupted` one is replaced by `runrecord.failed_record`.
     """
     existing = read_result(run_dir)
-    if existing and (existing["status"] not in ("running", "interrupted")
-                     or not overwrite_running):
+    if existing and (existing["status"] in runrecord.FINAL_STATUSES or not overwrite_running):
         return existing
-    import time
-
-    from depthbench.models import family
-
-    result = runrecord.failed_record(
-        existing, config=config, variant=variant, family=_family(family, config.get("model")),
-        reason=reason, epochs_completed=epochs_done(run_dir))
+    model = config.get("model")
+    family = family_of(model) if model and canonical(model) in MODELS else None  # an unknown
+    result = runrecord.failed_record(  # name may itself be the failure being recorded
+        existing, config=config, variant=variant, family=family, reason=reason,
+        epochs_completed=epochs_done(run_dir))
     provenance = result.get("provenance") or {}
     result["provenance"] = provenance | {
         "recorded": provenance.get("recorded") or time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -77,10 +76,3 @@ def annotate_run(run_dir: Path, **fields: Any) -> dict | None:
         result.setdefault("provenance", {})["slurm"] = fields.pop("slurm")
     result.update(fields)
     return runrecord.write_result(run_dir, result)
-
-
-def _family(family, model: str | None) -> str | None:
-    try:
-        return family(model) if model else None
-    except Exception:  # noqa: BLE001 - an unknown model name is itself the failure being recorded
-        return None

@@ -19,23 +19,24 @@ from pydantic import (
     model_validator,
 )
 
-from depthbench.configio import KeyedError, Recipe
+from depthbench.configio import DEFAULT_TEST, DEFAULT_VAL, KeyedError, Recipe, fractions_problem
 from depthbench.errors import ConfigError
-
-# Which family each ablation applies to: key dropout lives in Swin's window attention; SE-ResNet
-# has no key, so its "key dropout" drops SE channel gates (the source study's "key dropout").
-VARIANT_FAMILY = {"key_drop": "swin", "se_drop": "seresnet"}
-# Model options a study may set per family or per model (`model_options: {swin: {window_size: 4}}`).
-MODEL_OPTIONS = ("window_size", "drop_path_rate")
+from depthbench.names import (
+    ABLATIONS,
+    DEFAULT_KEY_DROP_MODE,
+    FAMILIES,
+    KEY_DROP_MODES,
+    KEY_DROP_SCHEDULES,
+    family_of,
+    resolve_name,
+)
 
 
 def _model_name(name: str) -> str:
-    from depthbench.models import list_models, resolve_name
-
     try:
         return resolve_name(name)
-    except ConfigError:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(list_models())}") from None
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
 
 
 ModelName = Annotated[str, AfterValidator(_model_name)]  # canonical name (aliases resolved)
@@ -48,17 +49,15 @@ class _Strict(BaseModel):
 class SplitSpec(_Strict):
     """Per-class split fractions, `int(n * fraction)` images of each class (the source's rule)."""
 
-    val: float = Field(0.1, gt=0, lt=1)
-    test: float = Field(0.0, ge=0, lt=1)
+    val: float = DEFAULT_VAL
+    test: float = DEFAULT_TEST
     seed: int = 0
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> SplitSpec:
-        from depthbench.data.split import fractions_problem
-
         problem = fractions_problem(self.val, self.test)
         if problem:
-            raise ValueError(problem)
+            raise ValueError(problem[1])
         return self
 
 
@@ -67,8 +66,8 @@ class VariantSpec(_Strict):
 
     key_drop: list[float] = Field(default_factory=list)  # Swin: dropout on attention keys
     se_drop: list[float] = Field(default_factory=list)  # SE-ResNet: dropout on SE channel gates
-    key_drop_mode: Literal["element", "dropkey"] = "dropkey"
-    key_drop_schedule: Literal["constant", "linear"] = "constant"
+    key_drop_mode: Literal[KEY_DROP_MODES] = DEFAULT_KEY_DROP_MODE
+    key_drop_schedule: Literal[KEY_DROP_SCHEDULES] = KEY_DROP_SCHEDULES[0]
     models: list[ModelName] | None = None  # which get variants (default: all of the family)
 
     @field_validator("key_drop", "se_drop")
@@ -172,26 +171,19 @@ class StudySpec(_Strict):
     @field_validator("model_options")
     @classmethod
     def _option_targets(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from depthbench.models import family, list_models
-
-        families = {family(m) for m in list_models()}
-        out = {}
-        for key, opts in v.items():
-            out[key if key in families else _model_name(key)] = opts
-        return out
+        return {key if key in FAMILIES else _model_name(key): opts for key, opts in v.items()}
 
     @model_validator(mode="after")
     def _variants_fit_models(self) -> StudySpec:
-        from depthbench.models import family
-
         for i, m in enumerate(self.variants.models or []):
             if m not in self.models:
                 raise KeyedError(("variants", "models", i),
                                  f"{m!r} is not in this study's models; add it to models")
-            fams = {VARIANT_FAMILY[k] for k in VARIANT_FAMILY if getattr(self.variants, k)}
-            if family(m) not in fams:
+            fams = {fam for k, fam in ABLATIONS.items() if getattr(self.variants, k)}
+            if family_of(m) not in fams:
+                applies = ", ".join(f"{k}: {fam}" for k, fam in ABLATIONS.items())
                 raise KeyedError(("variants", "models", i),
-                                 f"{m!r} is a {family(m)} model; no variant listed applies to it "
-                                 f"(key_drop: swin, se_drop: seresnet)")
+                                 f"{m!r} is a {family_of(m)} model; no variant listed applies to "
+                                 f"it ({applies})")
         return self
 

@@ -27,8 +27,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import submitit
+from submitit.helpers import DelayedSubmission
+
+from depthbench._io import atomic_write_json
+from depthbench.errors import ConfigError, DepthbenchError
+from depthbench.runrecord import FINAL_STATUSES
 from depthbench.study.grid import RunPlan
-from depthbench.study.records import annotate_run, read_result, score_line, write_failure
+from depthbench.study.records import annotate_run, read_result, write_failure
+from depthbench.study.worker import train_run
 
 SUBMITIT_DIR = ".slurm"
 JOBS_FILE = "jobs.json"
@@ -53,8 +60,6 @@ class TrainRun:
         self.requeues = requeues
 
     def __call__(self) -> int:
-        from depthbench.study.worker import train_run
-
         run_dir = Path(self.run_dir)
         slurm = job_provenance()
         # SLURM counts every restart (its own preemption requeues too); submitit's our checkpoints
@@ -73,8 +78,6 @@ class TrainRun:
     def checkpoint(self, *args, **kwargs):
         """submitit calls this on preemption or before the time limit, then requeues the job with
         what it returns. Nothing to save: last.ckpt holds the last finished epoch."""
-        from submitit.helpers import DelayedSubmission
-
         return DelayedSubmission(TrainRun(self.run_dir, self.config, self.split, self.variant,
                                           self.requeues + 1))
 
@@ -163,8 +166,6 @@ class SlurmScheduler:
         return ended
 
     def _job(self, job_id: str):
-        import submitit
-
         folder = self.folder / "%j"
         if self.cluster == "local":
             return submitit.LocalJob(folder=folder, job_id=job_id)
@@ -173,8 +174,6 @@ class SlurmScheduler:
     # -- submission
 
     def _executor(self):
-        import submitit
-
         e = self.spec.executor
         ex = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster,
                                    slurm_max_num_timeout=e.max_requeues)
@@ -200,8 +199,6 @@ class SlurmScheduler:
         try:
             jobs = ex.submit_array(calls)
         except Exception as e:  # noqa: BLE001 - sbatch's refusal, in one line
-            from depthbench.errors import DepthbenchError
-
             msg = " ".join(str(e).split())[:400]
             raise DepthbenchError(f"SLURM refused the study's job array: {msg}; check the "
                                   "executor options (partition, account, time, extra)") from None
@@ -238,7 +235,7 @@ class SlurmScheduler:
 
     def _collect(self, plan: RunPlan, job, state: str) -> None:
         run_dir = self.dir / plan.name
-        unfinished = (read_result(run_dir) or {}).get("status") not in ("finished", "failed")
+        unfinished = (read_result(run_dir) or {}).get("status") not in FINAL_STATUSES
         if state != "COMPLETED" and unfinished:
             # a cancelled job keeps running until SLURM's KillWait ends it, and may still write
             # its record: wait that out (whether or not a poll saw it running), then for quiet
@@ -253,18 +250,9 @@ class SlurmScheduler:
             config = plan.train_config().model_dump(mode="json")
             result = write_failure(run_dir, config, plan.variant, f"{why}; logs: {_logs(job)}")
             annotate_run(run_dir, slurm=self._provenance(job))
-        n = len(self.summary.finished) + len(self.summary.failed) + 1
-        tag = f"[{n}/{self.summary.total}] {plan.name}"
         requeued = f", requeued {result['requeues']}x" if result.get("requeues") else ""
-        if result.get("status") == "finished":
-            self.summary.finished.append(plan.name)
-            self.console.print(f"{tag}: finished (job {job.job_id}{requeued}), "
-                               f"{score_line(result)}")
-        else:
-            reason = (result.get("failure") or {}).get("reason") or state
-            self.summary.failed[plan.name] = reason
-            self.console.print(f"[red]{tag}: FAILED (job {job.job_id}{requeued}: {reason}); the "
-                               "study goes on, the report shows it")
+        self.summary.run_ended(plan.name, result, self.console,
+                               detail=f"job {job.job_id}{requeued}", reason=state)
 
     def _provenance(self, job) -> dict:
         index = job.job_id.split("_", 1)[1] if "_" in job.job_id else None
@@ -284,8 +272,6 @@ class SlurmScheduler:
         self.active.clear()
 
     def _save_jobs(self) -> None:
-        from depthbench._io import atomic_write_json
-
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.jobs_path, dict(sorted(self.known.items())))
 
@@ -293,8 +279,6 @@ class SlurmScheduler:
 def require_client() -> None:
     """Refuse, in one line, to submit from a machine without SLURM's commands."""
     if not (shutil.which("sbatch") and shutil.which("sacct")):
-        from depthbench.errors import ConfigError
-
         raise ConfigError("--executor slurm: SLURM's `sbatch`/`sacct` are not on PATH; run "
                           "from a login node of the cluster, or use --executor local")
 
@@ -312,8 +296,6 @@ def active_jobs(study_dir: Path) -> list[str]:
     known = read_jobs(study_dir)
     if not known or shutil.which("sacct") is None:
         return []
-    import submitit
-
     jobs = [submitit.SlurmJob(folder=study_dir / SUBMITIT_DIR / "%j", job_id=j)
             for j in known.values()]
     states = job_states(jobs)
@@ -322,8 +304,6 @@ def active_jobs(study_dir: Path) -> list[str]:
 
 def job_states(jobs: list) -> dict[str, str]:
     """job id -> state as sacct says it, with one `sacct` call for all SLURM jobs."""
-    import submitit
-
     slurm = [j for j in jobs if isinstance(j, submitit.SlurmJob)]
     if slurm:
         slurm[0].watcher.update()
@@ -340,7 +320,7 @@ def _final_result(run_dir: Path, grace: float) -> dict | None:
     end = time.monotonic() + grace
     while True:
         result = read_result(run_dir)
-        if result and result.get("status") in ("finished", "failed"):
+        if result and result.get("status") in FINAL_STATUSES:
             return result
         if time.monotonic() >= end:
             return None

@@ -11,41 +11,34 @@ fails before the first run starts, not an hour into the study.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from depthbench.configio import config_error, read_yaml_mapping
-from depthbench.errors import ConfigError
-from depthbench.study.grid import check_overrides, plan_runs
-from depthbench.study.schema import (
-    MODEL_OPTIONS,
-    VARIANT_FAMILY,
-    ExecutorSpec,
-    ReportSpec,
-    SplitSpec,
-    StudySpec,
-    VariantSpec,
+from depthbench.configio import (
+    BUNDLED_DATA,
+    DEFAULT_PRESET,
+    config_error,
+    preset_names,
+    preset_path,
+    read_yaml_mapping,
 )
+from depthbench.errors import ConfigError
+from depthbench.models.complexity import meta_model
+from depthbench.names import STUDY_MODEL_OPTIONS
+from depthbench.study.grid import check_overrides, plan_runs
+from depthbench.study.schema import ExecutorSpec, ReportSpec, SplitSpec, StudySpec, VariantSpec
 
-PRESETS = ("quick", "paper", "modern", "smoke")
-BUNDLED_DATA = ("elpv", "synthetic")
+PRESETS = tuple(preset_names())  # one YAML file each in depthbench/configs/presets/
 
-__all__ = ["MODEL_OPTIONS", "PRESETS", "VARIANT_FAMILY", "ExecutorSpec", "ReportSpec", "SplitSpec",
-           "StudySpec", "VariantSpec", "load_spec", "preset_path", "validate_spec"]
+__all__ = ["PRESETS", "ExecutorSpec", "ReportSpec", "SplitSpec", "StudySpec", "VariantSpec",
+           "load_spec", "preset_path", "validate_spec"]
 
 
 # --------------------------------------------------------------------------------------------
 # loading
-
-
-def preset_path(name: str) -> Path:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    return Path(str(resources.files("depthbench") / "configs" / "presets" / f"{name}.yaml"))
 
 
 def load_spec(
@@ -64,8 +57,9 @@ def load_spec(
     """
     if path is not None and preset is not None:
         raise ConfigError("give either --config STUDY.yaml or --preset NAME, not both")
-    src = Path(path) if path is not None else preset_path(preset or "quick")
-    label = src.name if path is not None else f"preset {preset or 'quick'}"
+    preset = preset or (DEFAULT_PRESET if path is None else None)
+    src = Path(path) if path is not None else preset_path(preset)
+    label = src.name if path is not None else f"preset {preset}"
     raw = read_yaml_mapping(src, "study file", "name, data, models, ...", empty_ok=False)
     if data is not None:
         raw["data"] = _resolve_data(data, Path.cwd())
@@ -105,8 +99,6 @@ def validate_spec(raw: Any, label: str = "study.yaml") -> StudySpec:
 def check_train_options(spec: StudySpec, label: str = "study.yaml") -> None:
     """Build every run's TrainConfig and model once (on the meta device: no memory, no time), so
     a bad override or model option fails now, not an hour into the study."""
-    from depthbench.models.complexity import meta_model
-
     check_overrides(spec, label)
     gpus, devices = spec.executor.gpus_per_run, int(spec.overrides.get("devices") or 1)
     if spec.executor.kind == "slurm" and gpus > 1 and devices != gpus:
@@ -114,9 +106,9 @@ def check_train_options(spec: StudySpec, label: str = "study.yaml") -> None:
                           f"overrides.devices: {gpus} (one process per GPU); or ask for 1 GPU")
     for key, opts in spec.model_options.items():
         for opt in opts:
-            if opt not in MODEL_OPTIONS:
+            if opt not in STUDY_MODEL_OPTIONS:
                 raise ConfigError(f"{label}: model_options.{key}.{opt}: not a per-model option; "
-                                  f"choose from {', '.join(MODEL_OPTIONS)}")
+                                  f"choose from {', '.join(STUDY_MODEL_OPTIONS)}")
     seen = set()
     for run in plan_runs(spec):
         if (run.model, run.variant) in seen:

@@ -1,8 +1,8 @@
 """One grid point in its own process: the target the runner starts for every run.
 
-The runner starts workers from a `multiprocessing` fork server that has already imported torch,
-Lightning and depthbench (see `runner.py` for why a process and not a function call, and why a
-fork server: a fresh `python` pays 3-8 s of imports per run, a fork from the server ~0.02 s).
+The local executor starts workers from a `multiprocessing` fork server that has already imported
+torch, Lightning and depthbench (see `study/local.py` for why a process and not a function call,
+and why a fork server).
 
 A worker trains through `depthbench.engine.train` and makes sure its run folder ends with a
 result.json: if training raises, it records the run as failed with the reason, so the study can
@@ -11,6 +11,7 @@ go on and the report can show the failure.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import signal
@@ -18,11 +19,18 @@ import sys
 import traceback
 from pathlib import Path
 
+import torch
+
+from depthbench.engine.config import make_config
+from depthbench.engine.trainer import train
 from depthbench.errors import DepthbenchError
+from depthbench.study.records import write_failure
 
 # Imported once by the fork server, so each worker starts in milliseconds (CPU only: a GPU
-# machine starts each worker bare, so no CUDA state can leak across the fork).
-PRELOAD = ["torch", "lightning.fabric", "depthbench.engine", "depthbench.data", "depthbench.models"]
+# machine starts each worker bare, so no CUDA state can leak across the fork). This module
+# itself too: it imports the engine, and a worker unpickles its target from it.
+PRELOAD = ["torch", "lightning.fabric", "depthbench.engine", "depthbench.data", "depthbench.models",
+           "depthbench.study.worker"]
 
 
 def run_worker(run_dir: str, config: dict, split: str, variant: str, threads: int,
@@ -55,11 +63,6 @@ def train_run(out: Path, values: dict, split: str, variant: str, threads: int) -
     """Train one run in this process, resuming what its folder holds; every way it can end
     leaves a result.json. The code: 0 finished, 3 failed, 130 interrupted, else an error's."""
     try:
-        import torch
-
-        from depthbench.engine import train
-        from depthbench.engine.config import make_config
-
         torch.set_num_threads(threads)
         config = make_config(values, source=f"{out.name}/config")
         # resume=True: an unfinished folder continues from its last.ckpt, a new one starts
@@ -69,22 +72,16 @@ def train_run(out: Path, values: dict, split: str, variant: str, threads: int) -
         return 130
     except DepthbenchError as e:
         print(f"depthbench: error: {e}", flush=True)
-        _record_failure(out, values, variant, str(e))
+        write_failure(out, values, variant, str(e))
         return e.exit_code
     except Exception as e:  # noqa: BLE001 - a crash fails this run, not the study
         traceback.print_exc()
-        _record_failure(out, values, variant, f"{type(e).__name__}: {e}")
+        write_failure(out, values, variant, f"{type(e).__name__}: {e}")
         return 1
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
     return 0 if result.get("status") == "finished" else 3
-
-
-def _record_failure(out: Path, values: dict, variant: str, reason: str) -> None:
-    from depthbench.study.records import write_failure
-
-    write_failure(out, values, variant, reason)
 
 
 def _print_epoch(row: dict) -> None:
@@ -105,8 +102,6 @@ def _die_with_parent() -> None:
         return
     parent = os.getppid()
     try:
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return

@@ -1,0 +1,241 @@
+"""The local executor: a study's runs on this machine, each in its own worker process.
+
+Each run trains in a worker (`depthbench.study.worker`), not in the runner's process:
+- a crash, a segfault or the out-of-memory killer fails that run only, and the study goes on;
+- each run's peak memory (ru_maxrss) and thread count are its own, and nothing (allocator
+  caches, cuDNN autotune state, leaked tensors) carries from one run into the next;
+- GPUs are assigned with `CUDA_VISIBLE_DEVICES`, and stopping a run is a signal, not a hope.
+Workers are forked from a `multiprocessing` fork server that imported torch, Lightning and the
+engine once (`worker.PRELOAD`): a fork starts in a fraction of what a fresh `python` spends on
+those imports (`python -m benchmarks.bench_worker_start`, BENCHMARKS.md). On GPU machines the
+server preloads nothing, so no CUDA state crosses a fork.
+
+One progress display: runs done / total, each active run's epoch, an ETA weighted by each run's
+cost. `study.slurm` is the other executor; both report a run's end through `Summary.run_ended`.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from depthbench.errors import StudyInterrupted
+from depthbench.models.complexity import model_macs
+from depthbench.runrecord import FINAL_STATUSES
+from depthbench.study.grid import RunPlan
+from depthbench.study.records import epochs_done, read_result, write_failure
+from depthbench.study.schema import StudySpec
+from depthbench.study.summary import Summary
+from depthbench.study.worker import PRELOAD, run_worker
+
+_POLL_S = 0.5
+_STOP_GRACE_S = 15.0
+
+
+@dataclass
+class _Active:
+    plan: RunPlan
+    proc: object  # multiprocessing.Process
+    started: float
+    start_epochs: int
+    task: int | None = None
+
+
+class LocalScheduler:
+    """Train `todo` on this machine, `jobs` runs at a time, each in a worker process."""
+
+    def __init__(self, spec: StudySpec, study_dir: Path, split_path: Path, todo: list[RunPlan],
+                 summary: Summary, console):
+        self.spec, self.dir, self.split = spec, study_dir, split_path
+        self.todo, self.summary, self.console = deque(todo), summary, console
+        self.gpus = _gpu_count()
+        self.jobs = min(spec.jobs or max(1, self.gpus), len(todo))
+        self.threads = max(1, _cpu_count() // self.jobs)
+        self.configs = {p.name: p.train_config() for p in todo}
+        self.cost = _costs(todo, self.configs)
+        self.active: dict[int, _Active] = {}
+        self.ctx = _worker_context(preload=not self.gpus)
+        self.done_units = 0.0  # work finished in this invocation (cost units)
+        left = {p.name: self.cost[p.name] * max(0, self.configs[p.name].epochs
+                                                - epochs_done(study_dir / p.name)) for p in todo}
+        self.total_units = sum(left.values())
+        if self.jobs > 1:  # longest first within a seed, so no long run ends alone on one slot
+            self.todo = deque(sorted(todo, key=lambda p: (p.seed, -left[p.name])))
+
+    def run(self) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.fields[eta]}"),
+                                 console=self.console, transient=False)
+        self.overall = self.progress.add_task("runs", total=self.summary.total, eta="",
+                                              completed=self.summary.skipped)
+        where = f"{self.gpus} GPU(s)" if self.gpus else f"{self.threads} CPU thread(s) each"
+        self.console.print(f"{self.dir}: {len(self.todo)} of {self.summary.total} runs to go, "
+                           f"{self.jobs} at a time, {where}")
+        self.t0 = time.monotonic()
+        try:
+            with self.progress:
+                while self.todo or self.active:
+                    while self.todo and len(self.active) < self.jobs:
+                        self._start(self.todo.popleft(), self._free_slot())
+                    time.sleep(_POLL_S)
+                    for slot, act in list(self.active.items()):
+                        if act.proc.exitcode is not None:
+                            del self.active[slot]
+                            self._finish(act)
+                    self._refresh()
+        except KeyboardInterrupt:
+            self._stop_all()
+            done = len(self.summary.finished)
+            raise StudyInterrupted(
+                f"interrupted with {done} of {self.summary.total} runs finished; rerun the same "
+                "command to resume (finished runs are kept, started ones resume from their last "
+                "epoch)") from None
+
+    def _free_slot(self) -> int:
+        return next(i for i in range(self.jobs) if i not in self.active)
+
+    def _start(self, plan: RunPlan, slot: int) -> None:
+        run_dir = self.dir / plan.name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = self.configs[plan.name]
+        resume = (run_dir / "last.ckpt").is_file()  # the worker always resumes what it finds
+        log_path = run_dir / "train.log"
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {'resume' if resume else 'start'}"
+                      f" (slot {slot}, {self.threads} threads)\n")
+        gpu = str(_visible_gpus()[slot % self.gpus]) if self.gpus else None
+        proc = self.ctx.Process(
+            target=run_worker, name=plan.name, daemon=False,
+            args=(str(run_dir), config.model_dump(mode="json"), str(self.split), plan.variant,
+                  self.threads, gpu, str(log_path)))
+        proc.start()
+        act = _Active(plan, proc, time.monotonic(), epochs_done(run_dir))
+        act.task = self.progress.add_task(f"  {plan.name}", total=config.epochs,
+                                          completed=act.start_epochs, eta="")
+        self.active[slot] = act
+
+    def _finish(self, act: _Active) -> None:
+        act.proc.join()
+        self.progress.remove_task(act.task)
+        plan, run_dir = act.plan, self.dir / act.plan.name
+        config = self.configs[plan.name]
+        result = read_result(run_dir)
+        rc = act.proc.exitcode
+        if not (result and result.get("status") in FINAL_STATUSES):
+            result = write_failure(run_dir, config.model_dump(mode="json"), plan.variant,
+                                   _death_reason(rc, run_dir / "train.log"))
+        seconds = time.monotonic() - act.started
+        self.done_units += self.cost[plan.name] * max(0, epochs_done(run_dir) - act.start_epochs)
+        self.summary.run_ended(plan.name, result, self.console, detail=f"in {seconds:.0f} s",
+                               reason=f"exit code {rc}", log=run_dir / "train.log")
+        self.progress.update(self.overall, advance=1)
+
+    def _refresh(self) -> None:
+        live = 0.0
+        for act in self.active.values():
+            done = epochs_done(self.dir / act.plan.name)
+            self.progress.update(act.task, completed=done)
+            live += self.cost[act.plan.name] * max(0, done - act.start_epochs)
+        elapsed = time.monotonic() - self.t0
+        work = self.done_units + live
+        eta = ""
+        if work > 0 and elapsed > 5:
+            left = max(0.0, self.total_units - work) * elapsed / work
+            eta = f"ETA {int(left // 60)}:{int(left % 60):02d}"
+        self.progress.update(self.overall, eta=eta)
+
+    def _stop_all(self) -> None:
+        """SIGTERM every worker (its last finished epoch stays in last.ckpt), then SIGKILL."""
+        for act in self.active.values():
+            _signal_group(act.proc, signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_GRACE_S
+        for act in self.active.values():
+            act.proc.join(timeout=max(0.1, deadline - time.monotonic()))
+            if act.proc.exitcode is None:
+                _signal_group(act.proc, signal.SIGKILL)
+                act.proc.join()
+        self.active.clear()
+
+
+def _death_reason(rc: int | None, log_path: Path) -> str:
+    if rc is not None and rc < 0:
+        name = signal.Signals(-rc).name if -rc in signal.valid_signals() else str(-rc)
+        hint = " (out of memory?)" if -rc == signal.SIGKILL else ""
+        return f"worker killed by {name}{hint}"
+    tail = _last_line(log_path)
+    return f"worker exited with code {rc}" + (f": {tail}" if tail else "")
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    except OSError:
+        return ""
+    lines = [ln for ln in lines if ln and not ln.startswith("===")]
+    return lines[-1][:300] if lines else ""
+
+
+def _signal_group(proc, sig: int) -> None:
+    """Signal the worker's process group (it calls setsid first thing), or the worker alone if
+    it has not got that far."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _costs(plans: list[RunPlan], configs: dict) -> dict[str, float]:
+    """Relative cost of one epoch of each run, for the ETA and the schedule: MACs of one forward
+    pass, counted on the meta device (no memory, no compute); every run sees the same images."""
+    cache: dict[tuple, float] = {}
+    out = {}
+    for p in plans:
+        c = configs[p.name]
+        key = (c.model, c.img_size, json.dumps(c.model_kwargs(), sort_keys=True))
+        if key not in cache:
+            try:
+                cache[key] = max(1.0, model_macs(c.model, c.img_size, **c.model_kwargs()) / 1e6)
+            except Exception:  # noqa: BLE001 - the ETA then weighs this run by epochs only
+                cache[key] = 1.0
+        out[p.name] = cache[key]
+    return out
+
+
+def _worker_context(preload: bool):
+    """A fork server that imports torch & co. once; every worker is a fork of it (clean: the
+    server is a fresh single-threaded process, not this one with its display thread)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD if preload else [])
+    return ctx
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _gpu_count() -> int:
+    return len(_visible_gpus())
+
+
+def _visible_gpus() -> list[str]:
+    if not torch.cuda.is_available():
+        return []
+    n = torch.cuda.device_count()
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [s for s in env.split(",") if s.strip()] if env else [str(i) for i in range(n)]
+    return ids[:n]
