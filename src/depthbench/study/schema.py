@@ -21,6 +21,7 @@ from pydantic import (
 
 from depthbench.configio import KeyedError, Recipe
 from depthbench.errors import ConfigError
+from depthbench.report.options import EQUIVALENCE_MARGIN
 
 # Which family each ablation applies to: key dropout lives in Swin's window attention; SE-ResNet
 # has no key, so its "key dropout" drops SE channel gates (the source study's "key dropout").
@@ -126,7 +127,7 @@ class ReportSpec(_Strict):
     """Options of the study's report."""
 
     # the equivalence test's margin, a fraction: "no difference" only when |Δ| < margin is shown
-    equivalence_margin: float = Field(0.02, gt=0, lt=0.5)
+    equivalence_margin: float = Field(EQUIVALENCE_MARGIN, gt=0, lt=0.5)
 
 
 class StudySpec(_Strict):
