@@ -385,3 +385,29 @@ def test_inside_section_without_analyses_says_how_to_get_them(tmp_path):
 
     blocks = inside_section([tmp_path], tmp_path / "figures")
     assert "depthbench analyze" in blocks[-1].text
+
+
+def test_a_run_analysed_on_other_images_is_named_not_compared(study, tmp_path):
+    """`depthbench analyze RUN --images 8` after the study's analysis on 16: that run's subset
+    differs (another seeded draw), so the section shows the runs analysed alike and names it."""
+    from depthbench.analysis.run import analyze_run
+    from depthbench.report.document import Para, Table
+    from depthbench.report.inside import inside_section
+
+    runs = sorted(p for p in study.iterdir() if p.is_dir())
+    copy = tmp_path / "study"
+    for run in runs:
+        (copy / run.name).mkdir(parents=True)
+        for f in run.iterdir():
+            if f.is_file():
+                (copy / run.name / f.name).write_bytes(f.read_bytes())
+    odd = copy / "seresnet34__base__s0"
+    analyze_run(odd, images=8, batch_size=8)
+    blocks = inside_section(sorted(copy.iterdir()), tmp_path / "figures")
+    notes = [b.text for b in blocks if isinstance(b, Para) and odd.name in b.text]
+    assert len(notes) == 1 and "8 test images" in notes[0]
+    cka = next(b for b in blocks if isinstance(b, Table) and b.header[:2] == ["run", "blocks"]
+               and len(b.header) == 3)
+    assert len(cka.rows) == 3 and not any("SE-ResNet-34" in r[0] for r in cka.rows)
+    first = blocks[1].text
+    assert "3 runs" in first and "12 test images" in first  # the study analysed all 12

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -344,6 +345,18 @@ def _gradcam_blocks(recs: list[dict], fig_dir: Path, seeds: bool) -> list:
     ]
 
 
+def _analysed_alike(recs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(the largest set of records analysed on the same images, the rest): a run analysed alone
+    with another `--images` has another seeded subset, and its numbers and Grad-CAM columns do
+    not line up with the others'."""
+    def key(r):
+        return r["split"], tuple(r["subset"]["indices"])
+
+    counts = Counter(key(r) for r in recs)
+    main = max(counts, key=lambda k: (counts[k], len(k[1])))
+    return [r for r in recs if key(r) == main], [r for r in recs if key(r) != main]
+
+
 def inside_section(run_dirs: list[Path], fig_dir: Path, written: set | None = None) -> list:
     """The section's blocks; its figures go into `fig_dir` (referenced as `figures/<name>`) and
     their names into `written` when given."""
@@ -355,12 +368,19 @@ def inside_section(run_dirs: list[Path], fig_dir: Path, written: set | None = No
                            "folder (or `depthbench run` without --no-analyze) to add this "
                            "section.", css="note")]
     fig_dir.mkdir(parents=True, exist_ok=True)
+    recs, apart = _analysed_alike(recs)
     seeds = len({r["seed"] for r in recs}) > 1
     notes = sorted({r["note"] for r in recs if r["note"]})
     blocks: list = [head, Para(
         f"Measured by `depthbench analyze` on the best checkpoint of {len(recs)} runs, in eval "
         f"mode, on the same seeded subset of {recs[0]['subset']['images']} {recs[0]['split']} "
         "images. Each number describes one trained model; none is a statistical comparison.")]
+    if apart:
+        blocks.append(Para(
+            "Not shown here, because they were analysed on other images: " + "; ".join(
+                f"{r['run']} ({r['subset']['images']} {r['split']} images)" for r in apart)
+            + ". Run `depthbench analyze` on the study folder to analyse every run on one "
+            "subset.", css="note"))
     if notes:
         blocks.append(Bullets(notes))
     blocks += _se_blocks(recs, fig_dir, seeds)
