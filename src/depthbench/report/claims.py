@@ -69,9 +69,9 @@ def _tally(comps: list[Comparison], name) -> str:
 
 
 def _counts(comps: list[Comparison]) -> str:
-    """'worse 2, inconclusive 4': how many comparisons got each verdict."""
+    """'2 worse, 4 inconclusive': how many comparisons got each verdict."""
     words = [c.word for c in comps]
-    return ", ".join(f"{w} {words.count(w)}" for w in dict.fromkeys(words))
+    return ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words))
 
 
 def _se_helps(plan: Plan) -> Claim:

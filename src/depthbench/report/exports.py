@@ -33,7 +33,8 @@ COMPARISON_COLUMNS = [
 
 
 def results_csv(study: Study) -> str:
-    """One row per run folder, finished or not (accuracies as fractions)."""
+    """One row per run of the study as its study.yaml lists it, finished or not (accuracies as
+    fractions); the run folders it leaves out are named in the report."""
     eval_split = study.eval_split
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")

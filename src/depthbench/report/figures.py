@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
 from depthbench._io import atomic_write_bytes
 
@@ -100,12 +100,13 @@ def accuracy_vs_cost(points: list[tuple[str, float, float, float, float]], path:
         ax.errorbar([gmacs], [acc], yerr=yerr, fmt="o", color=f"C{i % 10}", capsize=3,
                     label=label)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel=xlabel, ylabel=ylabel,
            title="accuracy against compute (95% CI)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     _save(fig, path)
 
 
@@ -135,7 +136,7 @@ def verdict_forest(groups: list[tuple[str, list[VerdictRow]]], margin_pts: float
     # every Δ on the axis; an interval's end only up to most of them (one ±100-point interval
     # would squash the rest), the others end in an arrow
     deltas = [abs(r.delta) for r in rows if np.isfinite(r.delta)]
-    ends = [abs(x) for r in rows for x in (r.low, r.high) if np.isfinite(x)]
+    ends = [abs(x) for r in rows for x in (r.low, r.high, r.mde) if np.isfinite(x)]
     lim = min(100.0, max(2.5 * margin_pts, 1.15 * max(deltas, default=0),
                          1.05 * (np.percentile(ends, 85) if ends else 1)))
     ax.axvspan(-margin_pts, margin_pts, color=MARGIN_BAND, zorder=0)

@@ -41,7 +41,8 @@ def at_a_glance(doc: Document, an: Analysis, plan: Plan, fig_dir: Path, written:
         written.add(VERDICT_FIGURE)
         figs.append(Figure(
             f"figures/{VERDICT_FIGURE}",
-            f"Every comparison (Δ = A − B, {an.eval_name} accuracy, 95% CI): blue = a real "
+            f"Every comparison (Δ = A − B, {an.eval_name} accuracy; 95% CI by the row's method: "
+            "exact McNemar with one seed, crossed and seed-level t with several): blue = a real "
             f"difference (Holm over all {n}), green = shown equivalent within the shaded "
             f"±{100 * an.margin:g} points, grey = inconclusive, red = not testable; grey ticks: "
             "the difference each could detect.",

@@ -36,7 +36,7 @@ def comparisons(doc: Document, an: Analysis, plan: Plan) -> None:
     if not an.comparisons:
         doc.add(Para("No pair of models finished: nothing to compare."))
         return
-    m = an.comparisons[0].m
+    m = sum(c.test is not None for c in an.comparisons)
     doc.add(Para(
         f"Δ = A − B in {an.eval_name} accuracy points at the checkpoints validation selected, "
         f"paired by seed and image; Holm over all {m} comparisons. Verdict (A against B): "
