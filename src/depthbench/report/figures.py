@@ -131,7 +131,7 @@ def verdict_forest(groups: list[tuple[str, list[VerdictRow]]], margin_pts: float
     colour and word. Intervals wider than the axis end in an arrow. Returns the rows drawn."""
     rows = [r for _, rs in groups for r in rs]
     lines = len(rows) + len(groups)
-    fig = Figure(figsize=(9.0, 0.75 + 0.26 * lines), layout="constrained")
+    fig = Figure(figsize=(9.0, 1.0 + 0.26 * lines), layout="constrained")
     ax = fig.subplots()
     # every Δ on the axis; an interval's end only up to most of them (one ±100-point interval
     # would squash the rest), the others end in an arrow
@@ -165,7 +165,7 @@ def verdict_forest(groups: list[tuple[str, list[VerdictRow]]], margin_pts: float
         Line2D([], [], color="#555", marker="|", linestyle="", markersize=9,
                label="±detectable Δ"),
         Patch(color=MARGIN_BAND, label=f"±{margin_pts:g} points (equivalence margin)")],
-        fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=6, frameon=False)
+        fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3, frameon=False)
     _save(fig, path)
     return len(rows)
 

@@ -28,8 +28,10 @@ VERDICT_FIGURE = "verdicts.png"
 
 def verdict_groups(plan: Plan) -> list[tuple[str, list[F.VerdictRow]]]:
     """The verdict figure's rows: every comparison once, under its question (in points)."""
-    return [(QUESTIONS[q], [F.VerdictRow(c.name, 100 * c.delta, 100 * c.low, 100 * c.high,
-                                         100 * c.mde, c.verdict, c.word) for c in comps])
+    # rows named without the degenerate marks (the verdict's colour and word carry them)
+    return [(QUESTIONS[q], [F.VerdictRow(f"{group_label(c.a)} vs {group_label(c.b)}",
+                                         100 * c.delta, 100 * c.low, 100 * c.high, 100 * c.mde,
+                                         c.verdict, c.word) for c in comps])
             for q, comps in plan.by_question()]
 
 
