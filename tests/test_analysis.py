@@ -400,3 +400,27 @@ def test_analysis_record_schema_refuses_what_it_cannot_read(trained_run, tmp_pat
     (tmp_path / "analysis.json").write_text(json.dumps({**rec, "subset": {"images": "many"}}))
     assert read_analysis(tmp_path) is None  # malformed: not read
     assert write_analysis(tmp_path, rec) == rec and read_analysis(tmp_path) == rec
+
+
+def test_a_run_analysed_on_other_images_is_named_not_compared(study, tmp_path):
+    """`depthbench analyze RUN --images 8` after the study's analysis on 16: that run's subset
+    differs (another seeded draw), so the section shows the runs analysed alike and names it."""
+    from depthbench.analysis.run import analyze_run
+    from depthbench.report.document import Para, Table
+    from depthbench.report.inside import inside_section
+
+    runs = sorted(p for p in study.iterdir() if p.is_dir())
+    odd = tmp_path / "seresnet18__base__s0"  # a copy: the study fixture stays as it is
+    odd.mkdir()
+    for f in (study / odd.name).iterdir():
+        (odd / f.name).write_bytes(f.read_bytes())
+    analyze_run(odd, images=8, batch_size=8)
+    blocks = inside_section([odd if r.name == odd.name else r for r in runs],
+                            tmp_path / "figures")
+    notes = [b.text for b in blocks if isinstance(b, Para) and odd.name in b.text]
+    assert len(notes) == 1 and "8 test images" in notes[0]
+    cka = next(b for b in blocks if isinstance(b, Table) and b.header[:2] == ["run", "blocks"]
+               and len(b.header) == 3)
+    assert len(cka.rows) == 3 and not any(r[0] == "SE-ResNet-18" for r in cka.rows)
+    first = blocks[1].text
+    assert "3 runs" in first and "12 test images" in first  # the study analysed all 12

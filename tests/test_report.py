@@ -1,5 +1,9 @@
 """The study report built from hand-made run folders (a test fixture standing in for the engine's
-records, following docs/internals.md), the `depthbench report` command, and the HTML in Chromium."""
+records, following docs/internals.md), the `depthbench report` command, and the HTML in Chromium.
+
+Tests check behaviour: the verdict of each constructed comparison (`Comparison.verdict`), the
+CSV files' columns and words, the claims' outcomes, the blocks the report is made of, and what
+Chromium renders; not the report's prose."""
 
 import csv
 import json
@@ -17,7 +21,13 @@ from scipy import stats
 
 from depthbench.cli.main import main
 from depthbench.errors import DepthbenchError
-from depthbench.report import build_report, load_study
+from depthbench.report import build_report, load_study, overview, sections
+from depthbench.report import stats as S
+from depthbench.report.analysis import VERDICTS, Analysis, decide, plan_comparisons
+from depthbench.report.build import build
+from depthbench.report.claims import judge_claims
+from depthbench.report.document import Figure, FigureRow, Table
+from depthbench.report.exports import COMPARISON_COLUMNS
 
 CLASSES = ["cat", "dog", "fox", "owl"]
 FLOWERS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
@@ -72,12 +82,13 @@ def _outcome(targets, right, k, predictions=None):
 
 def make_run(study, model, seed, acc, variant="base", epochs=4, classes=CLASSES, n_val=60,
              n_test=150, status="finished", train_acc=None, failure=None, test=True, right=None,
-             predictions=None, val_acc=None, train_eval=None, macs_224=None):
+             predictions=None, val_acc=None, train_eval=None, macs_224=None, best_at=None):
     """Write one run folder (metrics.csv + result.json).
 
     Test predictions at both checkpoints: `predictions` if given, else right on the images
     `right` marks, else on `_pattern(acc)`. Validation accuracy at the selected epoch is
     `val_acc` (default `acc`). `train_eval`: the eval-mode train-subset accuracy to record.
+    `best_at`: the epoch validation selects (default: its best validation accuracy).
     """
     k = len(classes)
     run = Path(study) / f"{model}__{variant}__s{seed}"
@@ -95,7 +106,8 @@ def make_run(study, model, seed, acc, variant="base", epochs=4, classes=CLASSES,
                       "train_acc": ta, "val_loss": val["loss"], "val_acc": val["accuracy"],
                       "val_correct": val["correct"], "val_total": val["total"], "lr": 1e-3,
                       "seconds": 2.5}, val))
-    best = max(rows, key=lambda rv: (rv[0]["val_acc"], rv[0]["epoch"]))
+    best = (rows[best_at - 1] if best_at else
+            max(rows, key=lambda rv: (rv[0]["val_acc"], rv[0]["epoch"])))
     with open(run / "metrics.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0][0]))
         w.writeheader()
@@ -138,11 +150,29 @@ def make_study(root, seeds, models=None, accs=None, **kw):
     return Path(root)
 
 
-def _section(md, title):
-    """The text of one `## title` section of report.md."""
-    m = re.search(rf"^## {re.escape(title)}.*?$(.*?)(?=^## |\Z)", md, re.S | re.M)
-    assert m, f"section {title!r} missing"
-    return m.group(1)
+def _analysis(root):
+    an = Analysis(load_study(root))
+    return an, plan_comparisons(an)
+
+
+def _claims(root) -> dict:
+    """The source study's claims, judged from `root`'s records: {claim: Claim}."""
+    return {c.claim: c for c in judge_claims(*_analysis(root))}
+
+
+def _rows(root) -> dict:
+    """comparisons.csv as {(a_model, a_variant, b_model, b_variant): row}."""
+    return {(r["a_model"], r["a_variant"], r["b_model"], r["b_variant"]): r
+            for r in _csv(root / "comparisons.csv")}
+
+
+def _tables(built) -> list[Table]:
+    return [b for b in built.doc.blocks if isinstance(b, Table)]
+
+
+def _table_with(tables, cell_prefix: str) -> Table:
+    """The first table with a row whose first cell starts with `cell_prefix`."""
+    return next(t for t in tables if any(r[0].startswith(cell_prefix) for r in t.rows))
 
 
 # --------------------------------------------------------------------------------------- tests
@@ -166,18 +196,18 @@ def full_study(tmp_path_factory):
     make_run(root, "swin_small_patch4_window7_224", 3, 0.6, status="failed",
              failure={"epoch": 2, "reason": "loss became NaN at epoch 2 (lr too high?)"})
     (root / "resnet50__base__s3").mkdir()  # a run that never wrote result.json
-    md_path = build_report(root)
-    return root, md_path.read_text()
+    built = build(root)
+    return root, built.path.read_text(), built
 
 
 def test_report_writes_every_file(full_study):
-    root, md = full_study
+    root, md, built = full_study
     for name in ("results.csv", "comparisons.csv", "report.md", "report.html"):
         assert (root / name).is_file()
     pngs = sorted(p.name for p in (root / "figures").glob("*.png"))
     assert pngs == ["accuracy_vs_gmacs.png", "confusion_resnet.png", "confusion_seresnet.png",
                     "confusion_swin.png", "curves_resnet.png", "curves_seresnet.png",
-                    "curves_swin.png"]
+                    "curves_swin.png", "verdicts.png"]
     for p in (root / "figures").glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = md + (root / "report.html").read_text()
@@ -186,7 +216,7 @@ def test_report_writes_every_file(full_study):
 
 
 def test_results_csv_one_row_per_run_with_counts_intervals_and_class_metrics(full_study):
-    root, _ = full_study
+    root, _, built = full_study
     rows = _csv(root / "results.csv")
     assert len(rows) == 9 * 3 + 2 * 3 + 2
     r = next(r for r in rows if r["run_dir"] == "resnet18__base__s0")
@@ -214,76 +244,112 @@ def test_results_csv_one_row_per_run_with_counts_intervals_and_class_metrics(ful
 
 
 def test_comparisons_csv_once_each_with_recomputable_holm(full_study):
-    root, md = full_study
-    assert open(root / "comparisons.csv").readline().strip() == (
-        "section,a_model,a_variant,b_model,b_variant,seeds,n_images,a_only,b_only,delta_pts,"
-        "ci_low_pts,ci_high_pts,method,p,p_holm,mde_pts,verdict")
+    root, _, built = full_study
     rows = _csv(root / "comparisons.csv")
+    assert list(rows[0]) == COMPARISON_COLUMNS
+    assert {"a_only", "b_only", "n_images", "p", "p_holm", "verdict"} <= set(rows[0])
     pairs = [frozenset({(r["a_model"], r["a_variant"]), (r["b_model"], r["b_variant"])})
              for r in rows]
     assert len(pairs) == len(set(pairs))  # each comparison once
-    # depth: 3 pairs x 3 families, SE: 3, variants: 2; "SE-ResNet-50 is best" is its depth row
-    assert len(rows) == 14 and f"Paired comparisons made: {len(rows)}" in md
+    # depth: 3 pairs x 3 families, SE: 3, variants: 2, across: 3 Swin x (ResNet, SE-ResNet);
+    # "SE-ResNet-50 is best" is its depth row
+    sections_of = [r["section"] for r in rows]
+    assert [sections_of.count(s) for s in ("depth", "se", "variant", "across")] == [9, 3, 2, 6]
+    assert len(rows) == 20
     p = [float(r["p"]) for r in rows]
     holm = [min(1.0, x) for x in np.maximum.accumulate(
         np.sort(p) * (len(p) - np.arange(len(p))))]
     assert sorted(float(r["p_holm"]) for r in rows) == pytest.approx(sorted(holm), rel=1e-5)
     for r in rows:
-        assert r["verdict"] in {"a_better", "b_better", "no_difference", "equivalent",
-                                "not_testable"}
+        assert r["verdict"] in VERDICTS
         assert int(r["seeds"]) == 3 and int(r["n_images"]) == 150
         assert float(r["ci_low_pts"]) <= float(r["delta_pts"]) <= float(r["ci_high_pts"])
         if r["verdict"] in ("a_better", "b_better"):
             assert float(r["p_holm"]) < 0.05
+        if r["verdict"] == "equivalent":
+            assert float(r["tost_p_holm"]) < 0.05
+        assert float(r["margin_pts"]) == 2.0
     se50 = next(r for r in rows if r["a_model"] == "seresnet50" and r["b_model"] == "resnet50")
-    assert se50["verdict"] == "a_better" and se50["method"] == "crossed random-effects t"
+    assert se50["verdict"] == "a_better" and se50["method"] == S.SEEDS
+    assert "no_difference" not in (root / "comparisons.csv").read_text()
 
 
-def test_report_has_every_section(full_study):
-    _, md = full_study
-    for title in ("Summary", "Depth comparison per family",
-                  "SE ablation (SE-ResNet vs ResNet at the same depth)",
-                  "Key-dropout ablation (variant vs base of the same model)", "Learning curves",
-                  "Confusion matrices (best model per family)", "Cost",
-                  "What holds of the source study's claims", "Failed and unfinished runs",
-                  "All runs", "Methods"):
-        _section(md, title)
-    assert "Beside the source study" not in md  # not the flowers layout
-    assert "precision=bf16-mixed" in _section(md, "Summary")  # the resolved precision
-    html = (full_study[0] / "report.html").read_text()
-    for heading in re.findall(r"^#{2,3} (.+)$", md, re.M):
-        assert f">{heading.replace(chr(39), '&#x27;')}</h" in html, heading
-    assert "recall: cat" in html  # per-class recall
+def test_the_first_screen_is_the_answer(full_study):
+    """The report opens with the verdict figure beside accuracy against GMACs at 224 px, then one
+    table of every model and variant, then the source's claims, one verdict each."""
+    root, _, built = full_study
+    an, plan, blocks = built.analysis, built.plan, built.doc.blocks
+    first = next(b for b in blocks if isinstance(b, Figure | FigureRow | Table))
+    assert isinstance(first, FigureRow)
+    assert [Path(f.path).name for f in first.figures] == ["verdicts.png", "accuracy_vs_gmacs.png"]
+    tables = [b for b in blocks if isinstance(b, Table)]
+    models, claims = tables[0], tables[1]
+    assert [r[0] for r in models.rows] == [
+        "ResNet-18", "ResNet-34", "ResNet-50", "SE-ResNet-18", "SE-ResNet-18 [sedrop0.1]",
+        "SE-ResNet-34", "SE-ResNet-50", "Swin-T", "Swin-T [keydrop0.1]", "Swin-S", "Swin-B"]
+    assert [r[0] for r in claims.rows] == [c.claim for c in judge_claims(an, plan)]
+    assert all(r[1] for r in claims.rows)
 
 
-def test_tables_label_size_head_runs_and_method(full_study):
-    _, md = full_study
-    depth = _section(md, "Depth comparison per family")
-    for fam in ("ResNet", "SE-ResNet", "Swin"):
-        assert f"*{fam}: selected checkpoint (best validation epoch); CI: Wilson" in depth
-        assert f"*{fam}: last epoch; CI:" in depth
-    assert "params (with a 4-class head) | GMACs at 32 px | runs |" in depth
-    assert "test balanced acc | test macro-F1 |" in depth
-    row = next(line for line in depth.splitlines() if line.startswith("| SE-ResNet-50 |"))
-    assert "28.09 M" in row and " ± " in row and "| 3 |" in row
-    # a failed seed is counted, not dropped
-    assert any(line.startswith("| Swin-S |") and "3 of 4 (1 not finished)" in line
-               for line in depth.splitlines())
-    cost = _section(md, "Cost")
-    assert "GMACs / image at 32 px | GMACs / image at 224 px |" in cost and "| 1 |" in cost
-    assert "seed variance is not estimated" not in md
+def test_the_verdict_figure_has_one_row_per_comparison_grouped_by_question(full_study):
+    root, _, built = full_study
+    an, plan = built.analysis, built.plan
+    groups = overview.verdict_groups(plan)
+    assert [g for g, _ in groups] == ["Depth, per family", "SE, per depth", "Key dropout",
+                                      "Across families at matched cost"]
+    rows = [r for _, rs in groups for r in rs]
+    csv_rows = _csv(root / "comparisons.csv")
+    assert len(rows) == len(csv_rows) == len(an.comparisons)
+    for r, c in zip(rows, csv_rows):
+        assert r.verdict == c["verdict"]
+        assert (r.delta, r.low, r.high) == pytest.approx(
+            (float(c["delta_pts"]), float(c["ci_low_pts"]), float(c["ci_high_pts"])), abs=1e-3)
+        assert r.mde == pytest.approx(float(c["mde_pts"]), abs=1e-3)
+
+
+def test_models_table_counts_failed_seeds_and_flags(full_study):
+    root, _, built = full_study
+    models = _tables(built)[0]
+    header = models.header
+    row = dict(zip(header, next(r for r in models.rows if r[0] == "Swin-S")))
+    assert row["runs"] == "3 of 4"  # a failed seed is counted, not dropped
+    assert row["degenerate"] == "no" and row["GMACs at 224 px"] == "1"
+    se50 = dict(zip(header, next(r for r in models.rows if r[0] == "SE-ResNet-50")))
+    assert " ± " in se50["test acc"] and se50["params (4-class head)"] == "28.09 M"
+
+
+def test_last_epoch_columns_only_where_they_differ(tmp_path):
+    make_run(tmp_path, "resnet18", 0, 0.6)
+    make_run(tmp_path, "resnet34", 0, 0.6, best_at=2)
+    models = _tables(build(tmp_path))[0]
+    rows = {r[0]: dict(zip(models.header, r)) for r in models.rows}
+    assert rows["ResNet-34"]["last epoch"] == "4" and rows["ResNet-34"]["selected epoch"] == "2"
+    assert rows["ResNet-18"]["last epoch"] == "= selected"
+
+
+def test_verdicts_are_one_word_in_tables_and_sentences_once(full_study):
+    root, md, built = full_study
+    an, tables = built.analysis, _tables(built)
+    depth = _table_with(tables, "ResNet-34 vs ResNet-18")
+    verdicts = {r[0]: r[depth.header.index("verdict (A)")] for r in depth.rows}
+    words = {"better", "worse", "equivalent", "inconclusive", "not testable"}
+    assert set(verdicts.values()) <= words
+    sentences = [c.sentence() for c in an.comparisons]
+    for c in an.comparisons:  # the full sentence once, in the detail list
+        assert md.count(f"**{c.name}: {c.word}**: {c.sentence()}") == 1
+        assert md.count(c.sentence()) == sentences.count(c.sentence())
+    assert max(len(str(cell)) for t in tables for row in t.rows for cell in row) <= 120
 
 
 def test_overfitting_uses_the_eval_mode_train_subset(full_study):
-    root, md = full_study
-    kd = _section(md, "Key-dropout ablation (variant vs base of the same model)")
-    assert "overfit base (points)" in kd and "Δ overfit (points)" in kd
-    row = next(line for line in kd.splitlines() if line.startswith("| Swin-T |"))
-    assert "keydrop0.1 (key_drop=0.1, key_drop_mode=dropkey) | 3 |" in row
+    root, _, built = full_study
+    an, plan = built.analysis, built.plan
+    swin = next(c for c in plan.variants if c.a[0].startswith("swin"))
+    base, variant, delta = sections.overfit(an, swin)
     te = [json.loads((root / f"swin_tiny_patch4_window7_224__keydrop0.1__s{s}" / "result.json")
                      .read_text())["best"]["test"]["accuracy"] for s in range(3)]
-    ov = [100 * (0.9 - x) for x in te]
-    assert f"| +{np.mean(ov):.1f} ± {np.std(ov, ddof=1):.1f} |" in row
+    assert variant == pytest.approx([0.9 - x for x in te])
+    assert delta == pytest.approx([v - b for v, b in zip(variant, base)])
 
 
 def test_no_overfit_column_without_train_eval(tmp_path):
@@ -291,27 +357,19 @@ def test_no_overfit_column_without_train_eval(tmp_path):
         make_run(tmp_path, "swin_tiny_patch4_window7_224", s, 0.6)
         make_run(tmp_path, "swin_tiny_patch4_window7_224", s, 0.6, variant="keydrop0.1",
                  train_acc=0.3)
-    md = build_report(tmp_path).read_text()
-    kd = _section(md, "Key-dropout ablation (variant vs base of the same model)")
-    assert "overfit base" not in kd
-    assert "not shown" in kd
-    assert "GMACs / image at 224 px" not in _section(md, "Cost")
+    kd = _table_with(_tables(build(tmp_path)), "Swin-T [keydrop0.1] vs Swin-T")
+    assert "variant" in kd.header and not any("overfit" in h for h in kd.header)
 
 
 def test_failed_and_incomplete_runs_are_shown(full_study):
-    _, md = full_study
-    bad = _section(md, "Failed and unfinished runs")
-    assert "swin_small_patch4_window7_224__base__s3" in bad and "loss became NaN" in bad
-    assert "resnet50__base__s3" in bad and "incomplete" in bad
+    root, md, built = full_study
+    assert "swin_small_patch4_window7_224__base__s3" in md and "loss became NaN" in md
+    assert "resnet50__base__s3" in md
+    statuses = {r.name: r.status for r in load_study(root).runs}
+    assert statuses["resnet50__base__s3"] == "incomplete"
 
 
 # ------------------------------------------------------------------- verdicts and claim outcomes
-def _claim(md, claim):
-    text = _section(md, "What holds of the source study's claims")
-    line = next(line for line in text.splitlines() if f"'{claim}'" in line)
-    return line.split(f"'{claim}': ", 1)[1]
-
-
 def _right(n, *blocks):
     """Right on images 100..n (shared by every model) and on each [lo, hi) block given."""
     r = np.zeros(n, bool)
@@ -323,7 +381,7 @@ def _right(n, *blocks):
 
 @pytest.fixture(scope="module")
 def hand_made(tmp_path_factory):
-    """One seed, 400 test images, 15 distinct comparisons, predictions chosen image by image."""
+    """One seed, 400 test images, 21 distinct comparisons, predictions chosen image by image."""
     root = tmp_path_factory.mktemp("hand")
     n = 400
     right = {"resnet18": _right(n, (0, 45)),  # vs ResNet-34: b = 5, c = 45
@@ -342,15 +400,17 @@ def hand_made(tmp_path_factory):
                            ("seresnet18", "sedrop0.1")):
         make_run(root, model, 0, 0.7, variant=variant, n_test=n, right=right[model],
                  train_acc=0.99)
-    md = build_report(root).read_text()
-    return root, md, {(r["a_model"], r["b_model"], r["a_variant"]): r
-                      for r in _csv(root / "comparisons.csv")}
+    build_report(root)
+    return root, _rows(root)
 
 
-def test_hand_made_counts_give_the_exact_test_after_holm_over_15(hand_made):
-    root, md, rows = hand_made
-    assert len(rows) == 15 and "Paired comparisons made: 15" in md
-    r = rows[("resnet34", "resnet18", "base")]
+def test_hand_made_counts_give_the_exact_test_after_holm_over_all(hand_made):
+    root, rows = hand_made
+    # depth 9, SE 3, variants 2, across families 6 (every Swin is nearest to ResNet-50 and
+    # SE-ResNet-50 in MACs), SE-ResNet-50 against the runner-up ResNet-18: 21
+    m = len(rows)
+    assert m == 21
+    r = rows[("resnet34", "base", "resnet18", "base")]
     assert (int(r["a_only"]), int(r["b_only"]), int(r["n_images"])) == (5, 45, 400)
     exact = stats.binomtest(5, 50, 0.5)
     assert float(r["p"]) == pytest.approx(exact.pvalue, rel=1e-5)
@@ -359,38 +419,68 @@ def test_hand_made_counts_give_the_exact_test_after_holm_over_15(hand_made):
     assert float(r["ci_high_pts"]) == pytest.approx(100 * 50 / 400 * (2 * ci.high - 1), abs=1e-4)
     p_all = sorted(float(x["p"]) for x in rows.values())
     rank = p_all.index(min(p_all, key=lambda x: abs(x - exact.pvalue)))
-    holm = max(min(1.0, (15 - i) * p_all[i]) for i in range(rank + 1))
+    holm = max(min(1.0, (m - i) * p_all[i]) for i in range(rank + 1))
     assert float(r["p_holm"]) == pytest.approx(holm, rel=1e-4)
-    assert float(r["p_holm"]) <= 15 * exact.pvalue
     assert r["verdict"] == "b_better" and r["method"] == "exact McNemar"
-    r = rows[("resnet50", "resnet34", "base")]
+    r = rows[("resnet50", "base", "resnet34", "base")]
     assert (int(r["a_only"]), int(r["b_only"])) == (0, 5)
-    assert float(r["p"]) == pytest.approx(0.0625) and r["verdict"] == "no_difference"
-    depth = _section(md, "Depth comparison per family")
-    assert "ResNet-34 beats ResNet-50" not in md and "ResNet-18 beats ResNet-34 (Δ = -10.0 points" in depth
-    assert ("no significant difference after correcting for 15 comparisons (Δ = -1.2 points"
-            in depth)
+    assert float(r["p"]) == pytest.approx(0.0625) and r["verdict"] == "inconclusive"
+    assert r["images_needed"] and not r["seeds_needed"]  # one seed: only images can be counted
+    across = {(k[0], k[2]) for k, x in rows.items() if x["section"] == "across"}
+    assert ("swin_tiny_patch4_window7_224", "resnet50") in across
+    assert ("swin_tiny_patch4_window7_224", "seresnet50") in across
 
 
 def test_hand_made_claims(hand_made):
-    _, md, rows = hand_made
+    root, rows = hand_made
+    claims = _claims(root)
     # SE-ResNet right on 95 more images than ResNet at every depth (b = 95..50, c = 0..45)
-    assert _claim(md, "SE helps at every depth").startswith("supported — ")
+    assert claims["SE helps at every depth"].outcome == "supported"
     # ResNet-34 vs ResNet-18 is significant the other way, ResNet-50 vs 34 inconclusive
-    assert _claim(md, "Deeper plain ResNet does not help").startswith("inconclusive — ")
+    assert claims["Deeper plain ResNet does not help"].outcome == "inconclusive"
     # SE-ResNet-50 vs the runner-up ResNet-18: 95 vs 45 extra images right
-    best = _claim(md, "SE-ResNet-50 is best")
-    assert best.startswith("supported — ") and "SE-ResNet-50 beats ResNet-18" in best
+    best = claims["SE-ResNet-50 is best"]
+    assert best.outcome == "supported" and "SE-ResNet-50 vs ResNet-18: better" in best.detail
     # every model reached 99% train accuracy: Swin converged, the claim fails
-    assert _claim(md, "Swin does not converge").startswith("not supported — ")
+    assert claims["Swin does not converge"].outcome == "not supported"
+    # each Swin is right on 10 images ResNet-50 misses, and on 85 fewer than SE-ResNet-50
+    t_vs_r50 = rows[("swin_tiny_patch4_window7_224", "base", "resnet50", "base")]["verdict"]
+    t_vs_se50 = rows[("swin_tiny_patch4_window7_224", "base", "seresnet50", "base")]["verdict"]
+    assert t_vs_se50 == "b_better"
+    assert claims["Swin is no better than the CNNs at matched cost"].outcome == (
+        "not supported" if t_vs_r50 == "a_better" else "supported")
+    for c in claims.values():
+        assert len(c.reason) <= 120 and "\n" not in c.reason
+
+
+def test_constructed_comparisons_get_each_verdict(tmp_path):
+    """a_better, b_better, equivalent, inconclusive and not_testable, one constructed pair each."""
+    n = 2000
+    cases = {"a": ("resnet34", _right(n, (0, 60)), "resnet18", _right(n)),  # b = 60, c = 0
+             "b": ("resnet34", _right(n), "resnet18", _right(n, (0, 60))),
+             "eq": ("resnet34", _right(n, (0, 10)), "resnet18", _right(n, (10, 20))),
+             "open": ("resnet34", _right(150, (0, 3)), "resnet18", _right(150)),  # 150 images
+             "degenerate": ("resnet34", None, "resnet18", _right(n))}
+    verdicts = {}
+    for name, (a, ra, b, rb) in cases.items():
+        root, n = tmp_path / name, len(rb)
+        kw = {"predictions": np.zeros(n, int)} if ra is None else {"right": ra}
+        make_run(root, a, 0, 0.7, n_test=n, **kw)
+        make_run(root, b, 0, 0.7, n_test=n, right=rb)
+        an, plan = _analysis(root)
+        (c,) = an.comparisons
+        verdicts[name] = (c.verdict, c.word)
+    assert verdicts == {"a": ("a_better", "better"), "b": ("b_better", "worse"),
+                        "eq": ("equivalent", "equivalent"),
+                        "open": ("inconclusive", "inconclusive"),
+                        "degenerate": ("not_testable", "not testable")}
 
 
 def test_deeper_helps_is_not_supported(tmp_path):
     make_run(tmp_path, "resnet18", 0, 0.5, n_test=400, right=_right(400))
     make_run(tmp_path, "resnet34", 0, 0.5, n_test=400, right=_right(400, (0, 60)))
-    md = build_report(tmp_path).read_text()
-    assert _claim(md, "Deeper plain ResNet does not help").startswith("not supported — ")
-    assert "ResNet-34 beats ResNet-18" in md
+    claim = _claims(tmp_path)["Deeper plain ResNet does not help"]
+    assert claim.outcome == "not supported" and "ResNet-34 vs ResNet-18: better" in claim.detail
 
 
 def test_does_not_help_needs_equivalence(tmp_path):
@@ -400,39 +490,70 @@ def test_does_not_help_needs_equivalence(tmp_path):
     for root, n in ((big, 2000), (small, 150)):
         for m in ("resnet18", "resnet34"):
             make_run(root, m, 0, 0.7, n_test=n, right=_right(n, (0, 40)))
-    md = build_report(big).read_text()
-    assert _claim(md, "Deeper plain ResNet does not help").startswith(
-        "supported: equivalent within the margin (TOST) — ")
+    build_report(big)
+    assert _claims(big)["Deeper plain ResNet does not help"].outcome == "equivalent"
     assert _csv(big / "comparisons.csv")[0]["verdict"] == "equivalent"
-    md = build_report(small).read_text()
-    claim = _claim(md, "Deeper plain ResNet does not help")
-    assert claim.startswith("inconclusive — ") and "what would decide it" in claim
-    assert "test images" in claim
-    assert _csv(small / "comparisons.csv")[0]["verdict"] == "no_difference"
+    build_report(small)
+    an, _ = _analysis(small)
+    (c,) = an.comparisons
+    assert c.verdict == "inconclusive" and c.decide.images_eq > 150
+    assert _claims(small)["Deeper plain ResNet does not help"].outcome == "inconclusive"
+    assert _csv(small / "comparisons.csv")[0]["verdict"] == "inconclusive"
+
+
+def test_what_would_decide_it_is_seeds_up_to_20_else_images_to_two_figures():
+    """The issue's case: a small difference on one seed needs far more images than the test split
+    holds (said to two significant figures); with seeds, a moderate one needs a few more seeds."""
+    from depthbench.report.analysis import Comparison
+    from depthbench.report.fmt import about
+
+    c = Comparison("depth", ("swin_base_patch4_window7_224", "base"),
+                   ("swin_tiny_patch4_window7_224", "base"), "Swin-B", "Swin-T", m=15)
+    c.test, c.a_only, c.b_only, c.n = S.compare_outcomes([_right(392, (0, 30))],
+                                                         [_right(392, (30, 58))])
+    c.seeds = [0]
+    d = decide(c)
+    assert d.seeds == 0 and d.images > 100 * 392
+    assert f"about {about(d.images)} " in d.text() and about(d.images).endswith(",000")
+    assert d.short().startswith("difference: beyond this data")
+
+    rng = np.random.default_rng(0)  # three seeds, Δ = +3.4 points, p = 0.11 (one comparison)
+    a = [rng.random(392) < 0.75 for _ in range(3)]
+    b = [np.where(rng.random(392) < 0.7, x, rng.random(392) < 0.6) for x in a]
+    c.test, c.a_only, c.b_only, c.n = S.compare_outcomes(a, b)
+    c.seeds, c.m = [0, 1, 2], 1
+    c.diffs = np.stack([x.astype(float) - y for x, y in zip(a, b)])
+    d = decide(c)
+    assert 3 < d.seeds <= S.MAX_SEEDS, d
+    assert f"about {d.seeds} seeds" in d.text() and d.short().startswith(f"difference: ≈ {d.seeds}")
+    assert d.seeds_eq == 0 and "outside the margin" in d.short()  # |Δ| > 2: not equivalence
 
 
 def test_equivalence_margin_is_a_study_option(tmp_path):
     for m, acc in (("resnet18", 0.70), ("resnet34", 0.71)):
         make_run(tmp_path, m, 0, acc, n_test=400)
     build_report(tmp_path)
-    assert _csv(tmp_path / "comparisons.csv")[0]["verdict"] == "no_difference"
+    assert _csv(tmp_path / "comparisons.csv")[0]["verdict"] == "inconclusive"
     (tmp_path / "study.yaml").write_text("name: x\nreport: {equivalence_margin: 0.3}\n")
-    md = build_report(tmp_path).read_text()
-    assert _csv(tmp_path / "comparisons.csv")[0]["verdict"] == "equivalent"
-    assert "within ±30 points" in md
+    build_report(tmp_path)
+    row = _csv(tmp_path / "comparisons.csv")[0]
+    assert row["verdict"] == "equivalent" and float(row["margin_pts"]) == 30
     (tmp_path / "study.yaml").write_text("name: x\nreport: {equivalence_margin: 2}\n")
-    with pytest.raises(DepthbenchError, match="report.equivalence_margin must be a fraction"):
+    with pytest.raises(DepthbenchError, match="report.equivalence_margin"):
         build_report(tmp_path)
 
 
-def test_study_spec_takes_the_margin():
+def test_study_spec_takes_the_margin_and_its_default_from_the_report():
     from depthbench.errors import ConfigError
+    from depthbench.report.options import EQUIVALENCE_MARGIN
+    from depthbench.study.schema import ReportSpec
     from depthbench.study.spec import validate_spec
 
     spec = validate_spec({"name": "x", "models": ["resnet18"],
                           "report": {"equivalence_margin": 0.05}})
     assert spec.model_dump(mode="json")["report"] == {"equivalence_margin": 0.05}
     assert validate_spec({"name": "x", "models": ["resnet18"]}).report is None
+    assert ReportSpec().equivalence_margin == EQUIVALENCE_MARGIN
     with pytest.raises(ConfigError, match="report.equivalence_margin"):
         validate_spec({"name": "x", "models": ["resnet18"], "report": {"equivalence_margin": 1}})
 
@@ -440,10 +561,13 @@ def test_study_spec_takes_the_margin():
 def test_several_seeds_inconclusive_says_what_would_decide(tmp_path):
     make_study(tmp_path, [0, 1, 2], models=["resnet18", "resnet34"],
                accs={"resnet18": 0.70, "resnet34": 0.72})
-    md = build_report(tmp_path).read_text()
-    claim = _claim(md, "Deeper plain ResNet does not help")
-    assert claim.startswith("inconclusive — ") and "crossed random-effects t" in claim
-    assert "what would decide it (at 150 test images" in claim or "larger test set" in claim
+    an, plan = _analysis(tmp_path)
+    (c,) = an.comparisons
+    assert c.verdict == "inconclusive" and c.method == S.SEEDS
+    assert c.decide is not None and c.decide.n == 150 and c.decide.seeds_now == 3
+    assert c.decide.seeds or c.decide.images or "beyond this data" in c.decide.short()
+    assert "what would decide it" in c.sentence()
+    assert _claims(tmp_path)["Deeper plain ResNet does not help"].outcome == "inconclusive"
 
 
 def test_degenerate_run_is_labelled_and_not_testable(tmp_path):
@@ -454,17 +578,20 @@ def test_degenerate_run_is_labelled_and_not_testable(tmp_path):
     make_run(tmp_path, "resnet34", 0, 0.8, n_test=n, train_acc=0.5,
              predictions=np.zeros(n, int))  # always the majority class
     make_run(tmp_path, "swin_tiny_patch4_window7_224", 0, 0.5, n_test=n, train_acc=0.4)
-    md = build_report(tmp_path).read_text()
-    for title in ("Depth comparison per family", "Cost", "All runs"):
-        assert "ResNet-34 (degenerate)" in _section(md, title) or "(degenerate)" in _section(
-            md, title), title
-    assert "Degenerate runs" in _section(md, "Summary")
-    row = _csv(tmp_path / "comparisons.csv")[0]
+    built = build(tmp_path)
+    an = built.analysis
+    assert an.label(("resnet34", "base")) == "ResNet-34 (degenerate)"
+    models = _tables(built)[0]
+    flags = {r[0]: r[models.header.index("degenerate")] for r in models.rows}
+    assert flags == {"ResNet-18": "no", "ResNet-34": "yes", "Swin-T": "no"}
+    row = _rows(tmp_path)[("resnet34", "base", "resnet18", "base")]
     assert row["verdict"] == "not_testable" and row["p"]  # tested, counted in Holm, no verdict
-    claim = _claim(md, "Deeper plain ResNet does not help")
-    assert claim.startswith("not testable under this budget — ") and "degenerate" in claim
+    claims = _claims(tmp_path)
+    deeper = claims["Deeper plain ResNet does not help"]
+    assert deeper.outcome == "not testable" and deeper.budget and "degenerate" in deeper.detail
     # no model of any family converged (train accuracy 50% and 40%)
-    assert _claim(md, "Swin does not converge").startswith("not testable under this budget — ")
+    converge = claims["Swin does not converge"]
+    assert converge.outcome == "not testable" and converge.budget
     results = {r["run_dir"]: r for r in _csv(tmp_path / "results.csv")}
     assert results["resnet34__base__s0"]["degenerate"] == "True"
     assert results["resnet18__base__s0"]["degenerate"] == "False"
@@ -473,69 +600,118 @@ def test_degenerate_run_is_labelled_and_not_testable(tmp_path):
 def test_one_seed_uses_exact_mcnemar_and_wilson(tmp_path):
     make_study(tmp_path, [0], models=["resnet18", "seresnet18"],
                accs={"resnet18": 0.6, "seresnet18": 0.62})
-    md = build_report(tmp_path).read_text()
-    assert "With 1 seed(s) per model, seed variance is not estimated" in md
-    se = _section(md, "SE ablation (SE-ResNet vs ResNet at the same depth)")
-    row = next(line for line in se.splitlines() if line.startswith("| 18 |"))
-    assert "| 1 | 150 |" in row and "exact McNemar" in row
+    an = build(tmp_path).analysis
+    assert overview._seed_notes(an)  # the report says seed variance is not estimated
+    row = _rows(tmp_path)[("seresnet18", "base", "resnet18", "base")]
+    assert row["method"] == "exact McNemar" and row["seeds"] == "1" and row["n_images"] == "150"
     result = json.loads((tmp_path / "resnet18__base__s0" / "result.json").read_text())
     k, n = result["best"]["test"]["correct"], result["best"]["test"]["total"]
     ci = stats.binomtest(k, n).proportion_ci(method="wilson")
-    depth = _section(md, "Depth comparison per family")
-    assert f"[{100 * ci.low:.1f}, {100 * ci.high:.1f}]" in depth
-    assert _claim(md, "SE-ResNet-50 is best").startswith(
-        "not testable here — SE-ResNet-50 was not run")
+    assert an.accuracy_ci(("resnet18", "base")) == pytest.approx((k / n, ci.low, ci.high, "Wilson"))
+    best = _claims(tmp_path)["SE-ResNet-50 is best"]
+    assert best.outcome == "not testable" and not best.budget
 
 
-def test_two_seeds_say_variance_barely_estimated(tmp_path):
-    make_study(tmp_path, [0, 1], models=["resnet18", "resnet34"])
-    md = build_report(tmp_path).read_text()
-    assert "With 2 seed(s) per model, seed variance is barely estimated" in md
-    depth = _section(md, "Depth comparison per family")
-    assert "ResNet-34 vs ResNet-18 | 2 | 150 |" in depth
-    assert "Not run in this study" in _section(
-        md, "SE ablation (SE-ResNet vs ResNet at the same depth)")
+def test_seed_notes_with_two_seeds_not_three(tmp_path):
+    for seeds in ((0, 1), (0, 1, 2)):
+        root = tmp_path / str(len(seeds))
+        make_study(root, list(seeds), models=["resnet18", "resnet34"])
+        an, plan = _analysis(root)
+        assert bool(overview._seed_notes(an)) == (len(seeds) == 2)
+        (c,) = an.comparisons
+        assert c.seeds == list(seeds) and c.method == S.SEEDS
+        assert not plan.se and plan.se_not_run == ["seresnet18", "seresnet34", "seresnet50"]
 
 
-def test_majority_baseline_warning(tmp_path):
+def test_majority_baseline(tmp_path):
     # at chance (25% on 4 classes, majority class ~40%): the report must say so plainly
-    make_study(tmp_path, [0], models=["resnet18", "resnet34"], accs={"resnet18": 0.25,
-                                                                     "resnet34": 0.25})
-    md = build_report(tmp_path).read_text()
-    assert "does NOT clearly beat the majority-class baseline" in md
-    assert "(always 'cat')" in md
-
-
-def test_majority_baseline_beaten(tmp_path):
-    make_study(tmp_path, [0], models=["resnet18"], accs={"resnet18": 0.95})
-    md = build_report(tmp_path).read_text()
-    assert "clearly beats the baseline" in md and "NOT" not in md
+    make_study(tmp_path / "chance", [0], models=["resnet18", "resnet34"],
+               accs={"resnet18": 0.25, "resnet34": 0.25})
+    make_study(tmp_path / "good", [0], models=["resnet18"], accs={"resnet18": 0.95})
+    an, plan = _analysis(tmp_path / "chance")
+    assert overview.majority_baseline(an)[1] == "cat"
+    assert overview._baseline_note(an, plan).css == "warning"
+    an, plan = _analysis(tmp_path / "good")
+    assert overview._baseline_note(an, plan).css == ""
 
 
 def test_no_test_split_evaluates_on_validation_and_warns(tmp_path):
     make_study(tmp_path, [0], models=["resnet18", "seresnet18"], test=False)
+    built = build(tmp_path)
+    an, plan = built.analysis, built.plan
+    assert an.split == "val" and load_study(tmp_path).eval_split == "val"
+    assert any(p.css == "warning" and "validation" in p.text for p in overview._notes(an, plan))
+    assert "validation acc" in _tables(built)[0].header
+
+
+def test_se_pairs_follow_the_registry_so_a_new_depth_is_compared(tmp_path, monkeypatch):
+    from depthbench import names
+
+    monkeypatch.setitem(names.MODELS, "resnet101", ("resnet", "ResNet-101"))
+    monkeypatch.setitem(names.MODELS, "seresnet101", ("seresnet", "SE-ResNet-101"))
+    # the pair names.SE_PAIRS derives from such a table when it is imported
+    monkeypatch.setitem(names.SE_PAIRS, "seresnet101", "resnet101")
+    monkeypatch.setitem(PARAMS, "resnet101", 44_549_160)
+    monkeypatch.setitem(PARAMS, "seresnet101", 49_326_872)
+    monkeypatch.setitem(FAMILY, "resnet101", "resnet")
+    monkeypatch.setitem(FAMILY, "seresnet101", "seresnet")
+    make_study(tmp_path, [0], models=["resnet18", "seresnet18", "resnet101", "seresnet101"])
+    an, plan = _analysis(tmp_path)
+    assert [(c.a[0], c.b[0]) for c in plan.se] == [("seresnet18", "resnet18"),
+                                                   ("seresnet101", "resnet101")]
+    assert plan.se_not_run == ["seresnet34", "seresnet50"]
+
+
+def test_across_families_at_matched_cost(tmp_path):
+    """Each Swin against the ResNet and the SE-ResNet nearest to it in GMACs at 224 px: Swin-T
+    (4.5) against ResNet-50 (4.1) and SE-ResNet-50 (4.1, not SE-ResNet-34's 3.7)."""
+    gmacs = {"resnet18": 1.82, "resnet34": 3.67, "resnet50": 4.11, "seresnet18": 1.82,
+             "seresnet34": 3.67, "seresnet50": 4.12, "swin_tiny_patch4_window7_224": 4.49}
+    for m, g in gmacs.items():
+        make_run(tmp_path, m, 0, 0.7, macs_224=int(g * 1e9))
+    an, plan = _analysis(tmp_path)
+    assert [(c.a[0], c.b[0]) for c in plan.across] == [
+        ("swin_tiny_patch4_window7_224", "resnet50"),
+        ("swin_tiny_patch4_window7_224", "seresnet50")]
+    assert all(c.m == len(an.comparisons) for c in an.comparisons)  # in Holm's family
+
+
+def test_report_covers_the_study_as_it_stands(tmp_path):
+    """A study extended to 3 seeds, then run again with 2: the report covers seeds 0 and 1 and
+    names the run folders of seed 2 it leaves out."""
+    make_study(tmp_path, [0, 1, 2], models=["resnet18", "resnet34"])
+    (tmp_path / "study.yaml").write_text(
+        "name: shrunk\nmodels: [resnet18, resnet34]\nvariants: {key_drop: [], se_drop: []}\n"
+        "seeds: [0, 1]\n")
     md = build_report(tmp_path).read_text()
-    assert "This study has no test split" in md
-    assert "test acc" not in _section(md, "Depth comparison per family")
+    study = load_study(tmp_path)
+    assert sorted({r.seed for r in study.runs}) == [0, 1]
+    assert sorted(r.name for r in study.left_out) == ["resnet18__base__s2", "resnet34__base__s2"]
+    assert {r["seed"] for r in _csv(tmp_path / "results.csv")} == {"0", "1"}
+    assert _csv(tmp_path / "comparisons.csv")[0]["seeds"] == "2"
+    assert "resnet18__base__s2" in md and "resnet34__base__s2" in md  # named, not hidden
 
 
 def test_flowers_layout_puts_the_source_table_beside_ours(tmp_path):
     make_study(tmp_path, [0], models=["resnet18", "seresnet50"], classes=FLOWERS)
-    md = build_report(tmp_path).read_text()
-    src = _section(md, "Beside the source study (flowers)")
-    assert "| SE-ResNet-50 | 6e-06 | 100.00% | 80.13% |" in src
-    assert "| Swin-B |" in src and "not run" in src
-    assert "98 of 100 per-epoch validation accuracies are not a whole number" in src
-    assert "last mini-batch" in src and "Per-column best" in src
-    assert "ResNet-50 (published 71.98%, records' best 72.53% at epoch 97)" in src
+    tables = _tables(build(tmp_path))
+    src = _table_with(tables, "Swin-B")
+    rows = {r[0]: r for r in src.rows}
+    assert rows["SE-ResNet-50"][1:4] == ["6e-06", "100.00%", "80.13%"]
+    assert "not run" in rows["Swin-B"]
+    notes = sections._source_notes(sections.load_source())
+    assert any("98 of 100" in n for n in notes)
+    assert any("ResNet-50 (published 71.98%, records' best 72.53% at epoch 97)" in n
+               for n in notes)
 
 
 def test_all_failed_study_still_reports(tmp_path):
     make_run(tmp_path, "resnet18", 0, 0.5, status="failed",
              failure={"epoch": 1, "reason": "data: 3 unreadable images"})
     md = build_report(tmp_path).read_text()
-    assert "unreadable images" in md and "No run finished" in md
-    assert "no finished run: data: 3 unreadable images" in md
+    assert "unreadable images" in md
+    an, plan = _analysis(tmp_path)
+    assert any(p.css == "warning" for p in overview._notes(an, plan))
     assert _csv(tmp_path / "comparisons.csv") == []
 
 
@@ -545,9 +721,9 @@ def test_unreadable_result_is_reported_not_dropped(tmp_path):
     bad.mkdir()
     (bad / "result.json").write_text('{"status": "finished", ')  # torn by a crash
     md = build_report(tmp_path).read_text()
-    row = next(line for line in _section(md, "Failed and unfinished runs").splitlines()
-               if line.startswith("| resnet34__base__s0 |"))
-    assert "unreadable" in row and "result.json unreadable" in row
+    run = next(r for r in load_study(tmp_path).runs if r.name == bad.name)
+    assert run.status == "unreadable" and "result.json" in run.reason
+    assert f"{bad.name}: unreadable" in md
 
 
 def test_rebuild_removes_stale_figures(tmp_path):
@@ -583,22 +759,59 @@ def test_cli_report_error_is_one_line(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
+def test_the_report_package_loads_its_parts_lazily():
+    """The study spec imports the report's defaults; they must not load scipy and matplotlib."""
+    code = ("import sys; import depthbench.report.options; "
+            "print('scipy' in sys.modules or 'matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.stdout.strip() == "False", out.stderr
 # ------------------------------------------------------------------------------------ browser
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+SCREEN = (1400, 900)  # the first screen a reviewer sees
 
 # Appended to a copy of the page: after load, mark each image as loaded (naturalWidth > 0) or
-# broken, and list every resource the page fetched.
+# broken, list every resource the page fetched, and measure the layout: where the verdict figure
+# sits, the longest and the tallest table cell, whether every table scrolls inside its own box,
+# whether the table of contents' links all land, whether a print stylesheet exists, and how wide
+# the full-width figures are drawn.
 PROBE = """<script>
 window.addEventListener('load', function () {
-  var imgs = Array.from(document.images);
+  var b = document.body, imgs = Array.from(document.images);
   imgs.forEach(function (im) {
     im.setAttribute('data-probe', im.complete && im.naturalWidth > 0 ? 'ok' : 'broken');
   });
   var res = performance.getEntriesByType('resource').map(function (r) { return r.name; });
-  document.body.setAttribute('data-probe-images', String(imgs.length));
-  document.body.setAttribute('data-probe-resources', res.join(' '));
-  document.body.setAttribute('data-probe-done', 'yes');
+  b.setAttribute('data-probe-images', String(imgs.length));
+  b.setAttribute('data-probe-resources', res.join(' '));
+  var v = document.querySelector('img[src$="verdicts.png"]');
+  if (v) {
+    var r = v.getBoundingClientRect();
+    b.setAttribute('data-probe-verdict', Math.round(r.top) + ' ' + Math.round(r.bottom));
+  }
+  var cells = Array.from(document.querySelectorAll('td, th'));
+  b.setAttribute('data-probe-cell-chars', String(Math.max.apply(null,
+    cells.map(function (c) { return c.innerText.trim().length; }).concat([0]))));
+  b.setAttribute('data-probe-cell-px', String(Math.round(Math.max.apply(null,
+    cells.map(function (c) { return c.getBoundingClientRect().height; }).concat([0])))));
+  var tables = Array.from(document.querySelectorAll('table'));
+  b.setAttribute('data-probe-scroll', tables.every(function (t) {
+    return getComputedStyle(t.parentElement).overflowX === 'auto'; }) ? 'yes' : 'no');
+  var links = Array.from(document.querySelectorAll('nav.toc a'));
+  b.setAttribute('data-probe-toc', links.filter(function (a) {
+    return document.getElementById(a.getAttribute('href').slice(1)); }).length + '/' +
+    links.length + '/' + document.querySelectorAll('h2').length);
+  var print = false;
+  Array.from(document.styleSheets).forEach(function (s) {
+    Array.from(s.cssRules).forEach(function (rule) {
+      if (rule.media && rule.media.mediaText.indexOf('print') >= 0) print = true; }); });
+  b.setAttribute('data-probe-print', print ? 'yes' : 'no');
+  var alone = imgs.filter(function (im) { return !im.closest('.figrow'); });
+  b.setAttribute('data-probe-fig-width', String(Math.min.apply(null, alone.map(function (im) {
+    return im.getBoundingClientRect().width / b.clientWidth; }).concat([1])).toFixed(2)));
+  b.setAttribute('data-probe-done', 'yes');
 });
 </script>"""
 
@@ -612,33 +825,75 @@ def _chromium():
     return exe
 
 
-@pytest.mark.browser
-def test_html_renders_in_headless_chromium(full_study, tmp_path):
-    exe = _chromium()
-    root, _ = full_study
-    html = (root / "report.html").read_text()
+def _render(study: Path, tmp: Path, screenshot: Path | None = None) -> dict:
+    """Load the study's report.html at 1400x900 with the probe; return what it measured (and
+    write a screenshot of the first screen when asked)."""
+    html = (study / "report.html").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html), "external resource"
-    probe = root / "_probe.html"
+    probe = study / "_probe.html"
     probe.write_text(html.replace("</body>", PROBE + "</body>"))
+    base = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'profile'}",
+            f"--window-size={SCREEN[0]},{SCREEN[1]}", "--virtual-time-budget=5000"]
     try:
-        proc = subprocess.run(
-            [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-             "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-            capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(base + ["--dump-dom", probe.as_uri()], capture_output=True,
+                              text=True, timeout=120)
+        if screenshot is not None:
+            subprocess.run(base + [f"--screenshot={screenshot}", (study / "report.html").as_uri()],
+                           capture_output=True, text=True, timeout=120, check=True)
     finally:
         probe.unlink()
-    dom = proc.stdout
     assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
     assert 'data-probe-done="yes"' in dom, "the page did not finish loading: " + proc.stderr[-500:]
-    n_imgs = int(re.search(r'data-probe-images="(\d+)"', dom).group(1))
-    assert n_imgs == 7
-    assert dom.count('data-probe="ok"') == n_imgs, "an image failed to load"
-    assert 'data-probe="broken"' not in dom
-    resources = re.search(r'data-probe-resources="([^"]*)"', dom).group(1).split()
+    body = re.search(r"<body([^>]*)>", dom).group(1)
+    found = dict(re.findall(r'data-probe-([a-z-]+)="([^"]*)"', body))
+    found["ok"], found["broken"] = dom.count('data-probe="ok"'), dom.count('data-probe="broken"')
+    return found
+
+
+@pytest.mark.browser
+def test_html_renders_in_headless_chromium(full_study, tmp_path):
+    root, _, built = full_study
+    shot = tmp_path / "first_screen.png"
+    p = _render(root, tmp_path, screenshot=shot)
+    n_imgs = int(p["images"])
+    assert n_imgs == 8 and p["ok"] == n_imgs and p["broken"] == 0
     # Chromium does not list file:// fetches in resource timing; anything listed came from
     # elsewhere and would be an external resource.
-    assert resources == [], resources
-    srcs = re.findall(r'<img src="([^"]+)"', html)
+    assert p["resources"] == ""
+    srcs = re.findall(r'<img src="([^"]+)"', (root / "report.html").read_text())
     assert len(srcs) == n_imgs and all(s.startswith("figures/") for s in srcs)
-    for heading in ("Depth comparison per family", "What holds of the source study"):
-        assert heading in dom
+    # the first screen holds the whole verdict figure
+    top, bottom = map(int, p["verdict"].split())
+    assert 0 < top < bottom <= SCREEN[1], p["verdict"]
+    # and the screenshot of that screen shows it: its equivalence band's colour is there
+    from PIL import Image
+
+    from depthbench.report.figures import MARGIN_BAND
+
+    band = tuple(int(MARGIN_BAND[i:i + 2], 16) for i in (1, 3, 5))
+    pixels = Image.open(shot).convert("RGB")
+    assert pixels.size == SCREEN
+    assert sum(n for n, rgb in pixels.getcolors(SCREEN[0] * SCREEN[1]) if rgb == band) > 500
+    # tables scroll sideways instead of squeezing: short cells, no row taller than ~3 lines
+    assert int(p["cell-chars"]) <= 120 and int(p["cell-px"]) <= 80, p
+    assert p["scroll"] == "yes" and p["print"] == "yes"
+    linked, links, h2 = map(int, p["toc"].split("/"))
+    assert linked == links == h2 > 5
+    assert float(p["fig-width"]) >= 0.9  # figures outside the first row span the page
+
+
+@pytest.mark.browser
+def test_html_still_renders_with_40_runs(tmp_path):
+    models = [m for m in PARAMS]
+    for s in range(4):
+        for m in models:
+            make_run(tmp_path, m, s, 0.6 + 0.01 * models.index(m), macs_224=PARAMS[m] * 150)
+        make_run(tmp_path, "swin_tiny_patch4_window7_224", s, 0.6, variant="keydrop0.1",
+                 macs_224=PARAMS["swin_tiny_patch4_window7_224"] * 150)
+    build_report(tmp_path)
+    assert len(load_study(tmp_path).runs) == 40
+    p = _render(tmp_path, tmp_path)
+    assert p["ok"] == int(p["images"]) and p["broken"] == 0
+    assert int(p["verdict"].split()[0]) < SCREEN[1]  # the verdict figure starts on screen one
+    assert int(p["cell-chars"]) <= 120 and int(p["cell-px"]) <= 80, p

@@ -60,6 +60,15 @@ def run_dir_name(model: str, variant: str, seed: int) -> str:
     return f"{model}__{variant}__s{seed}"
 
 
+# The variant of a model trained without an ablation.
+BASE_VARIANT = "base"
+
+
+def variant_name(option: str, rate: float) -> str:
+    """A study variant's name from its option and rate: `key_drop` 0.1 -> `keydrop0.1`."""
+    return f"{option.replace('_', '')}{rate:g}"
+
+
 class RecordError(DepthbenchError):
     """A result.json that cannot be read: torn, not a run record, or from a newer depthbench."""
 

@@ -1,27 +1,41 @@
-"""The comparison analysis: a study's runs grouped by (model, variant), the evaluation split, every
-paired comparison the report makes (each counted once), Holm's correction over all of them, the
-equivalence test, the minimal detectable difference and each comparison's verdict.
+"""The comparison analysis: a study's runs grouped by (model, variant), every paired comparison the
+report makes (each counted once), Holm's correction over all of them, the equivalence test, the
+minimal detectable difference, each comparison's verdict and what would decide an open one.
 
-A verdict is one of `a_better`, `b_better` (Holm-adjusted p < 0.05), `equivalent` (Holm-adjusted
-TOST p < 0.05 within the study's margin), `no_difference` (neither), `not_testable` (a run it
-rests on is degenerate, or the records cannot pair the runs).
+A verdict is one of `VERDICTS`: `a_better`, `b_better` (Holm-adjusted p < 0.05), `equivalent`
+(Holm-adjusted TOST p < 0.05 within the study's margin), `inconclusive` (neither: not shown
+different, not shown equal), `not_testable` (a run it rests on is degenerate, or the records cannot
+pair the runs). Tables print them in one word (`WORDS`).
+
+The questions (`QUESTIONS`), in the report's order: depth per family (each depth against the next
+shallower one, and the deepest against the shallowest), SE per depth (every SE-ResNet against the
+ResNet of its depth), key dropout (each variant against its base), across families at matched
+cost (each Swin against the ResNet and the SE-ResNet nearest to it in GMACs at 224 px), and the
+source's "SE-ResNet-50 is best" (against the runner-up, when no other question made that pair).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from depthbench.names import display_name, model_order
+from depthbench.names import SE_PAIRS, canonical, display_name
 from depthbench.report import stats as S
-from depthbench.report.fmt import fmt_p, mean, ok, pts, pts_ci
-from depthbench.report.records import Run, Study
+from depthbench.report.fmt import about, fmt_p, mean, ok, pts, pts_ci
+from depthbench.report.options import EQUIVALENCE_MARGIN
+from depthbench.report.records import BASE, Run, Study
 
-BASE = "base"
 CONVERGED_TRAIN_ACC = 0.95  # "converged": last-epoch train accuracy (mean over seeds) at least this
 MIN_SEEDS_FOR_VARIANCE = 3
-VERDICTS = ("a_better", "b_better", "no_difference", "equivalent", "not_testable")
+VERDICTS = ("a_better", "b_better", "equivalent", "inconclusive", "not_testable")
+WORDS = {"a_better": "better", "b_better": "worse", "equivalent": "equivalent",
+         "inconclusive": "inconclusive", "not_testable": "not testable"}  # A's verdict against B
+QUESTIONS = {"depth": "Depth, per family", "se": "SE, per depth", "variant": "Key dropout",
+             "across": "Across families at matched cost", "best": "Best model"}
+SOURCE_BEST = "seresnet50"  # the source study's claim "SE-ResNet-50 is best"
+CONTROL_FAMILIES = ("resnet", "seresnet")  # the source's controls for Swin, across families
 
 
 def group_label(key: tuple[str, str]) -> str:
@@ -29,11 +43,16 @@ def group_label(key: tuple[str, str]) -> str:
     return display_name(model) + ("" if variant == BASE else f" [{variant}]")
 
 
+def se_counterpart(model: str) -> str | None:
+    """The plain ResNet an SE-ResNet adds SE to (`seresnet50` -> `resnet50`), or None."""
+    return SE_PAIRS.get(canonical(model))
+
+
 @dataclass
 class Comparison:
     """A vs B on the evaluation split, paired by seed and by image: Δ = acc(A) − acc(B)."""
 
-    section: str  # depth | se | variant | best: the first part of the report that asked for it
+    section: str  # a key of QUESTIONS: the first question that asked for it
     a: tuple[str, str]  # (model, variant)
     b: tuple[str, str]
     label_a: str = ""
@@ -44,14 +63,14 @@ class Comparison:
     b_only: int = 0  # the reverse (c)
     test: S.Test | None = None
     m: int = 0  # comparisons in the report (Holm's family)
-    margin: float = 0.02
+    margin: float = EQUIVALENCE_MARGIN
     p_holm: float = float("nan")
     tost_holm: float = float("nan")
     mde: float = float("nan")
     problem: str | None = None  # why the records cannot pair the runs
     degenerate: list[str] = field(default_factory=list)  # degenerate runs it rests on
     verdict: str = "not_testable"
-    decide: str = ""  # what test-set size or seed count would decide an inconclusive one
+    decide: Decision | None = None  # what would decide an inconclusive one
     diffs: np.ndarray | None = None  # d[s, i] for several seeds
 
     delta = property(lambda self: self.test.delta if self.test else float("nan"))
@@ -60,6 +79,15 @@ class Comparison:
     p = property(lambda self: self.test.p if self.test else float("nan"))
     method = property(lambda self: self.test.method if self.test else "")
 
+    @property
+    def name(self) -> str:
+        return f"{self.label_a} vs {self.label_b}"
+
+    @property
+    def word(self) -> str:
+        """The verdict in one word, A's against B's."""
+        return WORDS[self.verdict]
+
     def winner(self) -> tuple[str, str] | None:
         return {"a_better": self.a, "b_better": self.b}.get(self.verdict)
 
@@ -67,35 +95,112 @@ class Comparison:
         return (f"Δ = {pts(self.delta)} points, 95% CI {pts_ci(self.low, self.high)}, "
                 f"{self.method}: p = {fmt_p(self.p)}, Holm-adjusted p = {fmt_p(self.p_holm)}")
 
-    def words(self) -> str:
+    def sentence(self) -> str:
         """The verdict in the report's words (each carries Δ, interval, raw and adjusted p)."""
         if self.verdict == "not_testable":
             if self.degenerate:
                 return (f"not testable under this budget: {', '.join(self.degenerate)} "
                         "predict(s) one class for ≥ 90% of the images (degenerate)")
             return f"not testable: {self.problem}"
-        if self.verdict == "a_better":
-            return f"{self.label_a} beats {self.label_b} ({self.stat_text()})"
-        if self.verdict == "b_better":
-            return f"{self.label_b} beats {self.label_a} ({self.stat_text()})"
+        if self.verdict in ("a_better", "b_better"):
+            win, lose = ((self.label_a, self.label_b) if self.verdict == "a_better"
+                         else (self.label_b, self.label_a))
+            return f"{win} beats {lose} ({self.stat_text()})"
         margin = f"±{100 * self.margin:g} points"
         if self.verdict == "equivalent":
             return (f"equivalent within {margin} (TOST, Holm-adjusted p = "
                     f"{fmt_p(self.tost_holm)}; {self.stat_text()})")
         return (f"no significant difference after correcting for {self.m} comparisons "
                 f"({self.stat_text()}); equivalence within {margin} not shown either: "
-                f"inconclusive{'; ' + self.decide if self.decide else ''}")
+                "inconclusive" + (f"; {self.decide.text()}" if self.decide else ""))
 
     def row(self) -> list[str]:
-        return [f"{self.label_a} vs {self.label_b}", str(len(self.seeds)), str(self.n),
-                f"{self.a_only} / {self.b_only}", pts(self.delta), pts_ci(self.low, self.high),
-                self.method or "–", fmt_p(self.p), fmt_p(self.p_holm),
-                f"{100 * self.mde:.1f}" if ok(self.mde) else "–", self.words()]
+        return [self.name, str(len(self.seeds)), str(self.n) if self.n else "–",
+                f"{self.a_only} / {self.b_only}" if self.test else "–", pts(self.delta),
+                pts_ci(self.low, self.high), self.method or "–", fmt_p(self.p),
+                fmt_p(self.p_holm), f"{100 * self.mde:.1f}" if ok(self.mde) else "–", self.word,
+                self.decide.short() if self.decide else "–"]
 
 
 COMPARISON_HEADER = ["A vs B", "seeds", "images", "A only / B only right", "Δ = A − B (points)",
                      "95% CI (points)", "method", "p", "p (Holm)",
-                     "detectable Δ (points, 80% power)", "result"]
+                     "detectable Δ (points, 80% power)", "verdict (A)", "what would decide it"]
+
+
+@dataclass
+class Decision:
+    """What would decide an inconclusive comparison, in what a user can change: seeds (up to
+    `S.MAX_SEEDS`) at this test-set size, else the test images it would take ("beyond this data").
+    A count of 0 means that route does not get there."""
+
+    n: int  # test images per seed now
+    seeds_now: int
+    delta: float
+    margin: float
+    seeds: int = 0  # seeds that would detect the difference
+    images: int = 0  # ... else test images, at `images_at` seeds
+    seeds_eq: int = 0  # seeds that would show equivalence
+    images_eq: int = 0
+    images_at: int = 1  # the seed count the image counts assume
+
+    def _route(self, seeds: int, images: int) -> tuple[str, str]:
+        """(short, long) for one goal."""
+        if seeds:
+            return f"≈ {seeds} seeds", f"about {seeds} seeds at these {self.n} test images"
+        at = (f"with {self.images_at} seeds" if self.images_at > self.seeds_now else
+              "with one seed, at this disagreement rate" if self.seeds_now == 1 else
+              f"at {self.images_at} seeds")
+        if images:
+            short = ("beyond this data" if images > self.n else "a larger test split") + (
+                f" (≈ {about(images)} images)")
+            return short, (f"beyond this data: the test split holds {self.n} images, and it "
+                           f"needs about {about(images)} ({at})")
+        if self.seeds_now == 1:
+            return "beyond this data", "beyond this data at one seed"
+        return "beyond this data", (f"beyond this data: not with up to {S.MAX_SEEDS} seeds at "
+                                    "any test-set size (the run-to-run spread dominates)")
+
+    def short(self) -> str:
+        diff = self._route(self.seeds, self.images)[0] if self.delta else "–"
+        eq = (self._route(self.seeds_eq, self.images_eq)[0]
+              if abs(self.delta) < self.margin else "outside the margin")
+        return f"difference: {diff}; equivalence: {eq}"
+
+    def text(self) -> str:
+        margin = f"±{100 * self.margin:g} points"
+        parts = []
+        if self.delta:
+            parts.append(f"to detect a difference of {abs(100 * self.delta):.1f} points: "
+                         + self._route(self.seeds, self.images)[1])
+        if abs(self.delta) < self.margin:
+            parts.append(f"to show equivalence within {margin}: "
+                         + self._route(self.seeds_eq, self.images_eq)[1])
+        else:
+            parts.append(f"equivalence within {margin} cannot be shown while the observed "
+                         "difference lies outside the margin")
+        note = ("; one seed measures no run-to-run variance, so the seeds it would take cannot "
+                f"be estimated (use {MIN_SEEDS_FOR_VARIANCE} or more)" if self.seeds_now == 1
+                else "")
+        return "what would decide it (80% power at the Holm level): " + "; ".join(parts) + note
+
+
+def decide(c: Comparison) -> Decision:
+    """The seeds or test images that would decide `c` (one seed: images only, at its
+    disagreement rate; several: from the crossed model's variance components)."""
+    k = len(c.seeds)
+    out = Decision(c.n, k, c.delta, c.margin)
+    if c.diffs is None:
+        rate = (c.a_only + c.b_only) / c.n if c.n else 0.0
+        out.images, out.images_eq = S.images_needed(c.delta, c.margin, rate, c.m)
+        return out
+    comp = S.Components.of(c.diffs)
+    out.seeds, out.seeds_eq = comp.seeds(c.delta, c.margin, c.m, c.n, start=k + 1)
+    for at in (k, S.MAX_SEEDS):  # the seeds there are, else as many as advice goes
+        out.images_at = at
+        out.images, out.images_eq = comp.images(c.delta, c.margin, c.m, at)
+        if (out.images or not c.delta) and (out.images_eq or abs(c.delta) >= c.margin):
+            break
+    return out
 
 
 class Analysis:
@@ -105,11 +210,9 @@ class Analysis:
         self.study = study
         self.margin = study.margin
         self.groups: dict[tuple[str, str], list[Run]] = {}
-        for r in sorted(study.runs, key=lambda r: (model_order(r.model), r.variant != BASE,
-                                                   r.variant, r.seed)):
+        for r in study.runs:  # already in the report's order
             self.groups.setdefault((r.model, r.variant), []).append(r)
-        finished = [r for r in study.runs if r.finished]
-        self.split = "test" if any(r.split("best", "test") for r in finished) else "val"
+        self.split = study.eval_split
         self.comparisons: list[Comparison] = []
 
     @property
@@ -133,6 +236,15 @@ class Analysis:
     def max_seeds(self) -> int:
         return max((len(self.finished(k)) for k in self.groups), default=0)
 
+    def images(self) -> int:
+        """Images of the evaluation split (0 when no finished run recorded them)."""
+        for runs in self.groups.values():
+            for r in runs:
+                s = r.split("best", self.split) if r.finished else None
+                if s and s.get("total"):
+                    return int(s["total"])
+        return 0
+
     def degenerate_runs(self, key) -> list[Run]:
         return [r for r in self.finished(key) if r.degenerate(self.split)]
 
@@ -143,11 +255,17 @@ class Analysis:
         if not bad:
             return name
         return name + (" (degenerate)" if bad == fin else
-                                   f" (degenerate in {bad} of {fin} seeds)")
+                       f" (degenerate in {bad} of {fin} seeds)")
+
+    def gmacs_224(self, key) -> float | None:
+        """GMACs per image at 224 px (the runs' own size when the records lack it)."""
+        run = self.groups[key][0]
+        macs = run.macs_224 if run.macs_224 is not None else run.macs
+        return macs / 1e9 if ok(macs) and macs > 0 else None
 
     def accuracy_ci(self, key, which: str = "best") -> tuple[float, float, float, str]:
-        """Mean accuracy on the evaluation split with its 95% CI: Wilson for one seed, the crossed
-        random-effects t (images × seeds) for several."""
+        """Mean accuracy on the evaluation split with its 95% CI: Wilson for one seed, the tests
+        of several seeds (`stats.mean_ci`) for several."""
         runs = self.finished(key)
         outcomes = [r.outcomes(which, self.split) for r in runs]
         if runs and all(o is not None and o.size for o in outcomes) and len(
@@ -224,8 +342,7 @@ class Analysis:
         tost_holm = S.holm([c.test.tost_p(self.margin) for c in tested])
         for c, p, q in zip(tested, p_holm, tost_holm):
             c.m, c.p_holm, c.tost_holm = m, p, q
-            discordance = (c.a_only + c.b_only) / (c.n * len(c.seeds)) if c.n else 0.0
-            c.mde = S.mde(c.test, c.n, len(c.seeds), discordance, m)
+            c.mde = S.mde(c.test, m)
             if c.degenerate:
                 c.verdict = "not_testable"
             elif p < S.ALPHA:
@@ -233,40 +350,37 @@ class Analysis:
             elif q < S.ALPHA:
                 c.verdict = "equivalent"
             else:
-                c.verdict = "no_difference"
-                c.decide = self._what_decides(c, discordance, m)
+                c.verdict = "inconclusive"
+                c.decide = decide(c)
 
-    def _what_decides(self, c: Comparison, discordance: float, m: int) -> str:
-        margin = f"±{100 * self.margin:g} points"
-        if c.diffs is None:
-            n_diff, n_eq = S.images_needed(c.delta, self.margin, discordance, m)
-            parts = ([f"about {n_diff} test images to detect a difference this large"]
-                     if n_diff else []) + ([f"about {n_eq} test images to show equivalence within {margin}"]
-                                           if n_eq else [])
-            unit = "at this disagreement rate, 80% power"
-        else:
-            k_diff, k_eq = S.seeds_needed(c.diffs, c.delta, self.margin, m)
-            parts = ([f"about {k_diff} seeds to detect a difference this large"] if k_diff
-                     else []) + ([f"about {k_eq} seeds to show equivalence within {margin}"]
-                                 if k_eq else [])
-            unit = f"at {c.n} test images, 80% power"
-            if not parts:
-                return ("more seeds alone would not decide it at this test-set size: the "
-                        "image-to-image spread dominates; a larger test set would")
-        if not parts:
-            return ""
-        return "what would decide it (" + unit + "): " + ", or ".join(parts)
+    def tally(self) -> dict[str, int]:
+        return {v: sum(c.verdict == v for c in self.comparisons) for v in VERDICTS}
 
 
 @dataclass
 class Plan:
-    """The comparisons each part of the report uses (a comparison asked twice is one object)."""
+    """The comparisons each question of the report uses (a comparison asked twice is one object)."""
 
     depth: dict[str, list[Comparison]] = field(default_factory=dict)
     se: list[Comparison] = field(default_factory=list)
+    se_not_run: list[str] = field(default_factory=list)  # SE-ResNets of the registry not compared
     variants: list[Comparison] = field(default_factory=list)
+    across: list[Comparison] = field(default_factory=list)
     best: Comparison | None = None
     top: tuple[str, str] | None = None
+
+    def by_question(self) -> list[tuple[str, list[Comparison]]]:
+        """[(question, its comparisons)] in the report's order, each comparison once."""
+        seen: set[int] = set()
+        out = []
+        for q, comps in (("depth", [c for cs in self.depth.values() for c in cs]),
+                         ("se", self.se), ("variant", self.variants), ("across", self.across),
+                         ("best", [self.best] if self.best else [])):
+            mine = [c for c in comps if id(c) not in seen]
+            seen |= {id(c) for c in mine}
+            if mine:
+                out.append((q, mine))
+        return out
 
 
 def plan_comparisons(an: Analysis) -> Plan:
@@ -278,18 +392,43 @@ def plan_comparisons(an: Analysis) -> Plan:
         if len(keys) >= 3:
             pairs.append((keys[-1], keys[0]))  # deepest against shallowest
         plan.depth[fam] = [an.compare("depth", a, b) for a, b in pairs]
-    for depth in ("18", "34", "50"):
-        a, b = (f"seresnet{depth}", BASE), (f"resnet{depth}", BASE)
-        if an.finished(a) and an.finished(b):
-            plan.se.append(an.compare("se", a, b))
+    _plan_se(an, plan)
     for (model, variant) in an.groups:
         if variant != BASE and an.finished((model, variant)) and an.finished((model, BASE)):
             plan.variants.append(an.compare("variant", (model, variant), (model, BASE)))
+    for swin in [k for k in an.models_in("swin") if an.finished(k)]:
+        for fam in CONTROL_FAMILIES:
+            near = _nearest(an, swin, [k for k in an.models_in(fam) if an.finished(k)])
+            if near is not None:
+                plan.across.append(an.compare("across", swin, near))
     ranked = an.ranked([k for k in an.groups if k[1] == BASE])
     plan.top = ranked[0] if ranked else None
-    se50 = ("seresnet50", BASE)
-    if se50 in ranked and len(ranked) >= 2:
-        other = ranked[1] if ranked[0] == se50 else ranked[0]
-        plan.best = an.compare("best", se50, other)
+    best = (SOURCE_BEST, BASE)
+    if best in ranked and len(ranked) >= 2:
+        plan.best = an.compare("best", best, ranked[1] if ranked[0] == best else ranked[0])
     an.finish()
     return plan
+
+
+def _plan_se(an: Analysis, plan: Plan) -> None:
+    """Every SE-ResNet of the study against the ResNet of its depth; the registry's SE-ResNets
+    without a finished pair go to `plan.se_not_run`."""
+    for key in an.models_in("seresnet"):
+        plain = (se_counterpart(key[0]), BASE)
+        if plain[0] and an.finished(key) and an.finished(plain):
+            plan.se.append(an.compare("se", key, plain))
+    compared = {c.a[0] for c in plan.se}
+    plan.se_not_run = [m for m in _registry_se_models() if m not in compared]
+
+
+def _registry_se_models() -> list[str]:
+    return list(SE_PAIRS)
+
+
+def _nearest(an: Analysis, key, candidates) -> tuple[str, str] | None:
+    """The candidate nearest to `key` in GMACs at 224 px (by ratio; the cheaper one on a tie)."""
+    g = an.gmacs_224(key)
+    costed = [(c, an.gmacs_224(c)) for c in candidates if an.gmacs_224(c)]
+    if not g or not costed:
+        return None
+    return min(costed, key=lambda cg: (abs(math.log(cg[1] / g)), cg[1]))[0]

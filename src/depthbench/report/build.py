@@ -4,20 +4,32 @@ report.html and figures/.
 Reads run folders only (records.py), never the engine. Selection is by validation; the paired
 tests and intervals run on the evaluation split (test when the study has one, else validation,
 flagged as optimistic). The parts: analysis.py (comparisons and verdicts), claims.py (the source
-study's claims), sections.py (the text), exports.py (the CSV files).
+study's claims), overview.py (the first screen, the models and the claims), sections.py (the
+rest), inside.py (what the networks do inside), exports.py (the CSV files).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from depthbench._io import atomic_write_text
-from depthbench.report import sections
-from depthbench.report.analysis import Analysis, plan_comparisons
+from depthbench.report import overview, sections
+from depthbench.report.analysis import Analysis, Plan, plan_comparisons
 from depthbench.report.document import Document, to_html, to_markdown
 from depthbench.report.exports import comparisons_csv, results_csv
 from depthbench.report.inside import inside_section
 from depthbench.report.records import load_study
+
+
+@dataclass
+class Built:
+    """What `build` made: the analysis, its plan, the document, and report.md's path."""
+
+    analysis: Analysis
+    plan: Plan
+    doc: Document
+    path: Path
 
 
 def build_report(study_dir: str | Path) -> Path:
@@ -25,34 +37,43 @@ def build_report(study_dir: str | Path) -> Path:
 
     Reads the run records alone; raises `DepthbenchError` when the folder holds no run records.
     """
+    return build(study_dir).path
+
+
+def build(study_dir: str | Path) -> Built:
+    """`build_report`, returning what it made as well (tests read the blocks)."""
     study = load_study(study_dir)
     out = study.path
     fig_dir = out / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
     an = Analysis(study)
     plan = plan_comparisons(an)
     atomic_write_text(out / "results.csv", results_csv(study))
     atomic_write_text(out / "comparisons.csv", comparisons_csv(an))
-
-    doc = Document(f"depthbench report: {study.name}")
-    written: set[str] = set()
-    sections.summary(doc, an, plan)
-    sections.depth(doc, an, plan, fig_dir, written)
-    sections.se(doc, an, plan)
-    sections.variants(doc, an, plan)
-    sections.curves(doc, an, fig_dir, written)
-    sections.confusion(doc, an, fig_dir, written)
-    doc.add(*inside_section([r.path for r in study.runs], fig_dir, written))
-    sections.cost(doc, an)
-    sections.claims(doc, an, plan)
-    if study.is_flowers:
-        sections.source(doc, an)
-    sections.run_tables(doc, an)
-    sections.methods(doc, an)
-
+    doc, written = compose(an, plan, fig_dir)
     for stale in fig_dir.glob("*.png"):
         if stale.name not in written:
             stale.unlink()
     atomic_write_text(out / "report.md", to_markdown(doc))
     atomic_write_text(out / "report.html", to_html(doc))
-    return out / "report.md"
+    return Built(an, plan, doc, out / "report.md")
+
+
+def compose(an: Analysis, plan: Plan, fig_dir: Path) -> tuple[Document, set[str]]:
+    """The report's blocks, in order, drawing its figures into `fig_dir`: (the document, the
+    names of the figures written)."""
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    doc = Document(f"depthbench report: {an.study.name}")
+    written: set[str] = set()
+    overview.at_a_glance(doc, an, plan, fig_dir, written)
+    overview.models_table(doc, an)
+    overview.claims(doc, an, plan)
+    sections.comparisons(doc, an, plan)
+    sections.training(doc, an, fig_dir, written)
+    sections.confusion(doc, an, fig_dir, written)
+    doc.add(*inside_section([r.path for r in an.study.runs], fig_dir, written))
+    sections.cost(doc, an)
+    if an.study.is_flowers:
+        sections.source(doc, an)
+    sections.runs(doc, an)
+    sections.methods(doc, an)
+    return doc, written

@@ -6,9 +6,8 @@ from __future__ import annotations
 import csv
 import io
 
-from depthbench.names import model_order
 from depthbench.report import stats as S
-from depthbench.report.analysis import BASE, Analysis
+from depthbench.report.analysis import Analysis
 from depthbench.report.records import Study
 
 RESULT_COLUMNS = [
@@ -29,18 +28,18 @@ RESULT_COLUMNS = [
 COMPARISON_COLUMNS = [
     "section", "a_model", "a_variant", "b_model", "b_variant", "seeds", "n_images", "a_only",
     "b_only", "delta_pts", "ci_low_pts", "ci_high_pts", "method", "p", "p_holm", "mde_pts",
-    "verdict",
+    "margin_pts", "tost_p_holm", "verdict", "seeds_needed", "images_needed",
 ]
 
 
 def results_csv(study: Study) -> str:
-    """One row per run folder, finished or not (accuracies as fractions)."""
-    eval_split = "test" if any(r.split("best", "test") for r in study.runs if r.finished) else "val"
+    """One row per run of the study as its study.yaml lists it, finished or not (accuracies as
+    fractions); the run folders it leaves out are named in the report."""
+    eval_split = study.eval_split
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
     w.writeheader()
-    for r in sorted(study.runs, key=lambda r: (model_order(r.model), r.variant != BASE,
-                                               r.variant, r.seed)):
+    for r in study.runs:  # in the report's order
         row = {"model": r.model, "family": r.family, "variant": r.variant, "seed": r.seed,
                "status": r.status, "failure_epoch": r.failure_epoch,
                "failure_reason": r.reason if not r.finished else None,
@@ -76,7 +75,9 @@ def comparisons_csv(an: Analysis) -> str:
     """One row per distinct comparison (counted once), in the order the report makes them.
 
     a_only/b_only are the discordant counts summed over seeds; with one seed,
-    scipy.stats.binomtest(a_only, a_only + b_only, 0.5).pvalue is the row's p.
+    scipy.stats.binomtest(a_only, a_only + b_only, 0.5).pvalue is the row's p. `verdict` is one
+    of analysis.VERDICTS; for an inconclusive row, seeds_needed / images_needed say what would
+    detect its difference (seeds at this test-set size; else test images; empty: neither).
     """
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COMPARISON_COLUMNS, lineterminator="\n")
@@ -89,7 +90,10 @@ def comparisons_csv(an: Analysis) -> str:
             "a_only": c.a_only if tested else "", "b_only": c.b_only if tested else "",
             "delta_pts": _pts(c.delta), "ci_low_pts": _pts(c.low), "ci_high_pts": _pts(c.high),
             "method": c.method, "p": _num(c.p), "p_holm": _num(c.p_holm),
-            "mde_pts": _pts(c.mde), "verdict": c.verdict})
+            "mde_pts": _pts(c.mde), "margin_pts": _pts(c.margin),
+            "tost_p_holm": _num(c.tost_holm), "verdict": c.verdict,
+            "seeds_needed": (c.decide.seeds or "") if c.decide else "",
+            "images_needed": (c.decide.images or "") if c.decide and not c.decide.seeds else ""})
     return buf.getvalue()
 
 

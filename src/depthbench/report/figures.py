@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
 from depthbench._io import atomic_write_bytes
 
+# The verdict figure's colours, one per verdict, and the equivalence band's (a colour no other
+# figure uses, so a screenshot test can find the figure on the page).
+VERDICT_COLOURS = {"a_better": "#1f5fa8", "b_better": "#1f5fa8", "equivalent": "#2e8b3e",
+                   "inconclusive": "#8a8a8a", "not_testable": "#c0392b"}
+MARGIN_BAND = "#f2dfb4"
+
 
 def _save(fig: Figure, path: Path) -> None:
-    import io
-
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -81,7 +89,7 @@ def confusion_matrix(matrix: np.ndarray, classes: list[str], title: str, path: P
 
 
 def accuracy_vs_cost(points: list[tuple[str, float, float, float, float]], path: Path,
-                     ylabel: str) -> None:
+                     ylabel: str, xlabel: str = "GMACs per image (log scale)") -> None:
     """`points` = (label, GMACs, mean accuracy %, low %, high %): one dot per model."""
     fig = Figure(figsize=(6.5, 4.2), layout="constrained")
     ax = fig.subplots()
@@ -92,10 +100,89 @@ def accuracy_vs_cost(points: list[tuple[str, float, float, float, float]], path:
         ax.errorbar([gmacs], [acc], yerr=yerr, fmt="o", color=f"C{i % 10}", capsize=3,
                     label=label)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set(xlabel="GMACs per image (log scale)", ylabel=ylabel,
+    ax.set(xlabel=xlabel, ylabel=ylabel,
            title="accuracy against compute (95% CI)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     _save(fig, path)
+
+
+@dataclass
+class VerdictRow:
+    """One comparison in the verdict figure: Δ = A − B with its interval and detectable
+    difference, in points, and its verdict (a key of `VERDICT_COLOURS`)."""
+
+    label: str
+    delta: float
+    low: float
+    high: float
+    mde: float
+    verdict: str
+    word: str
+
+
+def verdict_forest(groups: list[tuple[str, list[VerdictRow]]], margin_pts: float,
+                   path: Path) -> int:
+    """A forest plot, one row per comparison under its question's heading: Δ and its 95% CI,
+    the ±margin band, the detectable difference (grey ticks at ±Δ detectable) and the verdict's
+    colour and word. Intervals wider than the axis end in an arrow. Returns the rows drawn."""
+    rows = [r for _, rs in groups for r in rs]
+    lines = len(rows) + len(groups)
+    fig = Figure(figsize=(9.0, 1.0 + 0.26 * lines), layout="constrained")
+    ax = fig.subplots()
+    # every Δ on the axis; an interval's end only up to most of them (one ±100-point interval
+    # would squash the rest), the others end in an arrow
+    deltas = [abs(r.delta) for r in rows if np.isfinite(r.delta)]
+    ends = [abs(x) for r in rows for x in (r.low, r.high, r.mde) if np.isfinite(x)]
+    lim = min(100.0, max(2.5 * margin_pts, 1.15 * max(deltas, default=0),
+                         1.05 * (np.percentile(ends, 85) if ends else 1)))
+    ax.axvspan(-margin_pts, margin_pts, color=MARGIN_BAND, zorder=0)
+    ax.axvline(0, color="#444", linewidth=0.8, zorder=1)
+    y, ticks, labels = lines, [], []
+    for question, rs in groups:
+        y -= 1
+        ax.text(-lim, y, question, fontsize=8.5, fontweight="bold", va="center", ha="left")
+        for r in rs:
+            y -= 1
+            _verdict_row(ax, r, y, lim)
+            ticks.append(y)
+            labels.append(r.label)
+    ax.set_yticks(ticks, labels=labels, fontsize=8)
+    ax.set_ylim(-0.7, lines - 0.3)
+    ax.set_xlim(-lim, lim)
+    ax.set_xlabel("Δ = A − B (accuracy points), 95% CI", fontsize=8.5)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(handles=[
+        Line2D([], [], color=VERDICT_COLOURS["a_better"], marker="o", label="real difference"),
+        Line2D([], [], color=VERDICT_COLOURS["equivalent"], marker="o", label="equivalent"),
+        Line2D([], [], color=VERDICT_COLOURS["inconclusive"], marker="o", label="inconclusive"),
+        Line2D([], [], color=VERDICT_COLOURS["not_testable"], marker="x", linestyle="",
+               label="not testable"),
+        Line2D([], [], color="#555", marker="|", linestyle="", markersize=9,
+               label="±detectable Δ"),
+        Patch(color=MARGIN_BAND, label=f"±{margin_pts:g} points (equivalence margin)")],
+        fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3, frameon=False)
+    _save(fig, path)
+    return len(rows)
+
+
+def _verdict_row(ax, r: VerdictRow, y: float, lim: float) -> None:
+    colour = VERDICT_COLOURS[r.verdict]
+    if np.isfinite(r.low) and np.isfinite(r.high):
+        lo, hi = max(r.low, -lim), min(r.high, lim)
+        ax.plot([lo, hi], [y, y], color=colour, linewidth=2, solid_capstyle="butt", zorder=2)
+        for end, clipped, mark in ((lo, r.low < -lim, "<"), (hi, r.high > lim, ">")):
+            if clipped:
+                ax.plot([end], [y], marker=mark, color=colour, markersize=5, zorder=3)
+    if np.isfinite(r.mde) and r.mde < lim:
+        ax.plot([-r.mde, r.mde], [y, y], linestyle="", marker="|", color="#555", markersize=9,
+                zorder=2)
+    if np.isfinite(r.delta):
+        ax.plot([r.delta], [y], marker="x" if r.verdict == "not_testable" else "o",
+                color=colour, markersize=6, zorder=4)
+    ax.annotate(r.word, xy=(1.01, y), xycoords=("axes fraction", "data"), fontsize=8,
+                color=colour, va="center", annotation_clip=False)

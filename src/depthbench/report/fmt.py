@@ -58,6 +58,12 @@ def gmacs_text(m) -> str:
     return f"{m / 1e9:.3g}" if ok(m) else "–"
 
 
+def about(n: int) -> str:
+    """A count to two significant figures, with thousands separators: 162158 -> '160,000'."""
+    n = int(n)
+    return f"{round(n, 2 - len(str(abs(n)))) if abs(n) >= 100 else n:,}"
+
+
 def mean(values) -> float:
     vals = [v for v in values if ok(v)]
     return float(np.mean(vals)) if vals else float("nan")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from depthbench.analysisrecord import read_analysis
 from depthbench.names import display_name, model_order
 from depthbench.report.document import Bullets, Figure, Heading, Para, Table
 from depthbench.report.figures import _save
+from depthbench.runrecord import BASE_VARIANT
 
 
 def load_analyses(run_dirs: list[Path]) -> list[dict]:
@@ -30,7 +32,7 @@ def load_analyses(run_dirs: list[Path]) -> list[dict]:
 
 def _label(rec: dict, seeds: bool = False) -> str:
     s = display_name(rec["model"])
-    if rec["variant"] != "base":
+    if rec["variant"] != BASE_VARIANT:
         s += f" {rec['variant']}"
     return s + (f" s{rec['seed']}" if seeds else "")
 
@@ -121,7 +123,7 @@ def _depth_lines(recs: list[dict], path: Path, seeds: bool, part: str, x_of, pan
     for i, rec in enumerate(recs):
         blocks = rec[part]["blocks"]
         x = x_of(len(blocks))
-        style = "-" if rec["variant"] == "base" else "--"
+        style = "-" if rec["variant"] == BASE_VARIANT else "--"
         for ax, (key, *_rest) in zip(axes, panels):
             ax.plot(x, [b[key] for b in blocks], style, marker=".", color=f"C{i % 10}",
                     label=_label(rec, seeds))
@@ -245,8 +247,8 @@ def _attention_blocks(recs: list[dict], fig_dir: Path, seeds: bool) -> list:
         reading += (", so attention is close to uniform and its distance mostly reflects the "
                     "window's geometry, not learned preferences")
     pairs = [(a, b) for a in ratios for b in ratios if a[0]["model"] == b[0]["model"]
-             and a[0]["seed"] == b[0]["seed"] and a[0]["variant"] == "base"
-             and b[0]["variant"] != "base"]
+             and a[0]["seed"] == b[0]["seed"] and a[0]["variant"] == BASE_VARIANT
+             and b[0]["variant"] != BASE_VARIANT]
     for (_, da, ea), (b, db, eb) in pairs:
         reading += (f"; {_label(b, seeds)} against its base: distance ratio {db:.3f} vs "
                     f"{da:.3f}, entropy ratio {eb:.3f} vs {ea:.3f}")
@@ -334,6 +336,18 @@ def _gradcam_blocks(recs: list[dict], fig_dir: Path, seeds: bool) -> list:
     ]
 
 
+def _analysed_alike(recs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(the largest set of records analysed on the same images, the rest): a run analysed alone
+    with another `--images` has another seeded subset, and its numbers and Grad-CAM columns do
+    not line up with the others'."""
+    def key(r):
+        return r["split"], tuple(r["subset"]["indices"])
+
+    counts = Counter(key(r) for r in recs)
+    main = max(counts, key=lambda k: (counts[k], len(k[1])))
+    return [r for r in recs if key(r) == main], [r for r in recs if key(r) != main]
+
+
 def inside_section(run_dirs: list[Path], fig_dir: Path, written: set | None = None) -> list:
     """The section's blocks; its figures go into `fig_dir` (referenced as `figures/<name>`) and
     their names into `written` when given."""
@@ -345,12 +359,19 @@ def inside_section(run_dirs: list[Path], fig_dir: Path, written: set | None = No
                            "folder (or `depthbench run` without --no-analyze) to add this "
                            "section.", css="note")]
     fig_dir.mkdir(parents=True, exist_ok=True)
+    recs, apart = _analysed_alike(recs)
     seeds = len({r["seed"] for r in recs}) > 1
     notes = sorted({r["note"] for r in recs if r["note"]})
     blocks: list = [head, Para(
         f"Measured by `depthbench analyze` on the best checkpoint of {len(recs)} runs, in eval "
         f"mode, on the same seeded subset of {recs[0]['subset']['images']} {recs[0]['split']} "
         "images. Each number describes one trained model; none is a statistical comparison.")]
+    if apart:
+        blocks.append(Para(
+            "Not shown here, because they were analysed on other images: " + "; ".join(
+                f"{r['run']} ({r['subset']['images']} {r['split']} images)" for r in apart)
+            + ". Run `depthbench analyze` on the study folder to analyse every run on one "
+            "subset.", css="note"))
     if notes:
         blocks.append(Bullets(notes))
     blocks += _se_blocks(recs, fig_dir, seeds)

@@ -2,7 +2,9 @@
 
 The layout and schemas are the ones in docs/internals.md. A run folder is `<model>__<variant>__s<seed>`;
 a folder whose result.json is missing or unreadable still becomes a run (status "incomplete" or
-"unreadable") so the report shows it instead of dropping it.
+"unreadable") so the report shows it instead of dropping it. The study is the one its study.yaml
+describes now: run folders of models, variants or seeds it no longer lists (a study rerun with
+fewer seeds) are left out and named (`Study.left_out`).
 """
 
 from __future__ import annotations
@@ -11,14 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from depthbench.errors import DepthbenchError
-from depthbench.names import canonical, family_of
+from depthbench.names import ABLATIONS, canonical, family_of, model_order
 from depthbench.report import stats as S
-from depthbench.runrecord import RUN_DIR_PATTERN, RecordError, read_metrics, read_result
+from depthbench.report.options import EQUIVALENCE_MARGIN, MARGIN_LIMITS
+from depthbench.runrecord import (
+    BASE_VARIANT,
+    RUN_DIR_PATTERN,
+    RecordError,
+    read_metrics,
+    read_result,
+    variant_name,
+)
 
 FLOWERS = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
-EQUIVALENCE_MARGIN = 0.02  # default margin of the equivalence test: ±2 points
+BASE = BASE_VARIANT
 
 
 @dataclass
@@ -43,6 +54,11 @@ class Run:
     @property
     def finished(self) -> bool:
         return self.status == "finished"
+
+    @property
+    def sort_key(self) -> tuple:
+        """The report's order: models in the canonical order, base before variants, by seed."""
+        return (model_order(self.model), self.variant != BASE, self.variant, self.seed)
 
     def checkpoint(self, which: str) -> dict:
         """`best` (selected by validation) or `last` section of result.json ({} if absent)."""
@@ -140,8 +156,15 @@ class Run:
 class Study:
     path: Path
     name: str
-    runs: list[Run]
+    runs: list[Run]  # the run folders of the study as study.yaml describes it, in report order
     spec: dict
+    left_out: list[Run] = field(default_factory=list)  # run folders study.yaml no longer lists
+
+    @property
+    def eval_split(self) -> str:
+        """Where the paired tests run: `test` when any finished run has a test split, else `val`
+        (which also selected the checkpoints: optimistic, and the report says so)."""
+        return "test" if any(r.split("best", "test") for r in self.runs if r.finished) else "val"
 
     @property
     def classes(self) -> list[str]:
@@ -152,15 +175,18 @@ class Study:
 
     @property
     def margin(self) -> float:
-        """The equivalence margin (a fraction): study.yaml's report.equivalence_margin, else 0.02."""
+        """The equivalence margin (a fraction): study.yaml's report.equivalence_margin, else the
+        report's default."""
         opts = self.spec.get("report")
         value = opts.get("equivalence_margin") if isinstance(opts, dict) else None
         if value is None:
             return EQUIVALENCE_MARGIN
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 0.5:
+        lo, hi = MARGIN_LIMITS
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lo < value < hi:
             raise DepthbenchError(
                 f"{self.path / 'study.yaml'}: report.equivalence_margin must be a fraction "
-                f"between 0 and 0.5 (0.02 = ±2 points), got {value!r}")
+                f"between {lo:g} and {hi:g} ({EQUIVALENCE_MARGIN:g} = "
+                f"±{100 * EQUIVALENCE_MARGIN:g} points), got {value!r}")
         return float(value)
 
     @property
@@ -169,7 +195,8 @@ class Study:
 
 
 def load_study(study_dir: str | Path) -> Study:
-    """Every run folder of `study_dir`; a `DepthbenchError` when there is none."""
+    """Every run folder of `study_dir` that its study.yaml lists (all of them without one); a
+    `DepthbenchError` when there is none."""
     study_dir = Path(study_dir).resolve()
     if not study_dir.is_dir():
         raise DepthbenchError(f"study folder not found: {study_dir} "
@@ -184,23 +211,44 @@ def load_study(study_dir: str | Path) -> Study:
             f"no run records in {study_dir}: expected run folders named "
             "<model>__<variant>__s<seed> holding result.json and metrics.csv "
             "(run `depthbench run --out DIR` first)")
-    spec = {}
-    if (study_dir / "study.yaml").is_file():
-        import yaml
+    spec = _read_spec(study_dir / "study.yaml")
+    keep = [_listed(r, spec) for r in runs]
+    return Study(path=study_dir, name=str(spec.get("name") or study_dir.name),
+                 runs=sorted((r for r, k in zip(runs, keep) if k), key=lambda r: r.sort_key),
+                 spec=spec, left_out=[r for r, k in zip(runs, keep) if not k])
 
-        try:
-            spec = yaml.safe_load((study_dir / "study.yaml").read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError:
-            spec = {}
-    name = spec.get("name") if isinstance(spec, dict) else None
-    return Study(path=study_dir, name=str(name or study_dir.name), runs=runs,
-                 spec=spec if isinstance(spec, dict) else {})
+
+def _read_spec(path: Path) -> dict:
+    """study.yaml as a dict ({} when absent or unreadable: the report then covers every folder)."""
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        spec = {}
+    return spec if isinstance(spec, dict) else {}
+
+
+def _listed(run: Run, spec: dict) -> bool:
+    """Whether study.yaml, as it stands, lists this run's model, variant and seed (a key it does
+    not have lists everything)."""
+    models, seeds = spec.get("models"), spec.get("seeds")
+    if isinstance(models, list) and run.model not in {canonical(str(m)) for m in models}:
+        return False
+    if isinstance(seeds, list) and run.seed not in seeds:
+        return False
+    variants = spec.get("variants")
+    if run.variant == BASE or not isinstance(variants, dict):
+        return True
+    only = variants.get("models")
+    if isinstance(only, list) and run.model not in {canonical(str(m)) for m in only}:
+        return False
+    return run.variant in {variant_name(opt, rate) for opt in ABLATIONS
+                           for rate in variants.get(opt) or [] if isinstance(rate, int | float)}
 
 
 def load_run(run_dir: Path) -> Run:
     named = RUN_DIR_PATTERN.match(run_dir.name)
     model = named["model"] if named else run_dir.name
-    variant = named["variant"] if named else "base"
+    variant = named["variant"] if named else BASE
     seed = int(named["seed"]) if named else 0
     metrics, metrics_problem = read_metrics(run_dir / "metrics.csv")
     try:

@@ -6,18 +6,27 @@ differences are fractions here; the report turns them into percentage points.
 
 A comparison of A and B uses one method for both its interval and its test, so the two agree:
 - one seed: the exact McNemar test and the exact conditional interval (`exact_paired`);
-- several seeds: the crossed random-effects model on per-image, per-seed differences,
-  d[s, i] = mu + image_i + seed_s + e, with a Satterthwaite t (`crossed_t`).
+- several seeds (`seeds_t`): two t tests on the per-image, per-seed differences d[s, i], and the
+  larger of their p-values (the wider of their intervals, both centred on the mean difference):
+  the crossed random-effects model d = mu + image_i + seed_s + e with a Satterthwaite t
+  (`crossed_t`), and the seed-level t over the seeds' mean differences on S - 1 df (`seed_t`).
+  The crossed t alone rejects too often with two and three seeds when run-to-run shifts are
+  large (BENCHMARKS.md, "Calibration of the paired tests"): its seed term rests on S - 1 degrees
+  of freedom, and when that term happens to come out small the Satterthwaite df grows just as
+  the variance is underestimated. The seed-level t is exact for that term but ignores the
+  images shared by every seed. A difference both tests call real is real under either source of
+  noise, and the pair never rejects more often than the better-calibrated of the two.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -25,7 +34,10 @@ POWER = 0.80
 # Method names as the report and comparisons.csv print them (the Methods section spells them out).
 EXACT = "exact McNemar"  # with its exact conditional interval
 CROSSED = "crossed random-effects t"  # images x seeds, Satterthwaite df
+SEED = "seed-level t"  # the seeds' mean differences, S - 1 df
+SEEDS = "crossed and seed-level t"  # several seeds: the larger p of the two (`seeds_t`)
 SIGN = "exact sign test"  # over images, on seed-averaged differences (no variance to estimate)
+MAX_SEEDS = 20  # "what would decide it" counts seeds up to this many
 
 
 def wilson_ci(correct: int, total: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -72,10 +84,14 @@ class Test:
     se: float = float("nan")  # standard error of Δ (crossed model)
     counts: tuple[int, int, int] = (0, 0, 0)  # (b, c, n) behind an exact method
     note: str = ""  # why a fallback was used
+    parts: tuple[Test, ...] = ()  # the tests a combined method (SEEDS) takes the larger p of
 
     def tost_p(self, margin: float) -> float:
-        """p-value of the equivalence test (TOST) that |Δ| < margin: the larger one-sided p."""
-        if self.method == CROSSED:
+        """p-value of the equivalence test (TOST) that |Δ| < margin: the larger one-sided p (of
+        every part, for a combined method)."""
+        if self.parts:
+            return max(t.tost_p(margin) for t in self.parts)
+        if self.method in (CROSSED, SEED):
             lo = stats.t.sf((self.delta + margin) / self.se, self.df)
             hi = stats.t.cdf((self.delta - margin) / self.se, self.df)
             return float(max(lo, hi))
@@ -107,8 +123,7 @@ def crossed_fit(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
 
     d = mu + image_i + seed_s + e; with the two-way mean squares, Var(mu_hat) = (MS_img + MS_seed
     − MS_res) / (n S). A negative seed-variance estimate (MS_seed < MS_res) is set to zero, the
-    usual truncation, which only widens the interval; the df keeps all three mean squares (fewer
-    df, a little conservative), which keeps two seeds calibrated when seed variance is large.
+    usual truncation, which only widens the interval; the df keeps all three mean squares.
     """
     d = np.asarray(d, dtype=float)
     s, n = d.shape[-2:]
@@ -118,11 +133,27 @@ def crossed_fit(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     ms_seed = n * np.sum((seed - mu[..., None]) ** 2, axis=-1) / (s - 1)
     resid = d - img[..., None, :] - seed[..., :, None] + mu[..., None, None]
     ms_res = np.sum(resid ** 2, axis=(-2, -1)) / ((n - 1) * (s - 1))
+    num, df = _satterthwaite(ms_img, ms_seed, ms_res, n, s)
+    return mu, num, df, np.stack([ms_img, ms_seed, ms_res])
+
+
+def _satterthwaite(ms_img, ms_seed, ms_res, n, s):
+    """(nS Var(mu_hat), Satterthwaite df) from the three mean squares (arrays welcome)."""
     num = ms_img + np.maximum(ms_seed - ms_res, 0.0)
     den = ms_img ** 2 / (n - 1) + ms_seed ** 2 / (s - 1) + ms_res ** 2 / ((n - 1) * (s - 1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        df = np.where(den > 0, num ** 2 / den, np.inf)
-    return mu, num, df, np.stack([ms_img, ms_seed, ms_res])
+        df = np.where(den > 0, num ** 2 / np.where(den > 0, den, 1.0), np.inf)
+    return num, df
+
+
+def seed_fit(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The seed-level fit of d[..., s, i]: (mean, Var(mean)) from the S per-seed mean differences,
+    on S − 1 df. A zero spread is read as the smallest the counts can show (one image of n in one
+    seed: variance 1/(n² S)), so that seeds agreeing exactly do not make the test certain."""
+    d = np.asarray(d, dtype=float)
+    s, n = d.shape[-2:]
+    m = d.mean(axis=-1)
+    return m.mean(axis=-1), np.maximum(m.var(axis=-1, ddof=1), 1.0 / (n * n * s)) / s
 
 
 def crossed_p(d: np.ndarray) -> np.ndarray:
@@ -134,12 +165,23 @@ def crossed_p(d: np.ndarray) -> np.ndarray:
     return np.where(num > 0, 2 * stats.t.sf(np.abs(t), df), np.nan)
 
 
+def seed_p(d: np.ndarray) -> np.ndarray:
+    """Two-sided p of the seed-level t for a batch d[..., s, i]."""
+    s = np.shape(d)[-2]
+    mu, var = seed_fit(d)
+    return 2 * stats.t.sf(np.abs(mu) / np.sqrt(var), s - 1)
+
+
+def seeds_p(d: np.ndarray) -> np.ndarray:
+    """Two-sided p of `seeds_t` for a batch d[..., s, i], vectorised for the simulations (where
+    the crossed t has no variance, 1 instead of `seeds_t`'s sign test: rare, and conservative)."""
+    return np.maximum(np.nan_to_num(crossed_p(d), nan=1.0), seed_p(d))
+
+
 def crossed_t(d: np.ndarray, confidence: float = CONFIDENCE) -> Test:
-    """Several seeds: the mean of d[s, i] (seeds x images) with a Satterthwaite t (`crossed_fit`).
+    """The crossed random-effects t on d[s, i] (seeds x images), Satterthwaite df (`crossed_fit`).
     scipy and statsmodels have no crossed random-effects t, hence these few lines."""
-    d = np.asarray(d, dtype=float)
-    if d.ndim != 2 or d.shape[0] < 2 or d.shape[1] < 2:
-        raise ValueError("crossed_t needs a (seeds >= 2) x (images >= 2) array")
+    d = _seeds_by_images(d)
     s, n = d.shape
     mu, num, df, _ = crossed_fit(d)
     mu, num, df = float(mu), float(num), float(df)
@@ -147,12 +189,25 @@ def crossed_t(d: np.ndarray, confidence: float = CONFIDENCE) -> Test:
         # No image-level spread to estimate a variance from (e.g. every difference equal): test
         # the seed-averaged differences image by image with the exact sign test instead.
         return _sign_test(d.mean(axis=0), confidence)
-    se = math.sqrt(num / (n * s))
-    p = float(2 * stats.t.sf(abs(mu / se), df))
-    q = stats.t.ppf(0.5 + confidence / 2, df)
-    # a difference of accuracies lies in [-1, 1]: clipping there never moves 0 in or out
-    return Test(mu, float(max(mu - q * se, -1.0)), float(min(mu + q * se, 1.0)), p, CROSSED,
-                df=df, se=se)
+    return _t_test(mu, math.sqrt(num / (n * s)), df, CROSSED, confidence)
+
+
+def seed_t(d: np.ndarray, confidence: float = CONFIDENCE) -> Test:
+    """The seed-level t on d[s, i]: the S per-seed mean differences, S − 1 df (`seed_fit`)."""
+    d = _seeds_by_images(d)
+    mu, var = seed_fit(d)
+    return _t_test(float(mu), math.sqrt(float(var)), d.shape[0] - 1, SEED, confidence)
+
+
+def seeds_t(d: np.ndarray, confidence: float = CONFIDENCE) -> Test:
+    """Several seeds: the crossed t and the seed-level t on d[s, i], the larger p and the wider
+    interval (both are centred on the mean difference, so the interval excludes 0 exactly when
+    p < 1 − confidence). Why both: the module's docstring."""
+    parts = (crossed_t(d, confidence), seed_t(d, confidence))
+    c, s = parts
+    return Test(s.delta, min(c.low, s.low), max(c.high, s.high), max(c.p, s.p), SEEDS,
+                df=min(c.df, s.df), se=max(c.se, s.se) if c.method == CROSSED else s.se,
+                note=c.note, parts=parts)
 
 
 def compare_outcomes(a_by_seed: Sequence, b_by_seed: Sequence) -> tuple[Test, int, int, int]:
@@ -168,20 +223,20 @@ def compare_outcomes(a_by_seed: Sequence, b_by_seed: Sequence) -> tuple[Test, in
     if len(pairs) == 1:
         return exact_paired(b_sum, c_sum, n), b_sum, c_sum, n
     d = np.stack([a - b for a, b in pairs])
-    return crossed_t(d), b_sum, c_sum, n
+    return seeds_t(d), b_sum, c_sum, n
 
 
 def mean_ci(outcomes_by_seed: Sequence, confidence: float = CONFIDENCE
             ) -> tuple[float, float, float, str]:
-    """Mean accuracy over seeds with its interval: Wilson for one seed, the crossed t for several
-    (the same model as the comparisons, on the outcomes instead of their differences)."""
+    """Mean accuracy over seeds with its interval: Wilson for one seed, `seeds_t` for several
+    (the same tests as the comparisons, on the outcomes instead of their differences)."""
     ys = [_outcomes(y) for y in outcomes_by_seed]
     if len(ys) == 1:
         k, n = int(ys[0].sum()), ys[0].size
         return (k / n, *wilson_ci(k, n, confidence), "Wilson") if n else (
             float("nan"), float("nan"), float("nan"), "")
-    t = crossed_t(np.stack(ys), confidence)
-    if t.method != CROSSED:  # every image has the same mean (e.g. all right): no spread to use
+    t = seeds_t(np.stack(ys), confidence)
+    if t.parts[0].method != CROSSED:  # every image has the same mean (e.g. all right): no spread
         n = ys[0].size
         return (t.delta, *wilson_ci(round(t.delta * n), n, confidence), "Wilson")
     return t.delta, max(0.0, t.low), min(1.0, t.high), t.method
@@ -200,59 +255,109 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return [float(x) for x in adjusted]
 
 
-def mde(test: Test, n: int, seeds: int, discordance: float, m: int) -> float:
+def mde(test: Test, m: int) -> float:
     """Minimal detectable difference: the |Δ| found with 80% power by a two-sided test at the
     Holm-corrected level alpha/m (the level the smallest p must pass), given the test's spread.
 
-    One seed: (z_a + z_b) sqrt(r / n) at the observed discordance rate r, and at least
-    (z_a + z_b)^2 / n, since a difference of Δ needs at least Δ n discordant images.
-    Several seeds: (t_a + t_b) se with the crossed model's df and standard error.
-    Capped at 1 (100 points): a comparison that cannot detect even that detects nothing.
+    Exact McNemar (one seed): (z_a + z_b) sqrt(r / n) at the observed discordance rate r, and at
+    least (z_a + z_b)^2 / n, since a difference of Δ needs at least Δ n discordant images.
+    A t: (t_a + t_b) se with its df. Several seeds: the larger of its two tests' (both must
+    reject). Capped at 1 (100 points): a comparison that cannot detect even that detects nothing.
     """
     level = ALPHA / max(m, 1)
-    if seeds > 1 and test.method == CROSSED:
-        q = stats.t.ppf(1 - level / 2, test.df) + stats.t.ppf(POWER, test.df)
-        return float(min(q * test.se, 1.0))
+    if test.parts:
+        return max(mde(t, m) for t in test.parts)
+    if test.method in (CROSSED, SEED):
+        return float(min(_t_gap(test.se, test.df, level / 2), 1.0))
+    b, c, n = test.counts
+    if not n:
+        return float("nan")
     z = stats.norm.ppf(1 - level / 2) + stats.norm.ppf(POWER)
-    return float(min(max(z * math.sqrt(discordance / n), z * z / n), 1.0)) if n else float("nan")
+    return float(min(max(z * math.sqrt((b + c) / n / n), z * z / n), 1.0))
 
 
 def images_needed(delta: float, margin: float, discordance: float, m: int) -> tuple[int, int]:
     """One seed, at this discordance rate: (images to detect a difference of |Δ| with 80% power at
-    alpha/m, images for TOST at alpha to show equivalence when the true Δ is the observed one);
+    alpha/m, images for TOST at alpha/m to show equivalence when the true Δ is the observed one);
     0 where no number of images would (Δ = 0 for the first, |Δ| >= margin for the second)."""
     r = max(discordance, abs(delta), 1e-9)
-    z_d = stats.norm.ppf(1 - ALPHA / max(m, 1) / 2) + stats.norm.ppf(POWER)
-    z_e = stats.norm.ppf(1 - ALPHA) + stats.norm.ppf(POWER)
+    level = ALPHA / max(m, 1)
+    z_d = stats.norm.ppf(1 - level / 2) + stats.norm.ppf(POWER)
+    z_e = stats.norm.ppf(1 - level) + stats.norm.ppf(POWER)
     n_diff = math.ceil(r * (z_d / abs(delta)) ** 2) if delta else 0
     room = margin - abs(delta)
     # with no disagreement at all, the exact bound on the disagreement rate still needs
     # log(alpha / 2m) / log(1 - room) images to fall inside the margin
     n_eq = max(math.ceil(r * (z_e / room) ** 2),
-               math.ceil(math.log(ALPHA / max(m, 1) / 2) / math.log(1 - room))) if room > 0 else 0
+               math.ceil(math.log(level / 2) / math.log(1 - room))) if room > 0 else 0
     return n_diff, n_eq
 
 
-def seeds_needed(d: np.ndarray, delta: float, margin: float, m: int,
-                 limit: int = 100) -> tuple[int, int]:
-    """Several seeds, at this test-set size: (seeds to detect |Δ| with 80% power at alpha/m, seeds
-    for TOST to show equivalence if the true Δ is the observed one), from the crossed model's
-    variance components; 0 where more seeds alone would not do (the image term dominates)."""
+@dataclass
+class Components:
+    """The crossed model's variance components of one comparison (per image and seed), and what
+    they say `seeds_t` would decide with more seeds or images."""
+
+    img: float  # image x architecture interaction: the part seeds do not shrink
+    seed: float  # run-to-run shift of a seed's mean difference
+    res: float  # per-run, per-image disagreement
+
+    @classmethod
+    def of(cls, d: np.ndarray) -> Components:
+        s, n = np.shape(d)
+        ms_img, ms_seed, ms_res = (float(x) for x in crossed_fit(d)[3])
+        return cls(max(0.0, (ms_img - ms_res) / s), max(0.0, (ms_seed - ms_res) / n), ms_res)
+
+    def decides(self, gap: float, seeds: int, images: float, level: float) -> bool:
+        """Whether `seeds_t` at this many seeds and images reaches 80% power for a true distance
+        `gap` from its bound, one-sided at `level` (both of its tests must)."""
+        if gap <= 0:
+            return False
+        ms_img, ms_seed = self.res + seeds * self.img, self.res + images * self.seed
+        num, df = _satterthwaite(ms_img, ms_seed, self.res, images, seeds)
+        crossed = _t_gap(math.sqrt(num / (images * seeds)), float(df), level)
+        seed = _t_gap(math.sqrt((self.seed + self.res / images) / seeds), seeds - 1, level)
+        return max(crossed, seed) <= gap
+
+    def seeds(self, delta: float, margin: float, m: int, images: int, start: int = 2,
+              limit: int = MAX_SEEDS) -> tuple[int, int]:
+        """(seeds to detect |Δ| with 80% power at alpha/m, seeds to show equivalence by TOST at
+        alpha/m if the true Δ is the observed one) at this many images, counting from `start`
+        (more than a study has, when it did not decide); 0 where `limit` would not do."""
+        level = ALPHA / max(m, 1)
+
+        def smallest(gap, one_sided):
+            return next((k for k in range(max(start, 2), limit + 1)
+                         if self.decides(gap, k, images, one_sided)), 0)
+
+        return (smallest(abs(delta), level / 2) if delta else 0,
+                smallest(margin - abs(delta), level))
+
+    def images(self, delta: float, margin: float, m: int, seeds: int) -> tuple[int, int]:
+        """As `seeds`, in test images at `seeds` seeds; 0 where no number of images would do
+        (the run-to-run term alone is too large at that many seeds)."""
+        level = ALPHA / max(m, 1)
+
+        def smallest(gap, one_sided):
+            if not self.decides(gap, seeds, 1e12, one_sided):
+                return 0
+            lo, hi = 2, 2
+            while not self.decides(gap, seeds, hi, one_sided):
+                lo, hi = hi, hi * 2
+            while hi - lo > 1:  # bisect: the smallest count that decides lies in (lo, hi]
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if self.decides(gap, seeds, mid, one_sided) else (mid, hi)
+            return hi
+
+        return (smallest(abs(delta), level / 2) if delta else 0,
+                smallest(margin - abs(delta), level))
+
+
+def seeds_needed(d: np.ndarray, delta: float, margin: float, m: int) -> tuple[int, int]:
+    """Several seeds, at this test-set size: `Components.seeds` from d[s, i]'s components, more
+    than d has."""
     s, n = np.shape(d)
-    ms_img, ms_seed, ms_res = crossed_fit(d)[3]
-    v_img = max(0.0, (ms_img - ms_res) / s) / n  # the part of Var(mu_hat) seeds do not shrink
-    v_per_seed = max(0.0, (ms_seed - ms_res) / n) + ms_res / n
-
-    def smallest(target_se):
-        for k in range(2, limit + 1):
-            if v_img + v_per_seed / k <= target_se ** 2:
-                return k
-        return 0
-
-    z_d = stats.norm.ppf(1 - ALPHA / max(m, 1) / 2) + stats.norm.ppf(POWER)
-    z_e = stats.norm.ppf(1 - ALPHA) + stats.norm.ppf(POWER)
-    return (smallest(abs(delta) / z_d) if delta else 0,
-            smallest((margin - abs(delta)) / z_e) if abs(delta) < margin else 0)
+    return Components.of(d).seeds(delta, margin, m, n, start=s + 1)
 
 
 def class_metrics(targets, predictions, k: int) -> dict:
@@ -347,6 +452,41 @@ def _sign_test(img_means: np.ndarray, confidence: float) -> Test:
     t.method = SIGN
     t.note = "no image-level variance to estimate (e.g. every difference equal)"
     return t
+
+
+def _t_gap(se: float, df: float, level: float) -> float:
+    """The true distance from a bound that a t test on `df` df, critical value its 1 − `level`
+    quantile, detects with 80% power: the noncentrality (scipy's noncentral t) times se. The
+    normal approximation (t_level + t_power) se promises 80% where a t on 2-4 df reaches 50-70%:
+    it forgets that se itself is estimated."""
+    return float(_ncp(round(float(df), 1) if df < 1e4 else math.inf, level) * se)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ncp(df: float, level: float) -> float:
+    """The noncentrality at which a one-sided t at `level` on `df` df rejects with 80%
+    probability (cached: the planners ask for the same few df again and again)."""
+    if not math.isfinite(df):
+        return float(stats.norm.ppf(1 - level) + stats.norm.ppf(POWER))
+    crit = stats.t.ppf(1 - level, df)
+    start = crit + stats.norm.ppf(POWER)
+    return float(optimize.brentq(lambda x: stats.nct.sf(crit, df, x) - POWER, start / 2,
+                                 start * 4 + 10))
+
+
+def _t_test(mu: float, se: float, df: float, method: str, confidence: float) -> Test:
+    p = float(2 * stats.t.sf(abs(mu / se), df))
+    q = stats.t.ppf(0.5 + confidence / 2, df)
+    # a difference of accuracies lies in [-1, 1]: clipping there never moves 0 in or out
+    return Test(mu, float(max(mu - q * se, -1.0)), float(min(mu + q * se, 1.0)), p, method,
+                df=float(df), se=se)
+
+
+def _seeds_by_images(d) -> np.ndarray:
+    d = np.asarray(d, dtype=float)
+    if d.ndim != 2 or d.shape[0] < 2 or d.shape[1] < 2:
+        raise ValueError("several seeds need a (seeds >= 2) x (images >= 2) array")
+    return d
 
 
 def _outcomes(x) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import Any
 from depthbench.engine.config import TrainConfig, make_config
 from depthbench.errors import ConfigError
 from depthbench.names import ABLATIONS, VARIANT_OPTIONS, family_of
-from depthbench.runrecord import run_dir_name
+from depthbench.runrecord import BASE_VARIANT, run_dir_name, variant_name
 from depthbench.study.schema import StudySpec
 
 # TrainConfig fields the study sets itself; an override of one would silently fight the spec.
@@ -49,7 +49,7 @@ class RunPlan:
 
 def variants_for(spec: StudySpec, model: str) -> list[tuple[str, dict[str, Any]]]:
     """[(variant name, model options)] for one model: `base` first, then one per ablation rate."""
-    out: list[tuple[str, dict[str, Any]]] = [("base", {})]
+    out: list[tuple[str, dict[str, Any]]] = [(BASE_VARIANT, {})]
     v = spec.variants
     if v.models is not None and model not in v.models:
         return out
@@ -60,7 +60,7 @@ def variants_for(spec: StudySpec, model: str) -> list[tuple[str, dict[str, Any]]
             opts: dict[str, Any] = {key: rate}
             if key == "key_drop":
                 opts.update(key_drop_mode=v.key_drop_mode, key_drop_schedule=v.key_drop_schedule)
-            out.append((f"{key.replace('_', '')}{rate:g}", opts))
+            out.append((variant_name(key, rate), opts))
     return out
 
 

@@ -30,6 +30,7 @@ from depthbench.names import (
     family_of,
     resolve_name,
 )
+from depthbench.report.options import EQUIVALENCE_MARGIN
 
 
 def _model_name(name: str) -> str:
@@ -125,7 +126,7 @@ class ReportSpec(_Strict):
     """Options of the study's report."""
 
     # the equivalence test's margin, a fraction: "no difference" only when |Δ| < margin is shown
-    equivalence_margin: float = Field(0.02, gt=0, lt=0.5)
+    equivalence_margin: float = Field(EQUIVALENCE_MARGIN, gt=0, lt=0.5)
 
 
 class StudySpec(_Strict):

@@ -1,0 +1,241 @@
+"""The report's first screen and what follows it directly: the answer at a glance (one sentence
+of counts, the verdict figure beside accuracy against GMACs at 224 px, and the notes that qualify
+them), the table of every model and variant, and the source study's claims with one-word
+verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from depthbench.report import figures as F
+from depthbench.report.analysis import (
+    MIN_SEEDS_FOR_VARIANCE,
+    QUESTIONS,
+    Analysis,
+    Plan,
+    group_label,
+)
+from depthbench.report.claims import judge_claims
+from depthbench.report.document import Details, Document, Figure, FigureRow, Heading, Para, Table
+from depthbench.report.fmt import ci_text, mean, mean_sd_text, ok, params_text, pct
+
+ACC_CI = ("Wilson score interval with one seed; with several, the wider of the crossed "
+          "random-effects t (images × seeds) and the seed-level t")
+VERDICT_FIGURE = "verdicts.png"
+
+
+def verdict_groups(plan: Plan) -> list[tuple[str, list[F.VerdictRow]]]:
+    """The verdict figure's rows: every comparison once, under its question (in points)."""
+    # rows named without the degenerate marks (the verdict's colour and word carry them)
+    return [(QUESTIONS[q], [F.VerdictRow(f"{group_label(c.a)} vs {group_label(c.b)}",
+                                         100 * c.delta, 100 * c.low, 100 * c.high, 100 * c.mde,
+                                         c.verdict, c.word) for c in comps])
+            for q, comps in plan.by_question()]
+
+
+def at_a_glance(doc: Document, an: Analysis, plan: Plan, fig_dir: Path, written: set) -> None:
+    doc.add(Heading("At a glance"), Para(_lead(an), css="lead"))
+    figs = []
+    if an.comparisons:
+        n = F.verdict_forest(verdict_groups(plan), 100 * an.margin, fig_dir / VERDICT_FIGURE)
+        written.add(VERDICT_FIGURE)
+        figs.append(Figure(
+            f"figures/{VERDICT_FIGURE}",
+            f"Every comparison (Δ = A − B, {an.eval_name} accuracy; 95% CI by the row's method: "
+            "exact McNemar with one seed, crossed and seed-level t with several): blue = a real "
+            f"difference (Holm over all {n}), green = shown equivalent within the shaded "
+            f"±{100 * an.margin:g} points, grey = inconclusive, red = not testable; grey ticks: "
+            "the difference each could detect.",
+            alt=f"Verdicts at a glance: {n} comparisons"))
+    acc = _accuracy_figure(an, fig_dir, written)
+    if acc:
+        figs.append(acc)
+    if len(figs) == 2:
+        doc.add(FigureRow(figs, widths=(0.6, 0.4)))
+    else:
+        doc.add(*figs)
+    doc.add(*_notes(an, plan))
+
+
+def _lead(an: Analysis) -> str:
+    st, t = an.study, an.tally()
+    fin, k = sum(r.finished for r in st.runs), an.max_seeds()
+    head = (f"{len(st.runs)} runs ({fin} finished) of {len(an.groups)} models and variants, "
+            f"up to {k} finished seed{'s' if k != 1 else ''} each; {an.eval_name} split, "
+            f"{an.images() or '?'} images.")
+    if not an.comparisons:
+        return head + " No paired comparison could be made."
+    real = [c for c in an.comparisons if c.winner()]
+    named = "; ".join(f"{group_label(c.winner())} beats "
+                      f"{group_label(c.b if c.winner() == c.a else c.a)} ({100 * c.delta:+.1f})"
+                      for c in real[:4]) + ("; …" if len(real) > 4 else "")
+    return (head + f" {len(an.comparisons)} paired comparisons, Holm-corrected together: "
+            f"{t['a_better'] + t['b_better']} real difference(s)"
+            + (f" ({named})" if real else "")
+            + f", {t['equivalent']} shown equivalent within ±{100 * an.margin:g} points, "
+            f"{t['inconclusive']} inconclusive, {t['not_testable']} not testable.")
+
+
+def _accuracy_figure(an: Analysis, fig_dir: Path, written: set) -> Figure | None:
+    points = []
+    at_224 = all(r.macs_224 is not None for r in an.study.runs if r.finished)
+    for key in an.groups:
+        acc, low, high, _ = an.accuracy_ci(key)
+        g = an.gmacs_224(key)
+        if an.finished(key) and ok(acc) and ok(low) and g:
+            points.append((group_label(key), g, 100 * acc, 100 * low, 100 * high))
+    if not points:
+        return None
+    name = "accuracy_vs_gmacs.png"
+    px = "224 px" if at_224 else "each run's image size"
+    F.accuracy_vs_cost(points, fig_dir / name, ylabel=f"{an.eval_name} accuracy (%)",
+                       xlabel=f"GMACs per image at {px} (log scale)")
+    written.add(name)
+    return Figure(f"figures/{name}", f"{an.eval_name.capitalize()} accuracy at the selected "
+                                     f"checkpoint against GMACs per image at {px}, 95% CI "
+                                     f"({ACC_CI}).")
+
+
+def _notes(an: Analysis, plan: Plan) -> list[Para]:
+    st, out = an.study, []
+    mdes = [c.mde for c in an.comparisons if ok(c.mde)]
+    if mdes:
+        lo, hi = 100 * min(mdes), 100 * max(mdes)
+        span = f"{lo:.1f}" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f} to {hi:.1f}"
+        out.append(Para(f"Power: a comparison here detects a true difference of about {span} "
+                        "points with 80% power at the Holm-corrected level; smaller real "
+                        "differences would mostly go unnoticed.", css="note"))
+    if not any(r.finished for r in st.runs):
+        out.append(Para("No run finished: there is nothing to compare. The reasons are under "
+                        "'Runs'.", css="warning"))
+    degenerate = [k for k in an.groups if an.degenerate_runs(k)]
+    if degenerate:
+        out.append(Para(
+            "Degenerate runs (≥ 90% of the images predicted as one class that is < 90% of the "
+            "data): " + ", ".join(an.label(k) for k in degenerate) + ". They are near-constant "
+            "predictors, not classifiers; comparisons resting on them are not testable under "
+            "this budget.", css="warning"))
+    if an.split == "val":
+        out.append(Para("This study has no test split: the evaluation split is the validation "
+                        "split that also selected the checkpoints, so its accuracies are "
+                        "optimistic.", css="warning"))
+    out += _seed_notes(an)
+    baseline = _baseline_note(an, plan)
+    if baseline:
+        out.append(baseline)
+    if st.left_out:
+        out.append(Para(f"Left out: {len(st.left_out)} run folder(s) that study.yaml no longer "
+                        f"lists ({', '.join(r.name for r in st.left_out)}); this report covers "
+                        "the study as it stands.", css="note"))
+    return out
+
+
+def _seed_notes(an: Analysis) -> list[Para]:
+    k = an.max_seeds()
+    if not k or k >= MIN_SEEDS_FOR_VARIANCE:
+        return []
+    if k == 1:
+        text = ("With 1 seed per model, seed variance is not estimated: each test compares two "
+                "trained runs, not two architectures, and run-to-run variance is not in it.")
+    else:
+        text = ("With 2 seeds per model, seed variance is barely estimated (one degree of "
+                "freedom): a difference counts as real only when both the images and the two "
+                "runs bear it out, so little can be decided.")
+    return [Para(text + f" Use {MIN_SEEDS_FOR_VARIANCE} or more seeds.", css="note")]
+
+
+def _baseline_note(an: Analysis, plan: Plan) -> Para | None:
+    base = majority_baseline(an)
+    top = plan.top
+    if base is None:
+        return Para("The majority-class baseline cannot be computed: no run recorded per-image "
+                    f"targets on the {an.eval_name} split.", css="warning")
+    if top is None:
+        return None
+    rate, cls, k, n = base
+    acc, low, high, method = an.accuracy_ci(top)
+    line = (f"Best model (highest mean validation accuracy): {an.label(top)}, "
+            f"{an.eval_name} accuracy {pct(acc)} (95% CI {ci_text(low, high)}, {method}); "
+            f"majority-class baseline (always '{cls}'): {pct(rate)} ({k}/{n}).")
+    if ok(low) and low > rate:
+        return Para(line + " The best model clearly beats the baseline (its CI lies above it).")
+    return Para(line + " The best model does NOT clearly beat the majority-class baseline on "
+                f"the {an.eval_name} split: its 95% CI reaches down to the baseline, so this "
+                "study's comparisons say little about the architectures. Train longer or on "
+                "more data before drawing conclusions.", css="warning")
+
+
+def majority_baseline(an: Analysis):
+    """(share, class name, count, total) of the most frequent class on the evaluation split."""
+    for runs in an.groups.values():
+        for r in runs:
+            t = r.targets(an.split)
+            if t:
+                counts = np.bincount(np.asarray(t, dtype=int))
+                k = int(counts.argmax())
+                classes = an.study.classes
+                name = classes[k] if k < len(classes) else str(k)
+                return counts[k] / counts.sum(), name, int(counts[k]), int(counts.sum())
+    return None
+
+
+# ------------------------------------------------------------------------------------- models
+def models_table(doc: Document, an: Analysis) -> None:
+    """Every model and variant in one table; last-epoch columns only where they differ."""
+    ev = an.eval_name
+    differs = any(r.checkpoint("last").get("epoch") != r.checkpoint("best").get("epoch")
+                  for r in an.study.runs if r.finished)
+    header = (["model", "runs", "selected epoch", f"{ev} acc", "95% CI", "balanced acc",
+               "macro-F1", params_header(an), "GMACs at 224 px", "train min", "degenerate"]
+              + (["last epoch", f"{ev} acc (last)"] if differs else []))
+    rows = [_model_row(an, key, differs) for key in an.groups]
+    doc.add(Heading("Models"), Table(
+        header, rows, caption=f"Mean ± sd over seeds at the checkpoint validation selected; "
+        f"{ev} split; CI: {ACC_CI}" + ("; last-epoch columns where the last epoch is not the "
+                                        "selected one" if differs else "")))
+
+
+def _model_row(an: Analysis, key, differs: bool) -> list[str]:
+    runs, fin = an.groups[key], an.finished(key)
+    count = str(len(fin)) if len(fin) == len(runs) else f"{len(fin)} of {len(runs)}"
+    gm = an.gmacs_224(key)
+    head = [group_label(key), count]
+    cost = [params_text(runs[0].params), f"{gm:.3g}" if gm else "–"]
+    if not fin:
+        return head + ["–"] * 5 + cost + ["–", "–"] + (["–", "–"] if differs else [])
+    acc, low, high, _ = an.accuracy_ci(key)
+    bad = len(an.degenerate_runs(key))
+    cells = ["/".join(str(r.checkpoint("best").get("epoch", "?")) for r in fin),
+             mean_sd_text([r.accuracy("best", an.split) for r in fin]), ci_text(low, high),
+             mean_sd_text([(r.class_metrics("best", an.split) or {}).get("balanced_accuracy")
+                           for r in fin]),
+             mean_sd_text([(r.class_metrics("best", an.split) or {}).get("macro_f1")
+                           for r in fin])]
+    minutes = mean(r.seconds for r in fin)
+    tail = [f"{minutes / 60:.1f}" if ok(minutes) else "–",
+            "no" if not bad else "yes" if bad == len(fin) else f"{bad} of {len(fin)}"]
+    if differs:
+        same = all(r.checkpoint("last").get("epoch") == r.checkpoint("best").get("epoch")
+                   for r in fin)
+        tail += (["= selected", "= selected"] if same else [
+            "/".join(str(r.checkpoint("last").get("epoch", "?")) for r in fin),
+            mean_sd_text([r.accuracy("last", an.split) for r in fin])])
+    return head + cells + cost + tail
+
+
+def params_header(an: Analysis) -> str:
+    k = len(an.study.classes)
+    return f"params ({k}-class head)" if k else "params"
+
+
+# ------------------------------------------------------------------------------------- claims
+def claims(doc: Document, an: Analysis, plan: Plan) -> None:
+    judged = judge_claims(an, plan)
+    doc.add(Heading("The source study's claims"), Table(
+        ["claim", "verdict", "why"], [[c.claim, c.word, c.reason] for c in judged], wrap=(2,),
+        caption="Each claim judged from the comparisons' verdicts (Holm-corrected); 'not "
+                "testable (budget)': it rests on degenerate or unconverged runs"),
+        Details([(f"{c.claim}: {c.word}", c.detail or c.reason) for c in judged]))
+
