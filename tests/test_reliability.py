@@ -125,6 +125,7 @@ def start_run(env: dict, out: Path, cache: Path) -> subprocess.Popen:
                              "--out", out], stdout=f, stderr=subprocess.STDOUT, env=e,
                             cwd=env["tmp"], preexec_fn=_session_with_sigint)
     proc.log = f  # type: ignore[attr-defined]
+    proc.started = time.time()  # type: ignore[attr-defined]
     return proc
 
 
@@ -307,8 +308,15 @@ def reference(env, reference_proc):
 
 # ------------------------------------------------------------------------------ the kill chain
 
-def _any(study: Path, pattern: str):
-    return lambda proc: any(study.glob(pattern))
+def _written_by(study: Path, pattern: str):
+    """A file written since this runner started (one left by an earlier one does not count)."""
+    def ready(proc) -> bool:
+        for f in study.glob(pattern):
+            with contextlib.suppress(OSError):
+                if f.stat().st_mtime >= proc.started:
+                    return True
+        return False
+    return ready
 
 
 @pytest.mark.slow
@@ -324,7 +332,7 @@ def test_kill_anywhere_then_rerun_gives_the_same_study(env, reference_proc, requ
         ("the fork server starting", lambda proc: _forkserver_starting(proc, study)(),
          "SIGINT-group"),
         ("data cache build", lambda proc: any((cache / "decoded").rglob("*")), "kill9"),
-        ("an epoch", _any(study, "resnet18__base__s0/result.json"), signal.SIGTERM),
+        ("an epoch", _written_by(study, "resnet18__base__s0/result.json"), signal.SIGTERM),
         ("a run training", lambda proc: any(map(_is_worker, descendants(proc.pid))),
          "kill9-runner"),
         ("a checkpoint write", lambda proc: any(study.glob("*/.last.ckpt.*.tmp"))

@@ -99,9 +99,10 @@ def train(config: TrainConfig, out_dir: str | os.PathLike | None = None,
             else contextlib.nullcontext():
         previous = _previous_run(out, cfg, resume)
         if previous is not None:
-            log(f"{out}: run already finished (best val acc "
-                f"{previous['best']['val']['accuracy']:.4f} at epoch {previous['best_epoch']}); "
-                "nothing to do")
+            val = (previous.get("best") or {}).get("val")  # none without a validation split
+            score = (f"best val acc {val['accuracy']:.4f} at epoch {previous['best_epoch']}"
+                     if val else f"{previous['epochs_completed']} epochs")
+            log(f"{out}: run already finished ({score}); nothing to do")
             return previous
         result = fabric.launch(_run_guarded, cfg, out, split_path, variant,
                                progress if fabric.world_size == 1 or not callable(progress)
