@@ -69,13 +69,16 @@ def test_smoke_two_seeds_end_to_end_then_rerun_skips(tmp_path):
     assert (out / "report.html").is_file() and "SE-ResNet-18" in md and "Swin-T" in md
     # the pipeline analyzed every run before the report: an analysis.json each, read back
     assert all(read_analysis(out / name)["run"] == name for name in names)
-    # the paired comparisons: the SE pair and the key-dropout pair, over both seeds
-    comps = {r["section"]: r for r in csv.DictReader(open(out / "comparisons.csv"))}
-    assert set(comps) == {"se", "variant"}
-    assert (comps["se"]["a_model"], comps["se"]["b_model"]) == ("seresnet18", "resnet18")
-    assert comps["variant"]["a_variant"] == "keydrop0.1"
-    assert all(c["seeds"] == "2" and c["n_images"] == "18" and c["method"] for c in comps.values())
-    assert all(0 <= float(c["p"]) <= 1 for c in comps.values())
+    # the paired comparisons over both seeds: the SE pair, the key-dropout pair, and Swin-T
+    # against the CNNs nearest it in compute (here the only ones: ResNet-18 and SE-ResNet-18)
+    rows = list(csv.DictReader(open(out / "comparisons.csv")))
+    pairs = {(r["section"], r["a_model"], r["a_variant"], r["b_model"]) for r in rows}
+    swin = "swin_tiny_patch4_window7_224"
+    assert pairs == {("se", "seresnet18", "base", "resnet18"),
+                     ("variant", swin, "keydrop0.1", swin),
+                     ("across", swin, "base", "resnet18"), ("across", swin, "base", "seresnet18")}
+    assert all(c["seeds"] == "2" and c["n_images"] == "18" and c["method"] for c in rows)
+    assert all(0 <= float(c["p"]) <= 1 for c in rows)
     assert len(list((out / "figures").glob("*.png"))) >= 3
     assert "8 of 8 runs finished" in p.stderr
     # progress on stderr, the result files on stdout
