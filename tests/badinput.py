@@ -9,6 +9,8 @@ outcomes lives next to the tests in `test_bad_input.py`.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import pickle
 import struct
@@ -251,6 +253,17 @@ def run_cli(args: list[str], tmp: Path, timeout: float = 180, cwd: Path | None =
                        text=True, encoding="utf-8", errors="replace", timeout=timeout,
                        env=cli_env(tmp), cwd=cwd or tmp)
     return Result([str(a) for a in args], p.returncode, p.stdout, p.stderr)
+
+
+def run_main(args: list, tmp: Path) -> Result:
+    """The same command in this process (`depthbench.cli.main.main`, stdout and stderr captured),
+    for cases that stop before training: no interpreter and no torch import to pay for each."""
+    from depthbench.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), contextlib.chdir(tmp):
+        rc = main([str(a) for a in args])
+    return Result([str(a) for a in args], rc, out.getvalue(), err.getvalue())
 
 
 class CliPool:

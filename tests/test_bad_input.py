@@ -13,6 +13,7 @@ its own; a tiny resnet18 is trained once for the checkpoint cases.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -86,6 +87,34 @@ TRAINS = {"no_val_images", "one_class", "unknown_model", "negative_lr", "non_num
 
 NEEDS_RUN = {"wrong_class_count", "pickle_code_resume", "predict_truncated", "predict_bomb",
              "predict_odd_images"}
+# Issue 23: one line where a new user met a traceback or a wrong word, run in this process
+# (`badinput.run_main`: they stop before training, so no interpreter start to pay for each).
+IN_PROCESS: dict[str, tuple[str, str]] = {
+    "analyze_device_renamed": ("analyze {run} --device cuda",
+                               "ERROR: --device is now --accelerator, named with the value to use"),
+    "analyze_without_gpu": ("analyze {run} --accelerator gpu",
+                            "ERROR naming gpu (no CUDA GPU), not a 30-line driver traceback"),
+    "resume_nothing": ("train --out {tmp}/nowhere --resume",
+                       "ERROR: no run to resume in nowhere (not `model: missing`)"),
+    "evaluate_a_study_file": ("evaluate {smoke_yaml} --data {three}",
+                              "ERROR: not a checkpoint; names best.safetensors and last.ckpt"),
+    "evaluate_a_folder": ("evaluate {run} --data {three}",
+                          "ERROR: a folder; names best.safetensors and last.ckpt"),
+    "run_data_typo": ("run --config {smoke_yaml} --data {tmp}/cels --out {tmp}/s3",
+                      "ERROR naming cels; the study folder is not created"),
+    "run_without_gpu": ("run --config {gpu_yaml} --out {tmp}/s4",
+                        "ERROR naming accelerator gpu before any run; nothing written"),
+    "train_a_busy_folder": ("train --model resnet18 --data {three} --out {busy}",
+                            "ERROR naming the pid that holds the run folder"),
+    "predict_a_folder": ("predict {run}/best.safetensors {three}/a --json",
+                         "exit 0; one prediction per image of the folder, in name order"),
+    "predict_some_unreadable": ("predict {run}/best.safetensors {three}/b/0000.jpg "
+                                "{zoo}/alpha/truncated.jpg --json",
+                                "exit 2; one stderr line naming truncated.jpg; the readable image "
+                                "predicted, the other an `error` entry"),
+}
+NO_GPU_CASES = {"analyze_without_gpu", "run_without_gpu"}  # a GPU machine runs these for real
+
 ODD = ["cmyk_jpeg", "png_16bit_gray", "png_16bit_rgb", "rgba_png", "palette_png", "one_pixel",
        "non_ascii_space_path"]
 
@@ -129,6 +158,10 @@ def corpus(tmp_path_factory):
     p.bad_key_yaml, p.bad_lr_yaml = tmp / "bad_key.yaml", tmp / "bad_lr.yaml"
     p.bad_key_yaml.write_text(_smoke_study_yaml(bogus_key=1), encoding="utf-8")
     p.bad_lr_yaml.write_text(_smoke_study_yaml(lr="fast"), encoding="utf-8")
+    p.smoke_yaml, p.gpu_yaml = tmp / "smoke.yaml", tmp / "gpu.yaml"
+    p.smoke_yaml.write_text(_smoke_study_yaml(), encoding="utf-8")
+    p.gpu_yaml.write_text(_smoke_study_yaml(accelerator="gpu"), encoding="utf-8")
+    p.busy = tmp / "busy"
 
     pool = CliPool(tmp)
     pool.submit("train", ["train", "--model", "resnet18", "--data", p.three, "--out", p.run, *TRAIN])
@@ -339,3 +372,63 @@ def test_predict_odd_images(corpus, trained):
     g8 = {t["class"]: t["prob"] for t in by_name["gray8.png"]}
     assert g16.keys() == g8.keys() and all(abs(g16[c] - g8[c]) < 1e-5 for c in g8), \
         f"a 16-bit PNG is not read like its 8-bit twin: {g16} vs {g8}"
+
+
+# ------------------------------------------------------------------------------ issue 23
+
+def _in_process(corpus, case: str) -> B.Result:
+    if case in NO_GPU_CASES:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a CUDA GPU is visible: the command would run")
+    return B.run_main(_args(IN_PROCESS[case][0], corpus), corpus.tmp)
+
+
+@pytest.mark.parametrize("case,needles", [
+    ("analyze_device_renamed", ["--device cuda", "--accelerator gpu"]),
+    ("analyze_without_gpu", ["gpu", "no CUDA GPU"]),
+    ("resume_nothing", ["no run to resume", "nowhere"]),
+    ("evaluate_a_study_file", ["smoke.yaml", "not a checkpoint", "best.safetensors", "last.ckpt"]),
+    ("evaluate_a_folder", ["is a folder", "best.safetensors", "last.ckpt"]),
+])
+def test_one_line_errors(corpus, trained, case, needles):
+    assert_user_error(_in_process(corpus, case), *needles)
+
+
+@pytest.mark.parametrize("case,needles,folder", [
+    ("run_data_typo", ["cels", "not found"], "s3"),
+    ("run_without_gpu", ["accelerator", "gpu"], "s4"),
+])
+def test_a_failed_start_writes_nothing(corpus, case, needles, folder):
+    """Checked before anything is written: the corrected command finds no study to differ from."""
+    assert_user_error(_in_process(corpus, case), *needles)
+    assert not (corpus.tmp / folder).exists()
+
+
+def test_a_folder_another_trainer_holds_is_refused(corpus):
+    from depthbench.engine.runlock import RunLock
+
+    with RunLock(corpus.busy):
+        res = _in_process(corpus, "train_a_busy_folder")
+    assert_user_error(res, "being trained", f"pid {os.getpid()}")
+    assert sorted(p.name for p in corpus.busy.iterdir()) == [".lock"]  # nothing trained
+
+
+def test_predict_a_folder(corpus, trained):
+    res = _in_process(corpus, "predict_a_folder")
+    assert res.rc == 0 and not res.stderr.strip(), res
+    out = json.loads(res.stdout)
+    assert [Path(o["image"]).name for o in out] == sorted(p.name for p in (corpus.three / "a")
+                                                          .iterdir())
+    assert all(o["top"] and "error" not in o for o in out), out
+
+
+def test_predict_reads_what_it_can(corpus, trained):
+    res = _in_process(corpus, "predict_some_unreadable")
+    assert "Traceback" not in res.stderr and res.rc == 2, res
+    assert len(res.lines()) == 1 and "truncated.jpg" in res.lines()[0], res
+    good, bad = json.loads(res.stdout)
+    assert Path(good["image"]).name == "0000.jpg" and good["top"], good
+    assert Path(bad["image"]).name == "truncated.jpg" and "truncated.jpg" in bad["error"], bad
+    assert "top" not in bad

@@ -143,3 +143,18 @@ def test_cli_bad_input_is_one_line_without_traceback(tmp_path, capsys, args, nee
     err = capsys.readouterr()
     assert code == 2 and err.out == ""
     assert needle in err.err and err.err.count("\n") == 1 and "Traceback" not in err.err
+
+
+def test_the_split_seed_has_one_name(image_folder, capsys):
+    """`--split-seed`, as in `train` (where `--seed` seeds the initialisation) and a study's
+    `split.seed`; the old `data check --seed` still works, with a notice once the check ran."""
+    root = image_folder({"a": 20, "b": 20})
+    docs, errs = [], []
+    for args in (["--split-seed", "3"], ["--seed", "3"], ["--split-seed", "4"]):
+        assert main(["data", "check", str(root), "--json", *args]) == 0
+        out = capsys.readouterr()
+        docs.append(json.loads(out.out))
+        errs.append(out.err)
+    assert docs[0] == docs[1] and docs[0]["split_seed"] == 3
+    assert docs[2]["manifest_hash"] != docs[0]["manifest_hash"]  # the seed is the split's
+    assert errs[0] == errs[2] == "" and "--split-seed" in errs[1] and errs[1].count("\n") == 1

@@ -337,3 +337,7 @@ def test_run_without_a_validation_split_keeps_the_last_epoch(tmp_path, cache):
     assert result["status"] == "finished" and result["best_epoch"] == 2
     assert result["best"]["val"] is None and result["best"]["test"]["total"] == 12
     assert {r["val_acc"] for r in read_rows(out)} == {""}
+    # and its rerun is a no-op like any finished run's (it used to fail formatting a val score)
+    again = train(tiny(cache, val=0.0, epochs=2, limit_train_batches=1), out, progress=False,
+                  resume=False)
+    assert again["provenance"]["started"] == result["provenance"]["started"]

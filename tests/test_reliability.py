@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import functools
 import io
 import json
 import os
@@ -108,14 +109,23 @@ def env(tmp_path_factory):
     return {"tmp": tmp, "env": e, "study": mini_study(tmp / "mini.yaml")}
 
 
+def _session_with_sigint() -> None:
+    # its own session (a process group to signal as a terminal's Ctrl-C does), with SIGINT's
+    # default action even when the suite runs in the background, which starts children with
+    # SIGINT ignored
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_run(env: dict, out: Path, cache: Path) -> subprocess.Popen:
     e = dict(env["env"], DEPTHBENCH_CACHE=str(cache))
     log = out.parent / f"{out.name}.{time.monotonic_ns()}.log"
     f = open(log, "w+", encoding="utf-8")  # noqa: SIM115 - read back by finish()
     proc = subprocess.Popen([sys.executable, "-m", "depthbench", "run", "--config", env["study"],
                              "--out", out], stdout=f, stderr=subprocess.STDOUT, env=e,
-                            cwd=env["tmp"], start_new_session=True)
+                            cwd=env["tmp"], preexec_fn=_session_with_sigint)
     proc.log = f  # type: ignore[attr-defined]
+    proc.started = time.time()  # type: ignore[attr-defined]
     return proc
 
 
@@ -159,6 +169,38 @@ def kill9(proc: subprocess.Popen) -> None:
     while any(Path(f"/proc/{k}").exists() and _state(k) != "Z" for k in kids):
         assert time.monotonic() < deadline, "workers survived SIGKILL"
         time.sleep(0.05)
+
+
+def kill9_runner(proc: subprocess.Popen, within: float = 10.0) -> None:
+    """kill -9 of the runner alone (`kill -9 PID`): every process it started must end by itself
+    within `within` seconds (the workers stop as the runner would stop them; the fork server and
+    the resource tracker follow)."""
+    kids = descendants(proc.pid)
+    assert any(_is_worker(k) for k in kids), "no worker to outlive the runner"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + within
+    while alive := [k for k in kids if Path(f"/proc/{k}").exists() and _state(k) != "Z"]:
+        assert time.monotonic() < deadline, f"processes outlived the runner: {alive}"
+        time.sleep(0.05)
+
+
+def _is_worker(pid: int) -> bool:
+    """A training worker: a child of the fork server in a session of its own."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[3]) == pid  # session id: the worker calls setsid()
+    return False
+
+
+def _forkserver_starting(proc: subprocess.Popen, study: Path):
+    """The fork server exists and no worker has started yet: it is importing torch."""
+    def ready() -> bool:
+        logs = "".join(p.read_text() for p in study.glob("*/train.log"))
+        return "worker pid" not in logs and any(
+            b"forkserver" in Path(f"/proc/{k}/cmdline").read_bytes()
+            for k in descendants(proc.pid) if Path(f"/proc/{k}/cmdline").exists())
+    return ready
 
 
 def _state(pid: int) -> str:
@@ -260,14 +302,21 @@ def reference_proc(env):
 @pytest.fixture(scope="module")
 def reference(env, reference_proc):
     rc, log = finish(reference_proc)
-    assert rc == 0, log
+    assert rc == 3, log  # the NaN run failed: the study says so in its exit status
     return env["tmp"] / "reference", log
 
 
 # ------------------------------------------------------------------------------ the kill chain
 
-def _any(study: Path, pattern: str):
-    return lambda: any(study.glob(pattern))
+def _written_by(study: Path, pattern: str):
+    """A file written since this runner started (one left by an earlier one does not count)."""
+    def ready(proc) -> bool:
+        for f in study.glob(pattern):
+            with contextlib.suppress(OSError):
+                if f.stat().st_mtime >= proc.started:
+                    return True
+        return False
+    return ready
 
 
 @pytest.mark.slow
@@ -276,30 +325,39 @@ def test_kill_anywhere_then_rerun_gives_the_same_study(env, reference_proc, requ
     rng = random.Random(seed)
     tag = f"(DEPTHBENCH_KILL_SEED={seed})"
     study, cache = env["tmp"] / "chain", env["tmp"] / "cache_chain"
-    # (moment, what to watch, how to stop)
+    # (moment, what to watch (given the runner), how to stop): kill9 stops the runner and its
+    # workers at once, kill9-runner the runner alone (its workers must then end by themselves),
+    # SIGINT-group is a terminal's Ctrl-C (the whole process group), a signal goes to the runner
     moments = [
-        ("data cache build", lambda: cache.exists() and any(cache.rglob("*")), "kill9"),
-        ("an epoch", _any(study, "resnet18__base__s0/result.json"), signal.SIGTERM),
-        ("a checkpoint write", lambda: any(study.glob("*/.last.ckpt.*.tmp"))
+        ("the fork server starting", lambda proc: _forkserver_starting(proc, study)(),
+         "SIGINT-group"),
+        ("data cache build", lambda proc: any((cache / "decoded").rglob("*")), "kill9"),
+        ("an epoch", _written_by(study, "resnet18__base__s0/result.json"), signal.SIGTERM),
+        ("a run training", lambda proc: any(map(_is_worker, descendants(proc.pid))),
+         "kill9-runner"),
+        ("a checkpoint write", lambda proc: any(study.glob("*/.last.ckpt.*.tmp"))
          or any(study.glob("*/.best.safetensors.*.tmp")), "kill9"),
-        ("the report", lambda: any((study / n).exists() for n in
-                                   ("results.csv", "report.md", "figures")), signal.SIGINT),
+        ("the report", lambda proc: any((study / n).exists() for n in
+                                        ("results.csv", "report.md", "figures")), signal.SIGINT),
     ]
     previous = None
     for what, ready, how in moments:
         proc = start_run(env, study, cache)
-        hit = wait_for(proc, ready)
+        hit = wait_for(proc, functools.partial(ready, proc))
         if what not in ("a checkpoint write", "the report"):  # those two last well under 0.3 s
             time.sleep(rng.uniform(0, 0.3))
         assert hit and proc.poll() is None, f"the study ended before {what} {tag}"
-        if how == "kill9":
-            kill9(proc)
+        if how in ("kill9", "kill9-runner"):
+            (kill9 if how == "kill9" else kill9_runner)(proc)
             rc, log = finish(proc)
         else:
-            proc.send_signal(how)  # to the runner only, as `kill PID` or Ctrl-C would
+            if how == "SIGINT-group":
+                os.killpg(proc.pid, signal.SIGINT)
+            else:
+                proc.send_signal(how)  # to the runner only, as `kill PID` would
             rc, log = finish(proc)
             assert "Traceback" not in log, log
-            if what == "the report" and rc == 0 and "report: " in log:
+            if what == "the report" and rc == 3 and "report: " in log:
                 # a tiny study's report can be done before the signal arrives: nothing to stop
                 print(f"the report finished before {how!r} arrived {tag}")
             else:
@@ -307,10 +365,10 @@ def test_kill_anywhere_then_rerun_gives_the_same_study(env, reference_proc, requ
                 assert "rerun the same command" in log, f"no resume hint after {how!r} {tag}\n{log}"
         if previous == "kill9":
             assert "took over the lock" in log, f"stale lock not reported {tag}\n{log}"
-        previous = "kill9" if how == "kill9" else "signal"
+        previous = "kill9" if str(how).startswith("kill9") else "signal"
         check_records(study)  # nothing torn, whatever the moment
     rc, log = finish(start_run(env, study, cache))
-    assert rc == 0, f"final rerun failed {tag}\n{log}"
+    assert rc == 3, f"final rerun: not exit 3 for its failed run {tag}\n{log}"
     leftovers = check_records(study)
     reference = request.getfixturevalue("reference")
     assert outcome(study) == outcome(reference[0]), f"resumed study differs {tag}"
@@ -467,3 +525,25 @@ def test_full_disk_stops_clearly_and_keeps_the_previous_checkpoint(tmp_path, mon
     run = tmp_path / "run"
     rc = main(["train", *TRAIN_ARGS, "--out", str(run)])
     _check_disk_full_outcome(run, capsys.readouterr().err, rc)
+
+
+def test_a_failed_write_says_whether_a_previous_version_exists(tmp_path, monkeypatch):
+    """A full disk surfaces at the write or at fsync: the message says whether the file being
+    replaced is still there and intact, or that there was none (it used to claim "intact" for a
+    file that never existed)."""
+    import depthbench._io as dio
+    from depthbench.errors import DepthbenchError
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(dio.os, "fsync", full)
+    with pytest.raises(DepthbenchError, match="No space left on device; there was no previous "
+                                              "version"):
+        dio.atomic_write_bytes(tmp_path / "last.ckpt", b"new")
+    (tmp_path / "best.safetensors").write_bytes(b"old")
+    with pytest.raises(DepthbenchError, match="No space left on device; the previous version is "
+                                              "intact"):
+        dio.atomic_write_bytes(tmp_path / "best.safetensors", b"new")
+    assert (tmp_path / "best.safetensors").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.safetensors"]  # no temp left

@@ -81,12 +81,25 @@ def test_smoke_two_seeds_end_to_end_then_rerun_skips(tmp_path):
     assert all(0 <= float(c["p"]) <= 1 for c in rows)
     assert len(list((out / "figures").glob("*.png"))) >= 3
     assert "8 of 8 runs finished" in p.stderr
+    # progress on stderr, the result files on stdout
+    assert p.stdout.splitlines() == [f"report: {out / 'report.md'}", f"report: {out / 'report.html'}",
+                                     f"results: {out / 'results.csv'}",
+                                     f"comparisons: {out / 'comparisons.csv'}"], p.stdout
 
-    # rerun: every run is skipped (records untouched), only the report is rebuilt
+    # rerun with one seed: every run skipped (records untouched), the report rebuilt for the
+    # study as it now stands (seed 0), naming seed 1's folders as left out
     stamps = {n: (out / n / "result.json").stat().st_mtime_ns for n in names}
-    p = depthbench("run", "--preset", "smoke", "--seeds", "2", "--out", str(out))
+    p = depthbench("run", "--preset", "smoke", "--seeds", "1", "--out", str(out), "--json")
     assert p.returncode == 0, p.stderr
-    assert "8 runs already finished" in p.stderr and "to go" not in p.stderr
+    assert "4 runs already finished" in p.stderr and "to go" not in p.stderr
+    assert "4 of 4 runs finished" in p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["finished"] == [f"{r}__s0" for r in SMOKE_RUNS] and not doc["failed"], doc
+    assert doc["report_md"] == str(out / "report.md") and doc["runs"] == 4, doc
+    assert yaml.safe_load((out / "study.yaml").read_text())["seeds"] == [0]
+    assert {r["seed"] for r in csv.DictReader(open(out / "results.csv"))} == {"0"}
+    left_out = (out / "report.md").read_text().split("### Left out", 1)[1]
+    assert all(f"{r}__s1" in left_out for r in SMOKE_RUNS), left_out
     assert stamps == {n: (out / n / "result.json").stat().st_mtime_ns for n in names}
 
 
@@ -99,7 +112,7 @@ def test_nan_run_is_recorded_failed_and_reported(tmp_path):
     spec = study_file(tmp_path, "nan", models=["resnet18"],
                       overrides={**TINY["overrides"], "lr": 1e30})
     p = depthbench("run", "--config", str(spec), "--out", str(tmp_path / "nan"))
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 3, p.stderr  # a failed run: the study's exit status says so
     r = result(tmp_path / "nan" / "resnet18__base__s0")
     assert r["status"] == "failed" and "non-finite" in r["failure"]["reason"]
     assert "FAILED" in p.stderr and "0 of 1 runs finished, 1 failed" in p.stderr
@@ -154,9 +167,32 @@ def test_killed_worker_fails_alone_sigterm_stops_and_rerun_resumes(tmp_path):
         os.kill(pid, 0)
     assert not (out / ".lock.owner").exists()
 
-    p = depthbench("run", "--config", str(spec), "--out", str(out))
-    assert p.returncode == 0, p.stderr
-    assert "1 failed before (kept; --retry-failed" in p.stderr
+    # the rerun finds the started run held by another trainer: it names it and waits for it
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_RUN, str(second)],
+                              stdout=subprocess.PIPE, text=True)
+    log, rerun = tmp_path / "rerun.log", None
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with open(log, "w") as f:
+            rerun = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, text=True)
+        _wait_for(lambda: "waiting for pid" in (second / "train.log").read_text(), proc=rerun)
+        assert result(second)["status"] in ("running", "interrupted")  # not trained meanwhile
+        holder.kill()
+        holder.wait()
+        rc = rerun.wait(timeout=600)
+    finally:
+        for proc in (holder, rerun):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    err = log.read_text()
+    assert rc == 3, err  # the failed run is kept: the study still has a failure
+    assert f"{second.name}: pid {holder.pid} on" in err and "is still training it" in err, err
+    assert "1 failed before (kept; --retry-failed" in err
     assert result(second)["status"] == "finished" and result(second)["epochs_completed"] == 3
     assert "resume" in (second / "train.log").read_text().split("worker pid")[-2]
     assert "worker killed by SIGKILL" in (out / "report.md").read_text()
+
+
+# holds a run folder as a trainer does, until killed
+HOLD_RUN = ("import sys, time\nfrom depthbench.engine.runlock import RunLock\n"
+            "with RunLock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n")

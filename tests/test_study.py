@@ -16,12 +16,14 @@ import yaml
 from rich.console import Console
 
 from depthbench.cli.main import main
-from depthbench.errors import ConfigError
+from depthbench.data import check_dataset
+from depthbench.errors import ConfigError, DataError
 from depthbench.study import PRESETS, load_spec, plan_runs, validate_spec
+from depthbench.study.folder import Start, check_folder, preflight, record_study
 from depthbench.study.local import _death_reason
 from depthbench.study.lock import StudyLock, StudyLocked
 from depthbench.study.records import epochs_done, status_of, write_failure
-from depthbench.study.runner import _write_or_check_spec
+from depthbench.study.runner import _todo
 from depthbench.study.summary import Summary
 
 BASE = {"name": "t", "data": "synthetic", "models": ["resnet18"]}
@@ -129,13 +131,108 @@ def test_yaml_errors_and_relative_data(tmp_path):
     assert load_spec(write_spec(tmp_path, BASE), data="elpv").data == "elpv"
 
 
-def test_rerun_with_another_spec_is_refused(tmp_path):
-    spec = validate_spec({**BASE, "seeds": 2})
-    _write_or_check_spec(tmp_path, spec)
-    _write_or_check_spec(tmp_path, validate_spec({**BASE, "seeds": 1, "jobs": 2}))  # fine
+def _recorded(folder: Path, spec) -> Path:
+    """A study folder holding `spec` as its study.yaml, as a started study records it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "study.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json")))
+    return folder
+
+
+def test_rerun_with_another_study_names_every_difference_in_full(tmp_path):
+    data = str(tmp_path / ("a_long_folder_name_" * 4) / "cells")
+    old = validate_spec({**BASE, "data": data, "overrides": {
+        "epochs": 2, "batch_size": 16, "limit_train_batches": 4, "lr": 0.001}})
+    _recorded(tmp_path, old)
+    new = validate_spec({**BASE, "data": data + "2", "img_size": 64, "overrides": {
+        "epochs": 2, "batch_size": 16, "limit_train_batches": 4, "lr": 0.01}})
+    with pytest.raises(ConfigError) as e:
+        check_folder(tmp_path, new)
+    msg = str(e.value)
+    assert msg.startswith(f"{tmp_path / 'study.yaml'}: this folder holds another study: ")
+    assert f"`data` is {json.dumps(data)} there, {json.dumps(data + '2')} now" in msg, msg
+    assert "`overrides.lr` is 0.001 there, 0.01 now" in msg, msg
+    assert "`img_size` is 224 there, 64 now" in msg and "pass --out" in msg, msg
+    assert "epochs" not in msg and "\n" not in msg  # only what differs, on one line
+
+
+def test_a_rerun_may_change_seeds_jobs_and_how_runs_execute(tmp_path):
+    """Another seed count, jobs, or an operational training option (a corrected accelerator)
+    is the same study; --retry-failed then trains its failed runs again."""
+    _recorded(tmp_path, validate_spec({**BASE, "seeds": 3, "overrides": {"accelerator": "gpu"}}))
+    fixed = validate_spec({**BASE, "seeds": 2, "jobs": 2, "overrides": {"accelerator": "cpu"}})
+    check_folder(tmp_path, fixed)
+    run = tmp_path / "resnet18__base__s0"
+    write_failure(run, {"model": "resnet18"}, "base", "--accelerator gpu: no CUDA GPU")
+    summary, todo = _todo(tmp_path, plan_runs(fixed), True, Console(file=io.StringIO()))
+    assert [p.name for p in todo] == ["resnet18__base__s0", "resnet18__base__s1"]
+    assert not summary.failed
+
+
+def test_study_yaml_says_the_study_as_it_now_stands(tmp_path):
+    """A rerun with fewer seeds records them (the report then covers those and names the other
+    seeds' folders as left out); it used to keep the union of every seed ever run."""
+    start = Start(manifest=None, new_split=False, warnings=[])
+    console = Console(file=io.StringIO())
+    record_study(tmp_path, validate_spec({**BASE, "seeds": 3}), start, console)
+    record_study(tmp_path, validate_spec({**BASE, "seeds": 2}), start, console)
     assert yaml.safe_load((tmp_path / "study.yaml").read_text())["seeds"] == [0, 1]
-    with pytest.raises(ConfigError, match=r"different `img_size` \(224 there, 64 now\); pass --out"):
-        _write_or_check_spec(tmp_path, validate_spec({**BASE, "img_size": 64}))
+
+
+def test_what_fails_every_run_is_refused_before_anything_is_written(tmp_path):
+    import torch
+
+    out = tmp_path / "study"
+    if not torch.cuda.is_available():
+        gpu = validate_spec({**BASE, "overrides": {"accelerator": "gpu"}})
+        with pytest.raises(ConfigError, match=r"overrides\.accelerator: gpu: no CUDA GPU"):
+            preflight(gpu, out)
+    missing = validate_spec({**BASE, "overrides": {"pretrained": str(tmp_path / "w.pt")}})
+    with pytest.raises(ConfigError, match=r"overrides\.pretrained: .*w\.pt not found"):
+        preflight(missing, out)
+    with pytest.raises(DataError, match="cels"):
+        preflight(validate_spec({**BASE, "data": str(tmp_path / "cels")}), out)
+    assert not out.exists()
+
+
+def test_a_study_says_when_it_starts_what_data_check_warns(image_folder):
+    """A class too small for a split, in data check's words; and a batch-scaled lr too small."""
+    root = image_folder({"a": 10, "b": 10, "solo": 1})
+    spec = validate_spec({**BASE, "data": str(root), "split": {"val": 0.1, "test": 0.1},
+                          "recipe": "modern", "overrides": {"batch_size": 8}})
+    start = preflight(spec, root.parent / "study")
+    checked = check_dataset(str(root), val=0.1, test=0.1)
+    small = [p["problem"] for p in checked["problems"] if p["kind"] == "class_too_small"]
+    assert small and all(w in start.warnings for w in small), (start.warnings, small)
+    assert any("class 'solo' has 1 image:" in w and "test gets none" in w for w in small), small
+    assert any("batch 8 gives lr 7.8e-06, below 1e-05" in w for w in start.warnings)
+
+
+def test_the_batch_scaled_lr_warning():
+    from depthbench.engine.config import TrainConfig, low_lr_warning
+
+    modern = {"model": "resnet18", "data": "synthetic", "recipe": "modern"}
+    assert low_lr_warning(TrainConfig(**modern, batch_size=16).resolved()) is None  # 1.6e-5
+    assert "batch 8 gives lr 7.8e-06" in low_lr_warning(TrainConfig(**modern, batch_size=8)
+                                                        .resolved())
+    assert low_lr_warning(TrainConfig(**modern, batch_size=8, lr=1e-6).resolved()) is None
+    assert low_lr_warning(TrainConfig(**modern, batch_size=512).resolved()) is None
+    assert low_lr_warning(TrainConfig(**{**modern, "recipe": "source"}, batch_size=8)
+                          .resolved()) is None  # a fixed lr: not scaled
+
+
+def test_one_img_size_rule_for_train_and_study():
+    from depthbench.configio import IMG_SIZE_RANGE
+    from depthbench.engine.config import make_config
+
+    low, high = IMG_SIZE_RANGE
+    for size in (low, high):
+        assert validate_spec({**BASE, "img_size": size}).img_size == size
+        assert make_config({"model": "resnet18", "data": "x", "img_size": size}).img_size == size
+    for size in (low - 1, high + 1):
+        with pytest.raises(ConfigError, match="img_size"):
+            validate_spec({**BASE, "img_size": size})
+        with pytest.raises(ConfigError, match="img_size"):
+            make_config({"model": "resnet18", "data": "x", "img_size": size})
 
 
 # ------------------------------------------------------------------------------------ lock

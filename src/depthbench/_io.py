@@ -32,8 +32,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         os.replace(tmp, path)
     except OSError as e:
         _remove_quietly(tmp)
-        raise DepthbenchError(f"could not write {path}: {e.strerror or e}; "
-                              "the previous version is intact") from e
+        kept = ("the previous version is intact" if path.is_file()  # never opened for writing
+                else "there was no previous version")
+        raise DepthbenchError(f"could not write {path}: {e.strerror or e}; {kept}") from e
     except BaseException:
         _remove_quietly(tmp)
         raise

@@ -60,6 +60,12 @@ def fractions_problem(val: float, test: float) -> tuple[str, str] | None:
     return None
 
 
+# The input sizes a run may train at, in pixels: one rule for `train` and a study's `img_size`
+# (8 px still leaves ResNet a 1x1 map after its stride-32 stem and stages; Swin needs multiples
+# of 32, which the model itself checks).
+IMG_SIZE_RANGE = (8, 1024)
+
+
 # The datasets shipped with depthbench, by the name a data argument gives (`data/sources.py`
 # opens them; anything else is a folder path).
 BUNDLED_DATA = ("elpv", "synthetic")

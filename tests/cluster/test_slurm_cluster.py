@@ -186,7 +186,7 @@ def test_scancel_fails_the_run_and_retry_failed_reruns_it(long_reference, tmp_pa
     finally:
         if runner.poll() is None:
             runner.kill()
-    assert runner.returncode == 0, err
+    assert runner.returncode == 3, err  # a failed run: the study's exit status says so
     r = result(run)
     assert r["status"] == "failed", r
     reason = r["failure"]["reason"]
@@ -195,7 +195,7 @@ def test_scancel_fails_the_run_and_retry_failed_reruns_it(long_reference, tmp_pa
     assert "FAILED" in err and "0 of 1 runs finished, 1 failed" in err
 
     p = depthbench("--config", str(spec), "--out", str(out))
-    assert p.returncode == 0 and "1 failed before (kept; --retry-failed" in p.stderr, p.stderr
+    assert p.returncode == 3 and "1 failed before (kept; --retry-failed" in p.stderr, p.stderr
     p = depthbench("--config", str(spec), "--out", str(out), "--retry-failed")
     assert p.returncode == 0, p.stderr
     assert result(run)["status"] == "finished" and jobs(out)["resnet18__base__s0"] != job_id

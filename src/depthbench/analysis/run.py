@@ -13,7 +13,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -160,18 +160,20 @@ def _attention_record(probe: Probe) -> dict | None:
 
 
 def analyze_run(run_dir: str | Path, images: int = 256, *, batch_size: int = 64,
-                device: str | None = None, data_cache: dict | None = None,
+                accelerator: str = "auto", data_cache: dict | None = None,
                 keep_grams: dict | None = None) -> dict:
     """Measure one finished run and write `<run_dir>/analysis.json`; returns the record.
 
-    `data_cache` (a dict) shares the decoded subset between runs of one study; `keep_grams` (a
-    dict) receives this run's per-minibatch Gram matrices for the study's cross-model CKA."""
+    `accelerator`: `auto`, `cpu` or `gpu`, as for training (`gpu` without one: the trainer's
+    one-line `ConfigError`). `data_cache` (a dict) shares the decoded subset between runs of one
+    study; `keep_grams` (a dict) receives this run's per-minibatch Gram matrices for the study's
+    cross-model CKA."""
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
+    dev = torch.device(device_type(accelerator))
     result = check_run_dir(run_dir)
     model, meta = load_model_from_checkpoint(run_dir / "best.safetensors")
     data = _subset(run_dir, result, meta, images, data_cache)
-    dev = torch.device(device or device_type("auto"))
     classes = list(meta["classes"])
     model.to(dev)
     probe, preds = _forward(model, data, batch_size, dev, len(classes))
@@ -292,20 +294,23 @@ def _stage_last(record: dict) -> dict[int, int]:
 
 
 def analyze_path(path: str | Path, images: int = 256, *, batch_size: int = 64,
-                 device: str | None = None,
+                 accelerator: str = "auto", runs: Collection[str] | None = None,
                  progress: Callable[[str], None] | None = None) -> dict[str, dict | str]:
     """A run folder or a study folder: {run name: record, or the reason it was skipped}.
     A single run folder that cannot be analyzed is an error; in a study, failed or unfinished
-    runs are skipped with their reason."""
+    runs are skipped with their reason. `runs`: the names of the study's run folders to analyze
+    (default: every one), so folders the study no longer lists stay out of the cross-model CKA."""
     if images < 4:
         raise ConfigError(f"--images {images}: the analysis needs at least 4 images")
     if batch_size < 4:
         raise ConfigError(f"--batch-size {batch_size}: the CKA estimate needs at least 4")
+    device_type(accelerator)  # an accelerator that is not there: refused before any work
     path = Path(path)
     if (path / "result.json").is_file() or not path.is_dir():
-        rec = analyze_run(path, images, batch_size=batch_size, device=device)
+        rec = analyze_run(path, images, batch_size=batch_size, accelerator=accelerator)
         return {path.name: rec}
-    runs = study_runs(path)
+    found = study_runs(path)
+    runs = [r for r in found if r.name in runs] if runs is not None else found
     if not runs:
         raise DepthbenchError(f"{path} holds no run folders (no */result.json); give a run or "
                               "study folder written by `depthbench train` or `depthbench run`")
@@ -321,8 +326,9 @@ def analyze_path(path: str | Path, images: int = 256, *, batch_size: int = 64,
             continue
         if progress:
             progress(run.name)
-        records[run.name] = analyze_run(run, images, batch_size=batch_size, device=device,
-                                        data_cache=data_cache, keep_grams=grams)
+        records[run.name] = analyze_run(run, images, batch_size=batch_size,
+                                        accelerator=accelerator, data_cache=data_cache,
+                                        keep_grams=grams)
         out[run.name] = records[run.name]
     cross_cka(records, grams)
     for name, rec in records.items():

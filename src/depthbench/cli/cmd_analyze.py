@@ -8,11 +8,13 @@ seeded subset of its test images (validation images when there is no test split;
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 from depthbench.analysisrecord import summarize
+from depthbench.errors import ConfigError
 
 
 def add_arguments(p) -> None:
@@ -21,8 +23,11 @@ def add_arguments(p) -> None:
                    help="test images to analyze, a fixed seeded subset (default 256)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N",
                    help="minibatch of the CKA estimate and the forward passes (default 64)")
-    p.add_argument("--device", metavar="DEV",
-                   help="torch device (default: cuda if present, else cpu)")
+    p.add_argument("--accelerator", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="where to run, as for training (auto: a CUDA GPU when one is visible)")
+    # the old torch-device option: refused with the new spelling (`cuda:1` meant a GPU that
+    # --accelerator cannot pick; CUDA_VISIBLE_DEVICES does)
+    p.add_argument("--device", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
 
@@ -35,8 +40,10 @@ def run(args) -> int:
         if not args.json:
             print(f"analyzing {name} ...", file=sys.stderr, flush=True)
 
-    out = analyze_path(args.path, args.images, batch_size=args.batch_size, device=args.device,
-                       progress=progress)
+    if args.device is not None:
+        raise ConfigError(_renamed_device(args.device))
+    out = analyze_path(args.path, args.images, batch_size=args.batch_size,
+                       accelerator=args.accelerator, progress=progress)
     root = Path(args.path)
     for name, rec in out.items():  # each run's own figures beside its analysis.json
         if isinstance(rec, dict):
@@ -61,3 +68,10 @@ def run(args) -> int:
         if s["note"]:
             print(f"  note: {s['note']}")
     return 0
+
+
+def _renamed_device(device: str) -> str:
+    kind = "gpu" if device.startswith(("cuda", "gpu")) else "cpu" if device == "cpu" else None
+    use = f"--accelerator {kind}" if kind else "--accelerator auto, cpu or gpu"
+    pick = " (pick the GPU with CUDA_VISIBLE_DEVICES)" if ":" in device else ""
+    return f"--device {device}: renamed --accelerator, as in every command; use {use}{pick}"

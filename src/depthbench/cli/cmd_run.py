@@ -2,12 +2,19 @@
 
 Without options this runs the `quick` preset (bundled `elpv` data, sized for a 2-core laptop)
 into runs/quick. Rerunning the same command skips finished runs and resumes unfinished ones.
+
+Progress goes to stderr; the paths of the results (report.md, report.html, results.csv,
+comparisons.csv) to stdout, or one JSON document with `--json`. Exit status: 0 when every run
+finished (or is queued on SLURM with --detach), 3 when any run failed (the report is built and
+shows it), 2 on a user error before anything ran, 130 when interrupted.
 """
 
 from __future__ import annotations
 
+import json
+
 from depthbench.configio import BUNDLED_DATA, DEFAULT_PRESET, preset_names
-from depthbench.errors import StudyInterrupted
+from depthbench.errors import RunFailed, StudyInterrupted
 
 
 def add_arguments(p) -> None:
@@ -31,6 +38,8 @@ def add_arguments(p) -> None:
     p.add_argument("--detach", action="store_true",
                    help="with --executor slurm: return once the jobs are submitted; the same "
                         "command later collects them and builds the report")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON document on stdout: the runs and the result files")
 
 
 def run(args) -> int:
@@ -48,6 +57,8 @@ def run(args) -> int:
     except StudyInterrupted as e:
         console.print(f"[yellow]depthbench: {e}")
         return e.exit_code
+    if args.json:
+        print(json.dumps(_document(s), indent=2))
     if s.pending:
         console.print(f"{s.study_dir}: {len(s.finished)} of {s.total} runs finished, "
                       f"{len(s.pending)} queued or running on SLURM; the report follows "
@@ -57,5 +68,20 @@ def run(args) -> int:
                   + (f", {len(s.failed)} failed" if s.failed else "") + f" ({s.seconds / 60:.1f} min)")
     for name, reason in s.failed.items():
         console.print(f"[red]  failed: {name}: {reason}")
-    console.print(f"report: {s.study_dir / 'report.md'} and {s.study_dir / 'report.html'}")
-    return 0
+    if not args.json:
+        for key, path in _outputs(s).items():
+            print(f"{key.split('_')[0]}: {path}")
+    return RunFailed.exit_code if s.failed else 0
+
+
+def _outputs(s) -> dict[str, str]:
+    """The result files of a study whose report was built, by their `--json` key."""
+    names = {"report_md": "report.md", "report_html": "report.html",
+             "results_csv": "results.csv", "comparisons_csv": "comparisons.csv"}
+    return {k: str(s.study_dir / v) for k, v in names.items()} if s.report else {}
+
+
+def _document(s) -> dict:
+    return {"study": str(s.study_dir), "runs": s.total, "finished": s.finished,
+            "failed": s.failed, "pending": s.pending, "analyzed": s.analyzed,
+            "seconds": round(s.seconds, 1), **_outputs(s)}

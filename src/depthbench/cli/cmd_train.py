@@ -16,6 +16,7 @@ import typing
 from pathlib import Path
 
 from depthbench.engine.config import TrainConfig, load_config_file, make_config, option_help
+from depthbench.errors import ConfigError
 
 
 def add_arguments(p) -> None:
@@ -64,6 +65,12 @@ def config_from_args(args):
     given = {k: getattr(args, k) for k in TrainConfig.model_fields
              if getattr(args, k, None) is not None}
     values.update(given)
+    if args.resume and args.out and not {"model", "data"} <= set(values):
+        out = Path(args.out)
+        raise ConfigError(f"--resume: no run to resume in {out} ("
+                          + ("no such folder" if not out.is_dir() else "it has no config.yaml")
+                          + "); give the folder of an interrupted run, or --model and --data to "
+                          "start a new one")
     return make_config(values, source=source if not given else f"{source} + flags")
 
 

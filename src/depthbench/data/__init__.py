@@ -10,9 +10,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "check": ["check_dataset", "format_check"],
+    "check": ["check_dataset", "format_check", "small_classes"],
     "datasets": ["CachedImages", "StreamingImages", "build_datasets", "cache_bytes"],
-    "images": ["IMAGE_EXTENSIONS", "open_rgb", "probe", "read_image", "to_rgb"],
+    "images": ["IMAGE_EXTENSIONS", "image_files", "open_rgb", "probe", "read_image", "to_rgb"],
     "sources": ["ELPV_CLASSES", "ImageSource", "SourceFile", "default_cache_dir", "open_source"],
     "split": ["Entry", "Manifest", "make_split", "run_manifest", "train_eval_manifest"],
     "synthetic": ["SyntheticSpec"],

@@ -23,24 +23,19 @@ from depthbench.data.split import SPLITS, make_split
 UNBALANCED_RATIO = 10.0
 
 
-def check_dataset(data: str, val: float = DEFAULT_VAL, test: float = DEFAULT_TEST, seed: int = 0,
-                  cache_dir=None) -> dict:
+def check_dataset(data: str, val: float = DEFAULT_VAL, test: float = DEFAULT_TEST,
+                  split_seed: int = 0, cache_dir=None) -> dict:
     """The `data check` document: `{data, root, images, classes, counts, split: {train, val, test},
     split_counts, problems: [{path, problem, kind, severity}], errors, warnings, ignored, ...}`."""
     source = open_source(data, cache_dir=cache_dir)
-    manifest = make_split(source, val=val, test=test, seed=seed)
+    manifest = make_split(source, val=val, test=test, seed=split_seed)
     problems = list(source.problems)
     problems += _duplicates(source, manifest)
 
     counts = {cls: 0 for cls in source.classes}
     for f in source.files:
         counts[source.classes[f.label]] += 1
-    for cls, n in counts.items():
-        for name, frac in (("val", val), ("test", test)):
-            if frac > 0 and int(n * frac) == 0:
-                problems.append({"path": cls, "kind": "class_too_small", "severity": "warning",
-                                 "problem": f"class {cls!r} has {n} images: int({n} * {frac}) = 0, "
-                                            f"so {name} gets none of it"})
+    problems += small_classes(counts, val, test)
     big, small = max(counts, key=counts.get), min(counts, key=counts.get)
     if counts[big] >= UNBALANCED_RATIO * counts[small]:
         problems.append({"path": ".", "kind": "unbalanced", "severity": "warning",
@@ -57,7 +52,7 @@ def check_dataset(data: str, val: float = DEFAULT_VAL, test: float = DEFAULT_TES
         "counts": counts,
         "split": manifest.counts(),
         "split_counts": manifest.class_counts(),
-        "val": val, "test": test, "seed": seed,
+        "val": val, "test": test, "split_seed": split_seed,
         "manifest_hash": manifest.hash,
         "problems": [{"path": p["path"], "problem": p["problem"], "kind": p["kind"],
                       "severity": p["severity"]} for p in problems],
@@ -65,6 +60,20 @@ def check_dataset(data: str, val: float = DEFAULT_VAL, test: float = DEFAULT_TES
         "warnings": sum(p["severity"] == "warning" for p in problems),
         "ignored": len(source.ignored),
     }
+
+
+def small_classes(counts: dict[str, int], val: float, test: float) -> list[dict]:
+    """A `class_too_small` warning per class and split whose `int(n * fraction)` is 0: that split
+    gets no image of the class (its recall there is undefined). The words `data check` and a
+    study starting on the data both print."""
+    out = []
+    for cls, n in counts.items():
+        for name, frac in (("val", val), ("test", test)):
+            if frac > 0 and int(n * frac) == 0:
+                out.append({"path": cls, "kind": "class_too_small", "severity": "warning",
+                            "problem": f"class {cls!r} has {n} image{'s' if n != 1 else ''}: "
+                                       f"int({n} * {frac:g}) = 0, so {name} gets none of it"})
+    return out
 
 
 def _duplicates(source, manifest) -> list[dict]:
@@ -107,7 +116,7 @@ def format_check(result: dict) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"{result['data']} ({result['root']}): {result['images']} images, "
              f"{len(result['classes'])} classes, split val={result['val']} test={result['test']} "
-             f"seed={result['seed']}"]
+             f"split_seed={result['split_seed']}"]
     for k, r in enumerate(rows):
         lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in
                                                           zip(r[1:], widths[1:])]))

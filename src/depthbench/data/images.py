@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import struct
 import warnings
 from dataclasses import dataclass
@@ -99,6 +100,26 @@ def read_image(path: str | Path) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError) as e:
         raise DataError(f"cannot decode image {p} ({str(e)[:120] or type(e).__name__}); "
                         "it is damaged or truncated") from None
+
+
+def image_files(paths: list[str | Path]) -> list[Path]:
+    """The files `predict` reads: each file as given, each folder as the image files in it and its
+    sub-folders (sorted; hidden files and folders, other extensions and links to folders left
+    out, as in a class folder). A folder without one image file is a DataError."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            out.append(path)  # a missing or unreadable file is `read_image`'s to name
+            continue
+        found = []
+        for folder, dirs, files in os.walk(path):  # does not follow links to folders
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            found += [Path(folder) / f for f in files if is_image_name(f)]
+        if not found:
+            raise DataError(f"{path} is a folder without image files "
+                            f"({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        out += sorted(found)
+    return out
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from depthbench.errors import CheckpointError
 from depthbench.models import create_model
 
 FORMAT = "depthbench/1"
+# the two checkpoints of a run folder, as an error names them
+KINDS = "best.safetensors (the best weights and their metadata) or last.ckpt (the resume state)"
 
 
 # --- best.safetensors --------------------------------------------------------------------------
@@ -39,8 +42,12 @@ def save_weights(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> No
 def read_meta(path: str | Path) -> dict[str, Any]:
     """The metadata of a depthbench checkpoint (either kind), without building the model."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; give a checkpoint in it: {KINDS}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix != ".safetensors" and not zipfile.is_zipfile(path):  # torch.save's format
+        raise CheckpointError(f"{path} is not a checkpoint; depthbench's are {KINDS}")
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:
@@ -53,8 +60,8 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in header.items() if k != "format"}
     state = safe_torch_load(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT or "meta" not in state:
-        raise CheckpointError(f"{path} is not a depthbench checkpoint (best.safetensors or "
-                              "last.ckpt); use plain weights with `train --pretrained`")
+        raise CheckpointError(f"{path} is not a depthbench checkpoint ({KINDS}); use plain "
+                              "weights with `train --pretrained`")
     return state["meta"]
 
 

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import torch
 
-from depthbench.data import build_datasets, make_split, open_source, preprocess_image, read_image
+from depthbench.data import (
+    build_datasets,
+    image_files,
+    make_split,
+    open_source,
+    preprocess_image,
+    read_image,
+)
 from depthbench.data.split import run_manifest
 from depthbench.engine.checkpoint import load_model_from_checkpoint
 from depthbench.engine.devices import make_fabric
@@ -59,20 +66,34 @@ def evaluate_checkpoint(path: str | Path, data: str, split: str = "val", *,
 
 
 @torch.no_grad()
-def predict(path: str | Path, images: list[str], top_k: int = 5, accelerator: str = "auto") -> list:
-    """`[{image, top: [{class, prob}]}]` for each image file, best class first."""
+def predict(path: str | Path, images: list[str], top_k: int = 5, accelerator: str = "auto",
+            batch_size: int = 64) -> list:
+    """`[{image, top: [{class, prob}]}]` for each image file, best class first, in the order
+    given; a folder stands for the image files in it (`data.image_files`, as timm's inference
+    script reads a folder). A file that cannot be read gets `{image, error}` instead, and the
+    others are still predicted."""
     if top_k < 1:
         raise DataError(f"--top-k {top_k}: must be at least 1")
+    files = image_files(images)
     fabric = _fabric(accelerator)
     model, meta = load_model_from_checkpoint(path)
-    batch = torch.stack([preprocess_image(read_image(p), meta["recipe"], meta["img_size"])
-                         for p in images])
     model = fabric.to_device(model)
-    with fabric.autocast():
-        probs = model(fabric.to_device(batch)).float().softmax(1).cpu()
-    k = min(top_k, probs.shape[1])
-    top = probs.topk(k, dim=1)
-    return [{"image": str(img),
-             "top": [{"class": meta["classes"][int(i)], "prob": float(p)}
-                     for p, i in zip(top.values[n], top.indices[n])]}
-            for n, img in enumerate(images)]
+    out = []
+    for start in range(0, len(files), batch_size):
+        entries, batch = [], []
+        for f in files[start:start + batch_size]:
+            try:
+                batch.append(preprocess_image(read_image(f), meta["recipe"], meta["img_size"]))
+                entries.append({"image": str(f)})
+            except DataError as e:
+                entries.append({"image": str(f), "error": str(e)})
+        if batch:
+            with fabric.autocast():
+                probs = model(fabric.to_device(torch.stack(batch))).float().softmax(1).cpu()
+            top = probs.topk(min(top_k, probs.shape[1]), dim=1)
+            readable = [e for e in entries if "error" not in e]
+            for n, entry in enumerate(readable):
+                entry["top"] = [{"class": meta["classes"][int(i)], "prob": float(p)}
+                                for p, i in zip(top.values[n], top.indices[n])]
+        out += entries
+    return out

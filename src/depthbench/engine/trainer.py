@@ -10,6 +10,7 @@ last.ckpt, result.json. Only rank 0 writes; every file goes through `depthbench.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -30,7 +31,7 @@ from depthbench.data import build_datasets, normalization, open_source
 from depthbench.data.split import SPLITS, run_manifest, train_eval_manifest
 from depthbench.engine import checkpoint as ckpt
 from depthbench.engine.cluster_env import cluster_environment
-from depthbench.engine.config import TrainConfig, dump_config
+from depthbench.engine.config import TrainConfig, dump_config, low_lr_warning
 from depthbench.engine.devices import (
     default_channels_last,
     device_type,
@@ -50,7 +51,9 @@ from depthbench.engine.metrics import summarize
 from depthbench.engine.optim import build_optimizer, build_scheduler
 from depthbench.engine.progress import RunProgress, log
 from depthbench.engine.record import Recorder, final_entry, metrics_row
+from depthbench.engine.runlock import RunLock
 from depthbench.errors import ConfigError, DepthbenchError, RunFailed
+from depthbench.folderlock import describe
 from depthbench.models import create_model, family
 from depthbench.runrecord import read_result, write_metrics
 
@@ -67,14 +70,18 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 def train(config: TrainConfig, out_dir: str | os.PathLike | None = None,
           split_path: str | os.PathLike | None = None, variant: str = "base",
-          progress: Callable[[dict], Any] | bool | None = None, resume: bool = True) -> dict:
+          progress: Callable[[dict], Any] | bool | None = None, resume: bool = True,
+          lock_wait: float = 0) -> dict:
     """Train `config` into `out_dir` (default `config.out`) and return its result.json dict.
 
     `split_path`: a study's manifest to reuse (copied to the run folder). `progress`: `None`
     (a bar unless `config.quiet`), `False` (no output), or a callable given each metrics.csv row
     as a dict (single process only). `resume`: continue an unfinished run folder from its
     last.ckpt (the CLI passes `--resume`; with `False` an unfinished folder is an error). A
-    finished run with the same settings is returned as is (a no-op).
+    finished run with the same settings is returned as is (a no-op). The run folder is held
+    (`engine.runlock`) from the first read of its records to the last write: a folder another
+    live process trains is `RunLocked`, or waited for up to `lock_wait` seconds (a study's runs
+    wait: `math.inf`).
 
     Raises `RunFailed` (exit code 3) on a NaN/inf loss after marking result.json failed, and
     `TrainingInterrupted` on SIGTERM/Ctrl-C after the last completed epoch was saved.
@@ -86,21 +93,31 @@ def train(config: TrainConfig, out_dir: str | os.PathLike | None = None,
     cfg.out = str(out)
     # the precision this hardware runs (`auto` resolved): what config.yaml and result.json record
     cfg.precision = resolve_precision(cfg.precision, device_type(cfg.accelerator))
-    previous = _previous_run(out, cfg, resume)
-    if previous is not None:
-        log(f"{out}: run already finished (best val acc {previous['best']['val']['accuracy']:.4f}"
-            f" at epoch {previous['best_epoch']}); nothing to do")
-        return previous
     fabric = _make_fabric(cfg, out)
-    result = fabric.launch(_run_guarded, cfg, out, split_path, variant,
-                           progress if fabric.world_size == 1 or not callable(progress) else None,
-                           resume)
+    # rank 0 holds the folder (the launching process under ddp_spawn; rank 0 under torchrun/srun)
+    with RunLock(out, wait=lock_wait, on_wait=_waiting) if fabric.global_rank == 0 \
+            else contextlib.nullcontext():
+        previous = _previous_run(out, cfg, resume)
+        if previous is not None:
+            val = (previous.get("best") or {}).get("val")  # none without a validation split
+            score = (f"best val acc {val['accuracy']:.4f} at epoch {previous['best_epoch']}"
+                     if val else f"{previous['epochs_completed']} epochs")
+            log(f"{out}: run already finished ({score}); nothing to do")
+            return previous
+        result = fabric.launch(_run_guarded, cfg, out, split_path, variant,
+                               progress if fabric.world_size == 1 or not callable(progress)
+                               else None, resume)
     if isinstance(result, dict) and "_raise" in result:  # re-raise a child's error in the parent
         kind, msg, n = result["_raise"]
         if kind == "interrupted":
             raise TrainingInterrupted(msg, n)
         raise (RunFailed if kind == "failed" else DepthbenchError)(msg)
     return result
+
+
+def _waiting(owner: dict) -> None:
+    log(f"waiting for {describe(owner)}, which is training this run folder; it continues from "
+        "where that process stops")
 
 
 def _previous_run(out: Path, cfg: TrainConfig, resume: bool) -> dict | None:
@@ -253,6 +270,8 @@ def _setup(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, resume
         run.record.write("running", run.history, run.best)
         if resume_state is not None:
             log(f"resuming {out} after epoch {len(run.history)} of {cfg.epochs}")
+        if warning := low_lr_warning(cfg):  # said once the run starts: after every check
+            log(f"warning: {warning}")
     return run
 
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -29,16 +31,16 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from depthbench.errors import StudyInterrupted
+from depthbench.folderlock import describe, holder
 from depthbench.models.complexity import model_macs
 from depthbench.runrecord import FINAL_STATUSES
 from depthbench.study.grid import RunPlan
 from depthbench.study.records import epochs_done, read_result, write_failure
 from depthbench.study.schema import StudySpec
 from depthbench.study.summary import Summary
-from depthbench.study.worker import PRELOAD, run_worker
+from depthbench.study.worker import PRELOAD, STOP_GRACE_S, run_worker
 
 _POLL_S = 0.5
-_STOP_GRACE_S = 15.0
 
 
 @dataclass
@@ -112,6 +114,10 @@ class LocalScheduler:
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {'resume' if resume else 'start'}"
                       f" (slot {slot}, {self.threads} threads)\n")
+        owner = holder(run_dir)
+        if owner is not None:  # its worker waits for the folder: one trainer at a time
+            self.console.print(f"[yellow]{plan.name}: {describe(owner)} is still training it; "
+                               "this run waits for it, then continues from where it stopped")
         gpu = str(_visible_gpus()[slot % self.gpus]) if self.gpus else None
         proc = self.ctx.Process(
             target=run_worker, name=plan.name, daemon=False,
@@ -157,7 +163,7 @@ class LocalScheduler:
         """SIGTERM every worker (its last finished epoch stays in last.ckpt), then SIGKILL."""
         for act in self.active.values():
             _signal_group(act.proc, signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_GRACE_S
+        deadline = time.monotonic() + STOP_GRACE_S
         for act in self.active.values():
             act.proc.join(timeout=max(0.1, deadline - time.monotonic()))
             if act.proc.exitcode is None:
@@ -215,9 +221,20 @@ def _costs(plans: list[RunPlan], configs: dict) -> dict[str, float]:
 
 def _worker_context(preload: bool):
     """A fork server that imports torch & co. once; every worker is a fork of it (clean: the
-    server is a fresh single-threaded process, not this one with its display thread)."""
+    server is a fresh single-threaded process, not this one with its display thread).
+
+    The server (and multiprocessing's resource tracker) start here with SIGINT ignored, which
+    they keep: a Ctrl-C reaches the whole foreground process group, and one that caught the
+    server importing torch printed the import's traceback; the runner stops the workers itself."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD if preload else [])
+    if threading.current_thread() is not threading.main_thread():
+        return ctx  # signal handlers belong to the main thread: started on first use instead
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, old)
     return ctx
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from depthbench import runrecord
+from depthbench.engine.runlock import RunLock, RunLocked
 from depthbench.names import MODELS, canonical, family_of
 
 
@@ -39,8 +40,23 @@ def write_failure(run_dir: Path, config: dict[str, Any], variant: str, reason: s
     """Record a run as failed, for a child that died before its engine could say so.
 
     An engine-written `failed` or `finished` result is kept as is (it knows more); a missing,
-    torn, `running` or `interrupted` one is replaced by `runrecord.failed_record`.
+    torn, `running` or `interrupted` one is replaced by `runrecord.failed_record`. Written while
+    holding the run folder (`engine.runlock`), so never over a live trainer's records.
     """
+    try:
+        with RunLock(run_dir, wait=_LOCK_WAIT_S):
+            return _write_failure(run_dir, config, variant, reason, overwrite_running)
+    except RunLocked:  # a live trainer took the folder over: the records are its own to write
+        return read_result(run_dir) or {}
+
+
+# How long a failure record waits for a run folder: the dead trainer's children (data-loader
+# workers) may hold its lock a moment longer.
+_LOCK_WAIT_S = 10.0
+
+
+def _write_failure(run_dir: Path, config: dict[str, Any], variant: str, reason: str,
+                   overwrite_running: bool) -> dict:
     existing = read_result(run_dir)
     if existing and (existing["status"] in runrecord.FINAL_STATUSES or not overwrite_running):
         return existing

@@ -19,7 +19,14 @@ from pydantic import (
     model_validator,
 )
 
-from depthbench.configio import DEFAULT_TEST, DEFAULT_VAL, KeyedError, Recipe, fractions_problem
+from depthbench.configio import (
+    DEFAULT_TEST,
+    DEFAULT_VAL,
+    IMG_SIZE_RANGE,
+    KeyedError,
+    Recipe,
+    fractions_problem,
+)
 from depthbench.errors import ConfigError
 from depthbench.names import (
     ABLATIONS,
@@ -135,7 +142,7 @@ class StudySpec(_Strict):
     split: SplitSpec = Field(default_factory=SplitSpec)
     recipe: Recipe = "source"
     overrides: dict[str, Any] = Field(default_factory=dict)  # TrainConfig fields
-    img_size: int = Field(224, ge=16, le=1024)
+    img_size: int = Field(224, ge=IMG_SIZE_RANGE[0], le=IMG_SIZE_RANGE[1])
     # extra model keyword arguments per family or model name, e.g. {swin: {window_size: 4}}
     model_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     models: list[ModelName] = Field(min_length=1)

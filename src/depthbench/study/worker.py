@@ -11,11 +11,15 @@ go on and the report can show the failure.
 
 from __future__ import annotations
 
-import ctypes
+import math
+import multiprocessing
+import multiprocessing.connection
 import os
 import resource
 import signal
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -32,13 +36,16 @@ from depthbench.study.records import write_failure
 PRELOAD = ["torch", "lightning.fabric", "depthbench.engine", "depthbench.data", "depthbench.models",
            "depthbench.study.worker"]
 
+# How long a stopped worker may take to end its current step before it is killed.
+STOP_GRACE_S = 15.0
+
 
 def run_worker(run_dir: str, config: dict, split: str, variant: str, threads: int,
                gpu: str | None, log_path: str) -> None:
     """Process target: train one run; the exit code says how it ended (0 finished, 3 failed,
     130 stopped by a signal, else crashed)."""
     os.setsid()  # own process group: Ctrl-C reaches the runner only, which then stops workers
-    _die_with_parent()
+    _stop_with_runner()
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -65,9 +72,10 @@ def train_run(out: Path, values: dict, split: str, variant: str, threads: int) -
     try:
         torch.set_num_threads(threads)
         config = make_config(values, source=f"{out.name}/config")
-        # resume=True: an unfinished folder continues from its last.ckpt, a new one starts
+        # resume=True: an unfinished folder continues from its last.ckpt, a new one starts; a
+        # folder that another live process trains is waited for (then resumed or found finished)
         result = train(config, out, split_path=split, variant=variant, progress=_print_epoch,
-                       resume=True)
+                       resume=True, lock_wait=math.inf)
     except KeyboardInterrupt:
         return 130
     except DepthbenchError as e:
@@ -94,16 +102,25 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this worker when its parent (the fork server, which exits with the
-    runner) dies, so no orphan keeps writing into a run folder that a later `depthbench run`
-    takes over."""
-    if not sys.platform.startswith("linux"):
+def _stop_with_runner() -> None:
+    """Stop this worker when the runner that started it dies (kill -9, a crash), as the runner
+    itself stops its workers: SIGTERM (the training loop ends after its current step, last.ckpt
+    keeps the last finished epoch), then SIGKILL after STOP_GRACE_S.
+
+    The runner is watched through the sentinel multiprocessing keeps for it (a pipe whose write
+    end only the runner holds: it reads as closed once the runner is gone). A parent-death signal
+    cannot do this: the worker's parent is the fork server, and the fork server outlives the
+    runner for as long as any of its children lives, since every child inherits the write end of
+    the server's "alive" pipe, which the server waits on to exit.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not started by multiprocessing (a SLURM job): nothing to watch
         return
-    parent = os.getppid()
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(130)
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(STOP_GRACE_S)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="runner-watch", daemon=True).start()
