@@ -102,7 +102,7 @@ OPTIMIZER_STATES = {"adam": 2, "adamw": 2, "sgd": 1}
 class TrainingMemory:
     """Bytes of the live tensors of one fp32 training step at its peak, estimated."""
 
-    states: int  # weights, gradients and optimizer state
+    states: int  # weights, gradients, optimizer state and the backward pass's temporaries
     activations: int  # what autograd saves for backward at the batch size
 
     @property
@@ -133,6 +133,7 @@ def training_memory(name: str, img_size: int, batch_size: int, optimizer: str = 
     probe = 2
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model(torch.zeros(probe, 3, img_size, img_size, device="meta"))
-    n = count_params(model)
-    states = 4 * n * (2 + OPTIMIZER_STATES.get(optimizer, 2))  # weights, gradients, state
+    # fp32 weights, gradients and optimizer state, and as much again as the gradients for the
+    # temporaries of the backward pass (a Swin step measured on the CPU needs it)
+    states = 4 * count_params(model) * (3 + OPTIMIZER_STATES.get(optimizer, 2))
     return TrainingMemory(states, sum(saved.values()) * batch_size // probe)

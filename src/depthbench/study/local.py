@@ -267,7 +267,8 @@ def _costs(plans: list[RunPlan], configs: dict) -> dict[str, float]:
         key = (c.model, c.img_size, json.dumps(c.model_kwargs(), sort_keys=True))
         if key not in cache:
             try:
-                cache[key] = max(1.0, model_macs(c.model, c.img_size, **c.model_kwargs()) / 1e6)
+                options = {k: v for k, v in c.model_kwargs().items() if k != "img_size"}
+                cache[key] = max(1.0, model_macs(c.model, c.img_size, **options) / 1e6)
             except Exception:  # noqa: BLE001 - the ETA then weighs this run by epochs only
                 cache[key] = 1.0
         out[p.name] = cache[key]

@@ -49,8 +49,9 @@ def run_peak(config, images: int) -> int:
     """Bytes of GPU memory one run's worker may reach: its training step's live tensors
     (`training_memory`, at fp32) with `MARGIN`, its `images` as uint8 on the device, and its
     CUDA context."""
+    options = {k: v for k, v in config.model_kwargs().items() if k != "img_size"}
     mem = training_memory(config.model, config.img_size, config.batch_size,
-                          config.optimizer or "adamw", **config.model_kwargs())
+                          config.optimizer or "adamw", **options)
     return int(CUDA_CONTEXT + MARGIN * mem.total + images * 3 * config.img_size ** 2)
 
 

@@ -51,7 +51,9 @@ def run_worker(run_dir: str, config: dict, split: str, variant: str, threads: in
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    print(f"worker pid {os.getpid()}", flush=True)  # to find (or stop) this run's process
+    # to find (or stop) this run's process
+    print(f"worker pid {os.getpid()}" + (f", cores {','.join(map(str, cpus))}" if cpus else ""),
+          flush=True)
     # cores, threads and GPU must be set before torch computes anything (it only imported so
     # far): the threads it starts later inherit this affinity
     if cpus:
