@@ -199,12 +199,43 @@ def test_a_fixed_number_on_gpus_is_kept_with_its_cores(tmp_path, monkeypatch):
 
 def test_without_a_gpu_auto_is_one_run_with_every_core_as_before(tmp_path, monkeypatch):
     cpus = [0, 1, 2, 3]
-    s, _ = _scheduler(tmp_path, monkeypatch, validate_spec(MIXED), [], cpus)
+    small = {**MIXED, "img_size": 32, "models": ["resnet18", "resnet34"], "overrides": {}}
+    s, _ = _scheduler(tmp_path, monkeypatch, validate_spec(small), [], cpus)
     assert (s.jobs, s.threads, s.shares, s.gpus) == (1, 4, [None], [])  # no pinning
-    s, _ = _scheduler(tmp_path, monkeypatch, validate_spec({**MIXED, "jobs": 2}), [], cpus)
+    s, _ = _scheduler(tmp_path, monkeypatch, validate_spec({**small, "jobs": 2}), [], cpus)
     assert (s.jobs, s.threads, s.shares) == (2, 2, [None, None])
     assert s.where == "2 CPU thread(s) each"
     gpu = [Gpu("0", 80 * GiB, 80 * GiB)]  # a GPU the runs are told not to use: the CPU path
-    spec = validate_spec({**MIXED, "overrides": {"batch_size": 128, "accelerator": "cpu"}})
+    spec = validate_spec({**small, "overrides": {"accelerator": "cpu"}})
     s, _ = _scheduler(tmp_path, monkeypatch, spec, gpu, cpus)
     assert (s.jobs, s.gpus) == (1, [])
+
+
+@pytest.mark.slow
+def test_runs_sharing_a_gpu_get_their_own_cores(tmp_path, monkeypatch):
+    """A whole study on a pretend GPU (its runs train on this CPU): two runs at once, each
+    worker pinned to its own core and told its GPU."""
+    from depthbench.study import run_study
+
+    cpus = packing.usable_cpus()
+    if len(cpus) < 2:
+        pytest.skip("needs two cores")
+    monkeypatch.setattr(packing, "visible_gpus", lambda: [Gpu("0", 80 * GiB, 80 * GiB)])
+    monkeypatch.setattr(packing, "usable_cpus", lambda: cpus[:2])
+    monkeypatch.setattr(packing, "CORES_PER_GPU_RUN", 1)
+    spec = validate_spec({"name": "t", "data": "synthetic:n=40,size=32,classes=2,seed=0",
+                          "split": {"val": 0.25, "test": 0.0}, "img_size": 32,
+                          "models": ["resnet18"], "seeds": 2,
+                          "overrides": {"epochs": 1, "batch_size": 8, "limit_train_batches": 2,
+                                        "warmup_epochs": 0}})
+    log = io.StringIO()
+    summary = run_study(spec, tmp_path / "study", console=Console(file=log, width=300),
+                        analyze=False)
+    assert len(summary.finished) == 2, log.getvalue()
+    assert "2 of 2 runs to go, up to 2 at a time, on GPU 0 (80 GB free; est. peak" in log.getvalue()
+    cores = set()
+    for run in ("resnet18__base__s0", "resnet18__base__s1"):
+        text = (tmp_path / "study" / run / "train.log").read_text()
+        assert "1 threads, GPU 0, est. peak" in text, text
+        cores.add(text.split("worker pid ", 1)[1].split("cores ", 1)[1].split()[0])
+    assert cores == {str(c) for c in cpus[:2]}
