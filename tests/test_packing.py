@@ -19,8 +19,7 @@ from depthbench.engine.config import make_config
 from depthbench.errors import ConfigError
 from depthbench.models import create_model
 from depthbench.models.complexity import count_params, meta_model, training_memory
-from depthbench.study import load_spec, plan_runs, validate_spec
-from depthbench.study import local, packing
+from depthbench.study import load_spec, local, packing, plan_runs, validate_spec
 from depthbench.study.packing import GiB, Gpu, core_shares, place, run_peak, slots
 from depthbench.study.summary import Summary
 
