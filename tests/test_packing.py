@@ -8,16 +8,13 @@ import io
 import pytest
 import torch
 import yaml
+from benchmarks.bench_memory_estimate import measured_step
 from rich.console import Console
-from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from depthbench.cli.main import main
 from depthbench.data import make_split, open_source
 from depthbench.engine.config import make_config
 from depthbench.errors import ConfigError
-from depthbench.models import create_model
 from depthbench.models.complexity import count_params, meta_model, training_memory
 from depthbench.study import load_spec, local, packing, plan_runs, validate_spec
 from depthbench.study.packing import GiB, Gpu, core_shares, place, run_peak, slots
@@ -63,50 +60,12 @@ def test_jobs_on_the_command_line_is_one_line(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- the estimate
 
-class _LivePeak(TorchDispatchMode):
-    """The most bytes of tensor storage created inside the mode that are alive at once."""
-
-    def __init__(self):
-        super().__init__()
-        self.live: dict[int, tuple] = {}
-        self.peak = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in self.live:
-                s = t.untyped_storage()
-                self.live[s.data_ptr()] = (StorageWeakRef(s), s.nbytes())
-        self.live = {k: v for k, v in self.live.items() if not v[0].expired()}
-        self.peak = max(self.peak, sum(n for _, n in self.live.values()))
-        return out
-
-
-def _measured_step(model_name: str, batch: int, size: int) -> int:
-    """Peak live bytes of a real AdamW training step on the CPU: weights and optimizer state
-    (made by a first step), then what the forward and backward pass allocate at most."""
-    torch.manual_seed(0)
-    model = create_model(model_name, num_classes=2, img_size=size)
-    opt = torch.optim.AdamW(model.parameters())
-    x, y = torch.randn(batch, 3, size, size), torch.zeros(batch, dtype=torch.long)
-
-    def step():
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-
-    step()
-    opt.step()
-    opt.zero_grad()
-    with _LivePeak() as live:
-        step()
-    return 3 * 4 * sum(p.numel() for p in model.parameters()) + live.peak
-
-
 @pytest.mark.parametrize("model, batch, size", [("resnet18", 8, 32),
                                                 ("swin_tiny_patch4_window7_224", 2, 64)])
 def test_the_estimate_bounds_a_measured_step_closely(model, batch, size):
     torch.set_num_threads(1)
     est = training_memory(model, size, batch, "adamw").total
-    measured = _measured_step(model, batch, size)
+    measured = measured_step(model, batch, size)  # the live tensors of a real step
     assert measured <= est <= 1.5 * measured, (est, measured)
 
 
