@@ -130,8 +130,8 @@ def test_auto_packs_a_gpu_by_memory_and_divides_the_cores(tmp_path, monkeypatch)
     assert (s.jobs, s.threads) == (6, 2)  # all six fit 134 GB (three Swin-B at ~37 GB)
     assert len({c for share in s.shares for c in share}) == 12  # disjoint shares of 2 cores
     assert len(_start_all(s)) == 6 and s.used[0] <= h200.budget
-    assert s.where.startswith("on GPU 0 (131 GB free; est. peak 4.") and \
-        s.where.endswith("GB a run), 2 cores each")
+    assert s.where.startswith("on GPU 0 (131 GiB free; est. peak 4.") and \
+        s.where.endswith("GiB a run), 2 cores each")
 
     a100 = Gpu("0", 80 * GiB, 80 * GiB)  # 76 GB: one Swin-B beside the ResNet-18s
     s, _ = _scheduler(tmp_path, monkeypatch, validate_spec(MIXED), [a100], list(range(16)))
@@ -190,7 +190,7 @@ def test_runs_sharing_a_gpu_get_their_own_cores(tmp_path, monkeypatch):
     summary = run_study(spec, tmp_path / "study", console=Console(file=log, width=300),
                         analyze=False)
     assert len(summary.finished) == 2, log.getvalue()
-    assert "2 of 2 runs to go, up to 2 at a time, on GPU 0 (80 GB free; est. peak" in log.getvalue()
+    assert "2 of 2 runs to go, up to 2 at a time, on GPU 0 (80 GiB free; est. peak" in log.getvalue()
     cores = set()
     for run in ("resnet18__base__s0", "resnet18__base__s1"):
         text = (tmp_path / "study" / run / "train.log").read_text()

@@ -82,7 +82,6 @@ class LocalScheduler:
         self.gpus = packing.visible_gpus() if first.accelerator != "cpu" else []
         self.peaks: dict[str, int] = {}  # estimated GPU peak of each run, when packing by memory
         self.all_gpus = first.devices > 1  # one run over all GPUs (DDP): nothing to pack
-        self.where = ""
         if not self.gpus:
             self.jobs = min(1 if self.spec.jobs == "auto" else self.spec.jobs, len(todo))
             self.shares = [None] * self.jobs
@@ -90,22 +89,22 @@ class LocalScheduler:
             self.where = f"{self.threads} CPU thread(s) each"
             return
         ids = ",".join(g.id for g in self.gpus)
+        budgets = [g.budget for g in self.gpus]
+        memory = ""
         if self.all_gpus:
             self.jobs = 1
         elif self.spec.jobs != "auto":
             self.jobs = min(self.spec.jobs, len(todo))
         else:
-            self.peaks = _peaks(todo, self.configs, self.split, max(g.budget for g in self.gpus))
-            self.jobs = min(len(todo), packing.slots(list(self.peaks.values()),
-                                                     [g.budget for g in self.gpus], len(cpus)))
-            lo, hi = min(self.peaks.values()) / packing.GiB, max(self.peaks.values()) / packing.GiB
-            free = sum(g.free for g in self.gpus) / packing.GiB
-            self.where = (f" ({free:.0f} GB free; est. peak {lo:.1f}-{hi:.1f} GB a run)"
-                          if self.peaks else "")
+            self.peaks = _peaks(todo, self.configs, self.split, max(budgets), self.console)
+            self.jobs = min(len(todo), packing.slots(list(self.peaks.values()), budgets, len(cpus)))
+            lo, hi = (f(self.peaks.values()) / packing.GiB for f in (min, max))
+            memory = (f" ({sum(g.free for g in self.gpus) / packing.GiB:.0f} GiB free; est. "
+                      f"peak {lo:.1f}-{hi:.1f} GiB a run)")
         self.shares = packing.core_shares(cpus, self.jobs)
         self.threads = len(self.shares[0])
-        self.where = (f"on GPU {ids}{self.where}, {self.threads} cores each" if self.jobs > 1
-                      or self.peaks else f"{len(self.gpus)} GPU(s)")
+        self.where = (f"on GPU {ids}{memory}, {self.threads} cores each"
+                      if self.jobs > 1 or self.peaks else f"{len(self.gpus)} GPU(s)")
         self.used = [0] * len(self.gpus)
 
     def run(self) -> None:
@@ -164,7 +163,7 @@ class LocalScheduler:
         threads = len(cores) if cores else self.threads
         gpu = self.gpus[gpu_index].id if gpu_index is not None else None
         where = (f", GPU {gpu}" if gpu is not None else "") + (
-            f", est. peak {self.peaks[plan.name] / packing.GiB:.1f} GB" if self.peaks else "")
+            f", est. peak {self.peaks[plan.name] / packing.GiB:.1f} GiB" if self.peaks else "")
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {'resume' if resume else 'start'}"
                       f" (slot {slot}, {threads} threads{where})\n")
@@ -275,7 +274,8 @@ def _costs(plans: list[RunPlan], configs: dict) -> dict[str, float]:
     return out
 
 
-def _peaks(plans: list[RunPlan], configs: dict, split: Path, alone: int) -> dict[str, int]:
+def _peaks(plans: list[RunPlan], configs: dict, split: Path, alone: int,
+           console) -> dict[str, int]:
     """Each run's estimated peak GPU memory (`packing.run_peak`), once per model, size, batch
     and options; a model the estimate cannot count trains alone (`alone`: a whole GPU)."""
     images = len(Manifest.load(split))
@@ -288,7 +288,9 @@ def _peaks(plans: list[RunPlan], configs: dict, split: Path, alone: int) -> dict
         if key not in cache:
             try:
                 cache[key] = packing.run_peak(c, images)
-            except Exception:  # noqa: BLE001 - an op without a meta kernel: no estimate
+            except Exception as e:  # noqa: BLE001 - an op without a meta kernel, say
+                console.print(f"[yellow]{c.model}: no memory estimate ({type(e).__name__}: "
+                              f"{e}); its runs train alone on a GPU")
                 cache[key] = alone
         out[p.name] = cache[key]
     return out
