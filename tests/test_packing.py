@@ -172,7 +172,8 @@ def test_without_a_gpu_auto_is_one_run_with_every_core_as_before(tmp_path, monke
 @pytest.mark.slow
 def test_runs_sharing_a_gpu_get_their_own_cores(tmp_path, monkeypatch):
     """A whole study on a pretend GPU (its runs train on this CPU): two runs at once, each
-    worker pinned to its own core and told its GPU."""
+    worker pinned to its own core and told its GPU. Slow (about 40 s here): on a GPU machine
+    the fork server preloads nothing, so both workers import torch and Lightning afresh."""
     from depthbench.study import run_study
 
     cpus = packing.usable_cpus()
