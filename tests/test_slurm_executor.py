@@ -184,3 +184,115 @@ def test_preempted_job_checkpoints_requeues_and_resumes(tmp_path):
     assert r["status"] == "finished" and r["epochs_completed"] == 4 and r["requeues"] == 1
     assert _job_pid(run) != first and "requeues 1" in (run / "train.log").read_text()
     assert "Caught signal SIGUSR2" in job.stderr() and "preempted" in job.stderr()
+
+
+# ------------------------------------------------------- what a job asks for, and gets
+
+def _scheduler_line(tmp_path, **executor) -> str:
+    from depthbench.study.slurm import SlurmScheduler
+    from depthbench.study.summary import Summary
+
+    spec = load_spec(spec_file(tmp_path, executor={"kind": "slurm", **executor}))
+    log = io.StringIO()
+    SlurmScheduler(spec, tmp_path / "s", tmp_path / "split.json", [], Summary(tmp_path, 0),
+                   Console(file=log, width=300), detach=True, cluster="local").run()
+    return log.getvalue().splitlines()[0]
+
+
+def test_the_first_line_says_what_each_job_asks_for(tmp_path):
+    assert _scheduler_line(tmp_path).endswith(
+        "each run's SLURM job asks for no GPU (executor.gpus_per_run is 0) and trains on its "
+        "CPUs, 60 min; to give each run a GPU, set `executor: {gpus_per_run: 1}` in the study "
+        "file")
+    assert _scheduler_line(tmp_path, gpus_per_run=1, cpus_per_run=8, mem_gb=32).endswith(
+        "each run's SLURM job asks for 1 GPU(s), 8 CPUs, 32 GB, 60 min")
+    with pytest.raises(ConfigError, match=r"executor\.gpus_per_run: 1 with overrides\.accelerator:"
+                                          r" cpu: the runs would not use the GPUs they ask for"):
+        load_spec(spec_file(tmp_path, executor={"kind": "slurm", "gpus_per_run": 1},
+                            overrides={**TINY["overrides"], "accelerator": "cpu"}))
+
+
+def _train_run(tmp_path, gpus: int = 0):
+    from depthbench.study.grid import plan_runs
+    from depthbench.study.slurm import TrainRun
+
+    plan = plan_runs(load_spec(spec_file(tmp_path)))[0]
+    run = tmp_path / plan.name
+    run.mkdir(exist_ok=True)
+    return TrainRun(str(run), plan.train_config().model_dump(mode="json"),
+                    str(tmp_path / "split.json"), plan.variant, gpus=gpus), run
+
+
+def test_a_job_that_asked_for_a_gpu_and_sees_none_fails_in_one_line(tmp_path, monkeypatch,
+                                                                     capsys):
+    import torch
+
+    from depthbench.study import slurm
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("SLURM_JOB_ID", "108")
+    monkeypatch.setenv("SLURMD_NODENAME", "gpu17")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(slurm, "train_run", lambda *a: pytest.fail("trained on the CPUs"))
+    job, run = _train_run(tmp_path, gpus=1)
+    assert job() == 3
+    err = capsys.readouterr().err
+    assert err == ("depthbench: error: SLURM job 108 on gpu17 asked for executor.gpus_per_run: 1 "
+                   "but sees no CUDA GPU (CUDA_VISIBLE_DEVICES=unset); check that the partition "
+                   "has GPUs (sinfo -o %G) or set gpus_per_run: 0 to train on CPUs\n")
+    r = json.loads((run / "result.json").read_text())
+    assert r["status"] == "failed" and "sees no CUDA GPU" in r["failure"]["reason"]
+    # the job checkpointed before this field existed asked for nothing
+    del job.gpus
+    monkeypatch.setattr(slurm, "train_run", lambda *a: 0)
+    assert job() == 0
+
+
+@pytest.fixture
+def submitit_handlers():
+    """What submitit installs in a job: SIGUSR2 checkpoints, requeues and exits; SIGTERM is
+    logged only. Records the calls; the test's own handlers are restored after."""
+    calls = []
+
+    def requeue(signum, frame):
+        calls.append("requeue")
+        raise SystemExit(-1)
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGUSR2, signal.SIGTERM)}
+    signal.signal(signal.SIGUSR2, requeue)
+    signal.signal(signal.SIGTERM, lambda s, f: calls.append("bypass"))
+    yield calls
+    for s, h in old.items():
+        signal.signal(s, h)
+
+
+@pytest.mark.parametrize("loop_takes", ["SIGUSR2", "SIGTERM", None])
+def test_preemption_flushes_in_the_trainer_before_submitit_requeues(
+        tmp_path, monkeypatch, submitit_handlers, loop_takes):
+    """SIGUSR2 reaches the training loop (whether its stop flag takes SIGUSR2 itself or only
+    SIGTERM), which stops after its step and flushes; then submitit's handler requeues."""
+    from depthbench.study import slurm
+
+    def train(*args):  # a training loop with its own stop flag, stopped by the signal
+        got = []
+        if loop_takes is None:  # the signal comes before the loop: it never starts
+            os.kill(os.getpid(), signal.SIGUSR2)
+        sig = getattr(signal, loop_takes or "SIGINT")
+        old = signal.signal(sig, lambda s, f: got.append(s))
+        os.kill(os.getpid(), signal.SIGUSR2)
+        signal.signal(sig, old)
+        submitit_handlers.append(("flushed", got))
+        return 130
+
+    monkeypatch.setattr(slurm, "train_run", train)
+    job, _ = _train_run(tmp_path)
+    with pytest.raises(SystemExit):
+        job()
+    if loop_takes is None:
+        assert submitit_handlers == ["requeue"]
+    else:
+        assert submitit_handlers == [("flushed", [signal.SIGUSR2]), "requeue"]
+    monkeypatch.setattr(slurm, "train_run", lambda *a: 0)  # no signal: no requeue
+    submitit_handlers.clear()
+    assert job() == 0 and submitit_handlers == []
+    assert signal.getsignal(signal.SIGUSR2).__name__ == "requeue"  # submitit's handler is back

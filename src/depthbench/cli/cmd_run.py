@@ -25,8 +25,9 @@ def add_arguments(p) -> None:
                    f"bundled name: {', '.join(BUNDLED_DATA)}; overrides the study's")
     p.add_argument("--out", metavar="DIR", help="study folder (default: runs/<study name>)")
     p.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1 (overrides the study's)")
-    p.add_argument("--jobs", type=int, metavar="N",
-                   help="runs at once (default: one per GPU, else 1); CPU threads are divided")
+    p.add_argument("--jobs", metavar="auto|N",
+                   help="runs at once (default auto: on a GPU machine as many per GPU as its "
+                        "memory and the cores allow, else 1); the cores are divided among them")
     p.add_argument("--retry-failed", action="store_true",
                    help="run again the runs that failed before (default: keep their failure)")
     p.add_argument("--no-analyze", action="store_true",

@@ -1,4 +1,5 @@
-"""Model costs: parameters and multiply-accumulates (MACs) of one forward pass of one image.
+"""Model costs: parameters and multiply-accumulates (MACs) of one forward pass of one image, and
+the memory one training step holds (`training_memory`).
 
 MACs are counted by `torch.utils.flop_counter.FlopCounterMode` (convolutions and matrix products;
 MACs = FLOPs / 2). Attention is counted on the explicit path (two batched matmuls per window),
@@ -7,6 +8,8 @@ be missed; the explicit and fused paths do the same arithmetic.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -89,3 +92,48 @@ def model_costs(img_size: int = 224, num_classes: int = 1000) -> list[dict]:
             row["window_size"] = window
         rows.append(row)
     return rows
+
+
+# fp32 tensors the optimizer keeps per parameter: Adam(W)'s two moments, SGD's momentum
+OPTIMIZER_STATES = {"adam": 2, "adamw": 2, "sgd": 1}
+
+
+@dataclass(frozen=True)
+class TrainingMemory:
+    """Bytes of the live tensors of one fp32 training step at its peak, estimated."""
+
+    states: int  # weights, gradients, optimizer state and the backward pass's temporaries
+    activations: int  # what autograd saves for backward at the batch size
+
+    @property
+    def total(self) -> int:
+        return self.states + self.activations
+
+
+def training_memory(name: str, img_size: int, batch_size: int, optimizer: str = "adamw",
+                    num_classes: int = 2, **kwargs) -> TrainingMemory:
+    """The memory a training step of model `name` holds at `img_size` and `batch_size`, built on
+    the meta device (shapes only: no memory, no arithmetic).
+
+    Activations are the tensors autograd saves in a training-mode forward pass (each storage
+    once, parameters left out), counted with `saved_tensors_hooks`; they grow linearly with the
+    batch, so two images are counted and scaled. An upper bound of the live tensors: gradients
+    grow while the saved tensors are freed, and bf16-mixed saves most of them in half the
+    bytes (tests/test_study.py compares it with a step measured on the CPU)."""
+    model = meta_model(name, num_classes, **{**kwargs, "img_size": img_size}).train()
+    params = {p.untyped_storage()._cdata for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage._cdata not in params:  # a view saved twice is one storage
+            saved[storage._cdata] = storage.nbytes()
+        return t
+
+    probe = 2
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(torch.zeros(probe, 3, img_size, img_size, device="meta"))
+    # fp32 weights, gradients and optimizer state, and as much again as the gradients for the
+    # temporaries of the backward pass (a Swin step measured on the CPU needs it)
+    states = 4 * count_params(model) * (3 + OPTIMIZER_STATES.get(optimizer, 2))
+    return TrainingMemory(states, sum(saved.values()) * batch_size // probe)

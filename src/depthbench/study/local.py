@@ -27,13 +27,14 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from depthbench.data.split import Manifest
 from depthbench.errors import StudyInterrupted
 from depthbench.folderlock import describe, holder
 from depthbench.models.complexity import model_macs
 from depthbench.runrecord import FINAL_STATUSES
+from depthbench.study import packing
 from depthbench.study.grid import RunPlan
 from depthbench.study.records import epochs_done, read_result, write_failure
 from depthbench.study.schema import StudySpec
@@ -50,6 +51,7 @@ class _Active:
     started: float
     start_epochs: int
     task: int | None = None
+    gpu: int | None = None  # index of LocalScheduler.gpus
 
 
 class LocalScheduler:
@@ -59,11 +61,9 @@ class LocalScheduler:
                  summary: Summary, console):
         self.spec, self.dir, self.split = spec, study_dir, split_path
         self.todo, self.summary, self.console = deque(todo), summary, console
-        self.gpus = _gpu_count()
-        self.jobs = min(spec.jobs or max(1, self.gpus), len(todo))
-        self.threads = max(1, _cpu_count() // self.jobs)
         self.configs = {p.name: p.train_config() for p in todo}
         self.cost = _costs(todo, self.configs)
+        self._plan_places(todo)
         self.active: dict[int, _Active] = {}
         self.ctx = _worker_context(preload=not self.gpus)
         self.done_units = 0.0  # work finished in this invocation (cost units)
@@ -73,21 +73,55 @@ class LocalScheduler:
         if self.jobs > 1:  # longest first within a seed, so no long run ends alone on one slot
             self.todo = deque(sorted(todo, key=lambda p: (p.seed, -left[p.name])))
 
+    def _plan_places(self, todo: list[RunPlan]) -> None:
+        """How many runs at a time (`jobs`), on which GPU and cores: without a GPU one run (or
+        `--jobs N`) with the threads divided, as always; on GPUs `auto` packs runs by their
+        estimated peak memory (`study.packing`) and pins each worker to its share of the cores."""
+        cpus = packing.usable_cpus()
+        first = self.configs[todo[0].name]
+        self.gpus = packing.visible_gpus() if first.accelerator != "cpu" else []
+        self.peaks: dict[str, int] = {}  # estimated GPU peak of each run, when packing by memory
+        self.all_gpus = first.devices > 1  # one run over all GPUs (DDP): nothing to pack
+        if not self.gpus:
+            self.jobs = min(1 if self.spec.jobs == "auto" else self.spec.jobs, len(todo))
+            self.shares = [None] * self.jobs
+            self.threads = max(1, len(cpus) // self.jobs)
+            self.where = f"{self.threads} CPU thread(s) each"
+            return
+        ids = ",".join(g.id for g in self.gpus)
+        budgets = [g.budget for g in self.gpus]
+        memory = ""
+        if self.all_gpus:
+            self.jobs = 1
+        elif self.spec.jobs != "auto":
+            self.jobs = min(self.spec.jobs, len(todo))
+        else:
+            self.peaks = _peaks(todo, self.configs, self.split, max(budgets), self.console)
+            self.jobs = min(len(todo), packing.slots(list(self.peaks.values()), budgets, len(cpus)))
+            lo, hi = (f(self.peaks.values()) / packing.GiB for f in (min, max))
+            memory = (f" ({sum(g.free for g in self.gpus) / packing.GiB:.0f} GiB free; est. "
+                      f"peak {lo:.1f}-{hi:.1f} GiB a run)")
+        self.shares = packing.core_shares(cpus, self.jobs)
+        self.threads = len(self.shares[0])
+        self.where = (f"on GPU {ids}{memory}, {self.threads} cores each"
+                      if self.jobs > 1 or self.peaks else f"{len(self.gpus)} GPU(s)")
+        self.used = [0] * len(self.gpus)
+
     def run(self) -> None:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("{task.fields[eta]}"),
                                  console=self.console, transient=False)
         self.overall = self.progress.add_task("runs", total=self.summary.total, eta="",
                                               completed=self.summary.skipped)
-        where = f"{self.gpus} GPU(s)" if self.gpus else f"{self.threads} CPU thread(s) each"
+        at_a_time = f"up to {self.jobs}" if self.peaks else f"{self.jobs}"
         self.console.print(f"{self.dir}: {len(self.todo)} of {self.summary.total} runs to go, "
-                           f"{self.jobs} at a time, {where}")
+                           f"{at_a_time} at a time, {self.where}")
         self.t0 = time.monotonic()
         try:
             with self.progress:
                 while self.todo or self.active:
-                    while self.todo and len(self.active) < self.jobs:
-                        self._start(self.todo.popleft(), self._free_slot())
+                    while (nxt := self._next()) is not None:
+                        self._start(*nxt)
                     time.sleep(_POLL_S)
                     for slot, act in list(self.active.items()):
                         if act.proc.exitcode is not None:
@@ -102,35 +136,55 @@ class LocalScheduler:
                 "command to resume (finished runs are kept, started ones resume from their last "
                 "epoch)") from None
 
-    def _free_slot(self) -> int:
-        return next(i for i in range(self.jobs) if i not in self.active)
+    def _next(self) -> tuple[RunPlan, int, int | None] | None:
+        """The run to start now, its slot and its GPU (an index of `self.gpus`), or None."""
+        slot = next((i for i in range(self.jobs) if i not in self.active), None)
+        if slot is None or not self.todo:
+            return None
+        if not self.peaks:  # no GPU, or a fixed number of runs: in order, GPUs in turn
+            gpu = slot % len(self.gpus) if self.gpus and not self.all_gpus else None
+            return self.todo.popleft(), slot, gpu
+        budgets = [g.budget for g in self.gpus]
+        for plan in self.todo:  # the first run whose peak fits a GPU beside the runs on it
+            gpu = packing.place(self.peaks[plan.name], budgets, self.used)
+            if gpu is not None:
+                self.todo.remove(plan)
+                self.used[gpu] += self.peaks[plan.name]
+                return plan, slot, gpu
+        return None
 
-    def _start(self, plan: RunPlan, slot: int) -> None:
+    def _start(self, plan: RunPlan, slot: int, gpu_index: int | None) -> None:
         run_dir = self.dir / plan.name
         run_dir.mkdir(parents=True, exist_ok=True)
         config = self.configs[plan.name]
         resume = (run_dir / "last.ckpt").is_file()  # the worker always resumes what it finds
         log_path = run_dir / "train.log"
+        cores = self.shares[slot]
+        threads = len(cores) if cores else self.threads
+        gpu = self.gpus[gpu_index].id if gpu_index is not None else None
+        where = (f", GPU {gpu}" if gpu is not None else "") + (
+            f", est. peak {self.peaks[plan.name] / packing.GiB:.1f} GiB" if self.peaks else "")
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {'resume' if resume else 'start'}"
-                      f" (slot {slot}, {self.threads} threads)\n")
+                      f" (slot {slot}, {threads} threads{where})\n")
         owner = holder(run_dir)
         if owner is not None:  # its worker waits for the folder: one trainer at a time
             self.console.print(f"[yellow]{plan.name}: {describe(owner)} is still training it; "
                                "this run waits for it, then continues from where it stopped")
-        gpu = str(_visible_gpus()[slot % self.gpus]) if self.gpus else None
         proc = self.ctx.Process(
             target=run_worker, name=plan.name, daemon=False,
             args=(str(run_dir), config.model_dump(mode="json"), str(self.split), plan.variant,
-                  self.threads, gpu, str(log_path)))
+                  threads, gpu, str(log_path), cores))
         proc.start()
-        act = _Active(plan, proc, time.monotonic(), epochs_done(run_dir))
+        act = _Active(plan, proc, time.monotonic(), epochs_done(run_dir), gpu=gpu_index)
         act.task = self.progress.add_task(f"  {plan.name}", total=config.epochs,
                                           completed=act.start_epochs, eta="")
         self.active[slot] = act
 
     def _finish(self, act: _Active) -> None:
         act.proc.join()
+        if self.peaks:
+            self.used[act.gpu] -= self.peaks[act.plan.name]
         self.progress.remove_task(act.task)
         plan, run_dir = act.plan, self.dir / act.plan.name
         config = self.configs[plan.name]
@@ -212,9 +266,32 @@ def _costs(plans: list[RunPlan], configs: dict) -> dict[str, float]:
         key = (c.model, c.img_size, json.dumps(c.model_kwargs(), sort_keys=True))
         if key not in cache:
             try:
-                cache[key] = max(1.0, model_macs(c.model, c.img_size, **c.model_kwargs()) / 1e6)
+                options = {k: v for k, v in c.model_kwargs().items() if k != "img_size"}
+                cache[key] = max(1.0, model_macs(c.model, c.img_size, **options) / 1e6)
             except Exception:  # noqa: BLE001 - the ETA then weighs this run by epochs only
                 cache[key] = 1.0
+        out[p.name] = cache[key]
+    return out
+
+
+def _peaks(plans: list[RunPlan], configs: dict, split: Path, alone: int,
+           console) -> dict[str, int]:
+    """Each run's estimated peak GPU memory (`packing.run_peak`), once per model, size, batch
+    and options; a model the estimate cannot count trains alone (`alone`: a whole GPU)."""
+    images = len(Manifest.load(split))
+    cache: dict[tuple, int] = {}
+    out = {}
+    for p in plans:
+        c = configs[p.name]
+        key = (c.model, c.img_size, c.batch_size, c.optimizer,
+               json.dumps(c.model_kwargs(), sort_keys=True))
+        if key not in cache:
+            try:
+                cache[key] = packing.run_peak(c, images)
+            except Exception as e:  # noqa: BLE001 - an op without a meta kernel, say
+                console.print(f"[yellow]{c.model}: no memory estimate ({type(e).__name__}: "
+                              f"{e}); its runs train alone on a GPU")
+                cache[key] = alone
         out[p.name] = cache[key]
     return out
 
@@ -236,23 +313,3 @@ def _worker_context(preload: bool):
     finally:
         signal.signal(signal.SIGINT, old)
     return ctx
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def _gpu_count() -> int:
-    return len(_visible_gpus())
-
-
-def _visible_gpus() -> list[str]:
-    if not torch.cuda.is_available():
-        return []
-    n = torch.cuda.device_count()
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = [s for s in env.split(",") if s.strip()] if env else [str(i) for i in range(n)]
-    return ids[:n]

@@ -148,7 +148,9 @@ class StudySpec(_Strict):
     models: list[ModelName] = Field(min_length=1)
     variants: VariantSpec = Field(default_factory=VariantSpec)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    jobs: int | None = Field(None, ge=1)  # runs at once; default: one per GPU, else 1
+    # runs at once: auto (on a GPU machine as many as each GPU's memory and the cores allow,
+    # study.packing; on the CPU one), or a number
+    jobs: int | Literal["auto"] = "auto"
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)  # local (default) or slurm
     report: ReportSpec | None = None  # report options; None: the defaults
 
@@ -159,6 +161,17 @@ class StudySpec(_Strict):
         if dup:
             raise ValueError(f"lists {dup[0]!r} twice")
         return names
+
+    @field_validator("jobs", mode="before")
+    @classmethod
+    def _jobs(cls, v: Any) -> Any:
+        if v is None or v == "auto":  # None: what study.yaml recorded before `auto` existed
+            return "auto"
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{v!r}: give auto or a number of runs at once (at least 1)")
+        return v
 
     @field_validator("seeds", mode="before")
     @classmethod

@@ -8,10 +8,15 @@ scancel that DeiT, DINO and MAE submit with): one job per run, all submitted as 
   what ended, waits for what is queued or running, and resubmits nothing that is.
 - Job states come from `sacct` (one call per poll for the whole study), so the cluster needs
   accounting; every real cluster has it.
-- Preemption and time limits: submitit signals the job before its limit and calls `checkpoint()`
-  of the submitted callable (`TrainRun`), which returns itself, counted: the job is requeued and
-  the run resumes from its last.ckpt (the engine's exact resume). The record's `requeues` says how
-  often that happened.
+- Preemption and time limits: SLURM sends SIGUSR2 before a job's limit (submitit asks sbatch
+  for `--signal=USR2@90`), to the job's task, which is the trainer's process: the training loop
+  stops after its current step and flushes its checkpoints; then submitit's handler calls
+  `checkpoint()` of the submitted callable (`TrainRun`), which returns itself, counted: the job is
+  requeued and the run resumes from its last.ckpt (the engine's exact resume). The record's
+  `requeues` says how often that happened.
+- GPUs: a job gets the GPUs `executor.gpus_per_run` asks for, none without it (the study says so
+  when it submits); a job that asked for GPUs and sees none fails its run with one line, rather
+  than training on the node's CPUs.
 - A job that ends without a final result.json (cancelled, killed, out of memory, node failure)
   gets the same failure record as a local worker that died, naming its submitit logs; the study
   goes on and `--retry-failed` submits it again.
@@ -23,15 +28,19 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
 import submitit
+import torch
 from submitit.helpers import DelayedSubmission
 
 from depthbench._io import atomic_write_json
-from depthbench.errors import ConfigError, DepthbenchError
+from depthbench.errors import ConfigError, DepthbenchError, RunFailed
 from depthbench.runrecord import FINAL_STATUSES
 from depthbench.study.grid import RunPlan
 from depthbench.study.records import annotate_run, read_result, write_failure
@@ -55,9 +64,10 @@ _RUNNING = {"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"}
 class TrainRun:
     """What submitit pickles for one run and calls inside its job."""
 
-    def __init__(self, run_dir: str, config: dict, split: str, variant: str, requeues: int = 0):
+    def __init__(self, run_dir: str, config: dict, split: str, variant: str, requeues: int = 0,
+                 gpus: int = 0):
         self.run_dir, self.config, self.split, self.variant = run_dir, config, split, variant
-        self.requeues = requeues
+        self.requeues, self.gpus = requeues, gpus
 
     def __call__(self) -> int:
         run_dir = Path(self.run_dir)
@@ -65,21 +75,92 @@ class TrainRun:
         # SLURM counts every restart (its own preemption requeues too); submitit's our checkpoints
         requeues = max(self.requeues, int(os.environ.get("SLURM_RESTART_COUNT") or 0))
         rank0 = int(os.environ.get("SLURM_PROCID") or 0) == 0
+        where = f"SLURM job {slurm['job_id']} on {slurm['node']}" if slurm else "job"
         if rank0:
             with open(run_dir / "train.log", "a", encoding="utf-8") as log:
-                where = f"SLURM job {slurm['job_id']} on {slurm['node']}" if slurm else "job"
                 log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {where} starts (pid "
                           f"{os.getpid()}, requeues {requeues}); output: the job's submitit logs\n")
-        code = train_run(run_dir, self.config, self.split, self.variant, _threads())
+        gpus = getattr(self, "gpus", 0)  # a job pickled before gpus was recorded: none asked
+        if gpus and not torch.cuda.is_available():
+            return self._no_gpu(where, gpus, rank0)
+        with _Preemption() as preemption:
+            try:
+                code = train_run(run_dir, self.config, self.split, self.variant, _threads())
+            except KeyboardInterrupt:  # the warning signal before the trainer started
+                code = 130
+        if preemption.signalled:  # checkpoints flushed: submitit requeues this job and exits
+            preemption.requeue()
         if rank0:
             annotate_run(run_dir, **({"slurm": slurm} if slurm else {}), requeues=requeues)
         return code
 
+    def _no_gpu(self, where: str, gpus: int, rank0: bool) -> int:
+        reason = (f"{where} asked for executor.gpus_per_run: {gpus} but sees no CUDA GPU "
+                  f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+                  "check that the partition has GPUs (sinfo -o %G) or set gpus_per_run: 0 to "
+                  "train on CPUs")
+        print(f"depthbench: error: {reason}", file=sys.stderr, flush=True)
+        if rank0:
+            write_failure(Path(self.run_dir), self.config, self.variant, reason)
+        return RunFailed.exit_code
+
     def checkpoint(self, *args, **kwargs):
         """submitit calls this on preemption or before the time limit, then requeues the job with
-        what it returns. Nothing to save: last.ckpt holds the last finished epoch."""
+        what it returns. Nothing to save here: the trainer flushed its checkpoints when the
+        signal stopped it (`_Preemption`)."""
         return DelayedSubmission(TrainRun(self.run_dir, self.config, self.split, self.variant,
-                                          self.requeues + 1))
+                                          self.requeues + 1, getattr(self, "gpus", 0)))
+
+
+class _Preemption:
+    """While a job trains: SIGUSR2 (SLURM's warning before a time limit or a preemption) stops
+    the training loop like SIGTERM, after its current step and with its checkpoints flushed,
+    and only then is submitit's handler (which requeues the job and exits) called.
+
+    Raising submitit's handler in the middle of a step would skip the flush. The engine's stop
+    flag may take SIGUSR2 itself while the loop runs; the signal is then seen through the
+    wakeup fd, which the interpreter writes each arriving signal's number to, whoever handles
+    it."""
+
+    def __enter__(self) -> _Preemption:
+        self.signalled = False
+        self._armed = threading.current_thread() is threading.main_thread()
+        if not self._armed:  # signal handlers belong to the main thread
+            return self
+        self._submitit = signal.getsignal(signal.SIGUSR2)
+        self._term = signal.getsignal(signal.SIGTERM)
+        self._read, write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(write, False)
+        self._write = write
+        self._old_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        signal.signal(signal.SIGUSR2, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.signalled = True
+        stop = signal.getsignal(signal.SIGTERM)
+        if stop is self._term or not callable(stop):  # no training loop holds SIGTERM now
+            raise KeyboardInterrupt
+        stop(signum, frame)  # the loop's stop flag: it stops after the current step
+
+    def __exit__(self, *exc) -> None:
+        if not self._armed:
+            return
+        signal.set_wakeup_fd(self._old_fd)
+        try:
+            self.signalled |= signal.SIGUSR2 in os.read(self._read, 65536)
+        except BlockingIOError:  # no signal arrived
+            pass
+        finally:
+            os.close(self._read)
+            os.close(self._write)
+        signal.signal(signal.SIGUSR2, self._submitit)
+
+    def requeue(self) -> None:
+        """Hand the signal to submitit now (checkpoint, requeue, exit), as it would have been."""
+        if self._armed and callable(self._submitit):
+            self._submitit(signal.SIGUSR2, None)
 
 
 def job_provenance() -> dict | None:
@@ -122,6 +203,7 @@ class SlurmScheduler:
 
     def run(self) -> list[str]:
         """Returns the runs still queued or running (only when detached)."""
+        self.console.print(self._asks())
         ended_before = self._adopt_known()
         new = [p for p in self.todo if p.name not in self.active and p.name not in ended_before]
         if new:
@@ -138,6 +220,19 @@ class SlurmScheduler:
             self._cancel_all()
             raise
         return []
+
+    def _asks(self) -> str:
+        """What each job asks SLURM for: the study's first line (no GPU unless asked for)."""
+        e = self.spec.executor
+        what = [f"{e.cpus_per_run} CPUs" if e.cpus_per_run else "",
+                f"{e.mem_gb:g} GB" if e.mem_gb else "", f"{e.time} min"]
+        what = ", ".join(w for w in what if w)
+        if e.gpus_per_run:
+            return f"{self.dir}: each run's SLURM job asks for {e.gpus_per_run} GPU(s), {what}"
+        hint = ("" if self.spec.overrides.get("accelerator") == "cpu" else
+                "; to give each run a GPU, set `executor: {gpus_per_run: 1}` in the study file")
+        return (f"{self.dir}: each run's SLURM job asks for no GPU (executor.gpus_per_run is 0) "
+                f"and trains on its CPUs, {what}{hint}")
 
     # -- jobs of earlier invocations
 
@@ -195,7 +290,8 @@ class SlurmScheduler:
             run_dir = self.dir / plan.name
             run_dir.mkdir(parents=True, exist_ok=True)
             calls.append(TrainRun(str(run_dir), plan.train_config().model_dump(mode="json"),
-                                  str(self.split), plan.variant))
+                                  str(self.split), plan.variant,
+                                  gpus=self.spec.executor.gpus_per_run))
         try:
             jobs = ex.submit_array(calls)
         except Exception as e:  # noqa: BLE001 - sbatch's refusal, in one line

@@ -47,12 +47,13 @@ def load_spec(
     preset: str | None = None,
     data: str | None = None,
     seeds: int | None = None,
-    jobs: int | None = None,
+    jobs: int | str | None = None,
     executor: str | None = None,
 ) -> StudySpec:
     """Read a study YAML (or a preset), apply command-line overrides, validate, check overrides.
 
-    `seeds` is a count (`--seeds 2` → seeds [0, 1]); `executor` the kind (`--executor slurm`). A relative data path in a YAML file is taken
+    `seeds` is a count (`--seeds 2` → seeds [0, 1]); `jobs` `auto` or a count; `executor` the
+    kind (`--executor slurm`). A relative data path in a YAML file is taken
     relative to that file's folder; one given on the command line, relative to the working folder.
     """
     if path is not None and preset is not None:
@@ -69,10 +70,10 @@ def load_spec(
         if seeds < 1:
             raise ConfigError(f"--seeds {seeds}: give at least 1")
         raw["seeds"] = list(range(seeds))
-    if jobs is not None:
-        if jobs < 1:
-            raise ConfigError(f"--jobs {jobs}: give at least 1")
-        raw["jobs"] = jobs
+    if jobs is not None:  # --jobs auto|N
+        if not (jobs == "auto" or str(jobs).isdigit() and int(jobs) >= 1):
+            raise ConfigError(f"--jobs {jobs}: give auto or a number of runs at once (at least 1)")
+        raw["jobs"] = jobs if jobs == "auto" else int(jobs)
     if executor is not None:  # --executor local|slurm: the kind; the other options stay the file's
         if not isinstance(raw.get("executor") or {}, dict):
             raise ConfigError(f"{label}: executor: expected a mapping (kind: slurm, partition: ...)")
@@ -104,6 +105,9 @@ def check_train_options(spec: StudySpec, label: str = "study.yaml") -> None:
     if spec.executor.kind == "slurm" and gpus > 1 and devices != gpus:
         raise ConfigError(f"{label}: executor.gpus_per_run: {gpus} GPUs per run need "
                           f"overrides.devices: {gpus} (one process per GPU); or ask for 1 GPU")
+    if spec.executor.kind == "slurm" and gpus and spec.overrides.get("accelerator") == "cpu":
+        raise ConfigError(f"{label}: executor.gpus_per_run: {gpus} with overrides.accelerator: "
+                          "cpu: the runs would not use the GPUs they ask for; drop one of them")
     for key, opts in spec.model_options.items():
         for opt in opts:
             if opt not in STUDY_MODEL_OPTIONS:

@@ -41,17 +41,23 @@ STOP_GRACE_S = 15.0
 
 
 def run_worker(run_dir: str, config: dict, split: str, variant: str, threads: int,
-               gpu: str | None, log_path: str) -> None:
+               gpu: str | None, log_path: str, cpus: list[int] | None = None) -> None:
     """Process target: train one run; the exit code says how it ended (0 finished, 3 failed,
-    130 stopped by a signal, else crashed)."""
+    130 stopped by a signal, else crashed). `cpus`: the cores this run may use (its share of
+    the machine's, when runs share a GPU); the engine sizes its loader workers by them."""
     os.setsid()  # own process group: Ctrl-C reaches the runner only, which then stops workers
     _stop_with_runner()
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    print(f"worker pid {os.getpid()}", flush=True)  # to find (or stop) this run's process
-    # threads and GPU must be set before torch computes anything (it only imported so far)
+    # to find (or stop) this run's process
+    print(f"worker pid {os.getpid()}" + (f", cores {','.join(map(str, cpus))}" if cpus else ""),
+          flush=True)
+    # cores, threads and GPU must be set before torch computes anything (it only imported so
+    # far): the threads it starts later inherit this affinity
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
