@@ -170,3 +170,11 @@ def test_train_split_without_its_random_stage(synthetic_source, tmp_path):
     assert ds["val"][0][0].shape == (3, 12, 12)
     normalized = ds["train"].normalize(B.modern_random_stage(x0[None], 12))
     assert normalized.dtype == torch.float32 and math.isfinite(normalized.sum().item())
+
+
+def test_bench_augment_quick(capsys):
+    from benchmarks import bench_augment
+
+    assert bench_augment.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "torchvision per image img/s" in out and "ours img/s" in out

@@ -105,12 +105,11 @@ def resized_crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: torc
     rows then columns: no per-image kernel launch and no host sync on an accelerator."""
     if per_image if per_image is not None else x.device.type == "cpu":
         boxes = torch.stack([top, left, h, w], 1).tolist()
-        out = torch.stack([F.interpolate(x[i:i + 1, :, t:t + hh, le:le + ww], size=(size, size),
-                                         mode="bilinear", antialias=True, align_corners=False)[0]
-                           for i, (t, le, hh, ww) in enumerate(boxes)])
-        if flip is not None:
-            out = torch.where(flip[:, None, None, None], out.flip(-1), out)
-        return out
+        flips = flip.tolist() if flip is not None else [False] * len(boxes)
+        out = [F.interpolate(x[i:i + 1, :, t:t + hh, le:le + ww], size=(size, size),
+                             mode="bilinear", antialias=True, align_corners=False)[0]
+               for i, (t, le, hh, ww) in enumerate(boxes)]
+        return torch.stack([y.flip(-1) if f else y for y, f in zip(out, flips)])
     rows = resize_weights(top, h, x.shape[-2], size)  # B, size, H
     cols = resize_weights(left, w, x.shape[-1], size)  # B, size, W
     if flip is not None:
@@ -131,12 +130,12 @@ def trivial_augment(x: torch.Tensor, per_image: bool | None = None) -> torch.Ten
     op = torch.randint(len(OPS), (n,), device=x.device)
     level = torch.randint(MAGNITUDE_BINS, (n,), device=x.device)
     sign = torch.where(torch.rand(n, device=x.device) <= 0.5, -1.0, 1.0)
-    out = x
+    out = x.clone()
     for k, name in enumerate(OPS[1:], 1):
         if per_image if per_image is not None else x.device.type == "cpu":
             idx = (op == k).nonzero().flatten()
             if len(idx):
-                out = out.index_put((idx,), apply_op(name, x[idx], level[idx], sign[idx]))
+                out[idx] = apply_op(name, x[idx], level[idx], sign[idx])
         else:
             out = torch.where((op == k)[:, None, None, None], apply_op(name, x, level, sign), out)
     return out

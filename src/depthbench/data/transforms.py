@@ -12,6 +12,10 @@ The modern train recipe's `pre` is Resize(r) + CenterCrop(r) with r = round(s / 
 224): RandomResizedCrop samples from that central square rather than from the full-resolution
 file, the price of never decoding again after the first epoch (the eval view is the central s x s
 of the same square).
+
+`batch_random_stage` is the same random stage on whole batches on their device
+(`batch_augment.modern_random_stage`); the trainer uses it where it is the faster choice and the
+dataset then hands over the cached uint8 squares untouched (`build_datasets(batch_augment=True)`).
 """
 
 from __future__ import annotations
