@@ -4,15 +4,17 @@
 drawn per image, as torchvision's per-image stage `RandomResizedCrop(size, antialias=True) +
 RandomHorizontalFlip() + TrivialAugmentWide()` (transforms.augment_transform) draws them:
 - the crop: torchvision's rule (10 tries of scale (0.08, 1) and log-uniform ratio (3/4, 4/3), then
-  the whole square), resized by its antialiased bilinear filter written as two matrix products per
-  image (rows then columns), the flip folded into the column weights;
+  the whole square), resized with its antialiased bilinear filter: per box with torch's uint8
+  kernel on the CPU, as two weight-matrix products (rows, then columns, the flip folded into the
+  column weights) on an accelerator;
 - TrivialAugmentWide: one of its 14 operations per image with one of its 31 magnitudes and a random
-  sign, each operation applied to the images that drew it, with torchvision's own arithmetic
-  (nearest-neighbour affine grids with zero fill, blends truncated to uint8, PIL's equalize).
+  sign, with torchvision's own arithmetic (nearest-neighbour affine grids with zero fill, blends
+  truncated to uint8, PIL's equalize).
 Every random number comes from torch's global RNG on the batch's device, a fixed number of draws
-per batch, so a seeded epoch replays exactly after a resume. Written by hand because the measured
-alternative (Kornia 0.9's augmentation module) was slower on this CPU and implements its own
-variant of the operations; the rates are in BENCHMARKS.md ("The modern random stage, batched").
+per batch, so a seeded epoch replays exactly after a resume, and nothing reads a value back to the
+host on an accelerator. Written by hand because Kornia's augmentation module (0.9), the library
+candidate, draws one TrivialAugment operation per batch rather than per image, with its own
+magnitude ranges, and was slower on this CPU (BENCHMARKS.md, "The modern random stage, batched").
 """
 
 from __future__ import annotations
