@@ -56,18 +56,19 @@ def train(side: str, src: Path, seed: int, epochs: int, out: Path) -> subprocess
 
 
 def outcomes(run: Path) -> tuple[list[int], float]:
-    """Test outcomes (1 right, 0 wrong) at the selected checkpoint, and the run's seconds."""
+    """Test outcomes (1 right, 0 wrong) at the selected checkpoint, and the run's training
+    seconds (wall clock)."""
     r = json.loads((run / "result.json").read_text(encoding="utf-8"))
     test = r["best"]["test"]
     return [int(p == t) for p, t in zip(test["predictions"], test["targets"], strict=True)], float(
-        r.get("seconds") or 0.0)
+        r["costs"]["train_seconds"])
 
 
 def analyze(out: Path, seeds: int) -> str:
     runs = {side: [outcomes(out / side / f"seed-{s}") for s in range(seeds)] for side in SIDES}
     old, new = ([o for o, _ in runs[side]] for side in SIDES)
     test, b, c, n = compare_outcomes(new, old)
-    rows = ["| side | seeds | test accuracy (%) | 95% CI | mean run seconds |", "|---|---|---|---|---|"]
+    rows = ["| side | seeds | test accuracy (%) | 95% CI | mean train seconds (wall) |", "|---|---|---|---|---|"]
     for side, ys in zip(SIDES, (old, new)):
         mean, lo, hi, _ = mean_ci(ys)
         secs = sum(t for _, t in runs[side]) / seeds

@@ -178,3 +178,21 @@ def test_bench_augment_quick(capsys):
     assert bench_augment.main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert "torchvision per image img/s" in out and "ours img/s" in out
+
+
+def test_augment_parity_pairs_the_runs_with_the_reports_test(tmp_path):
+    import json
+
+    from benchmarks import augment_parity
+
+    targets = [0, 1, 2, 3] * 10
+    for side, wrong in (("per-image", 8), ("batched", 2)):
+        for seed in range(3):
+            preds = [(t + 1) % 4 if i < wrong + seed else t for i, t in enumerate(targets)]
+            run = tmp_path / side / f"seed-{seed}"
+            run.mkdir(parents=True)
+            (run / "result.json").write_text(json.dumps(
+                {"best": {"test": {"predictions": preds, "targets": targets}},
+                 "costs": {"train_seconds": 10.0}}))
+    text = augment_parity.analyze(tmp_path, 3)
+    assert "Δ = +15.00 points" in text and "right only batched" in text and ": differ." in text
