@@ -16,7 +16,7 @@ _EXPORTS = {
     "sources": ["ELPV_CLASSES", "ImageSource", "SourceFile", "default_cache_dir", "open_source"],
     "split": ["Entry", "Manifest", "make_split", "run_manifest", "train_eval_manifest"],
     "synthetic": ["SyntheticSpec"],
-    "transforms": ["build_transform", "normalization", "post_transform",
+    "transforms": ["batch_random_stage", "build_transform", "normalization", "post_transform",
                    "pre_transform", "preprocess_image"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -7,7 +7,8 @@ name and renamed when complete (a crash never leaves half a cache; a file lock k
 study from building it twice), then memory-mapped: the OS page cache keeps it in memory and every
 DataLoader worker shares those pages. The manifest hash covers every file's content, so a cache can
 never be stale. After the build no epoch decodes a JPEG or PNG; the random stage
-(`transforms.augment_transform`) runs per item on the uint8 tensor, then normalization.
+(`transforms.augment_transform`) runs per item on the uint8 tensor, then normalization, unless
+the caller runs it on whole batches (`batch_augment=True`, `transforms.batch_random_stage`).
 
 When the arrays would exceed `memory_budget_mb`, the datasets stream instead (decode and transform
 every item every epoch) and a warning says so. A file that cannot be decoded mid-epoch (changed or
@@ -242,8 +243,8 @@ def cache_bytes(manifest: Manifest, img_size: int, recipe: str,
 def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_size: int,
                    cache_dir: str | os.PathLike | bool | None = None,
                    memory_budget_mb: float | None = None, workers: int | None = None,
-                   splits: tuple[str, ...] | None = None, uint8: bool = False
-                   ) -> dict[str, Dataset]:
+                   splits: tuple[str, ...] | None = None, uint8: bool = False,
+                   batch_augment: bool = False) -> dict[str, Dataset]:
     """`train` (train transforms), `train_eval` (train images, eval transforms), `val`, `test`;
     a split with no images is left out. Items are `(float32 CHW normalized, int label)`.
 
@@ -253,6 +254,9 @@ def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_siz
     `uint8`: items are augmented uint8 CHW tensors instead; the caller normalizes each batch with
     `dataset.normalize(batch)` after moving it to its device (4x less data through the workers
     and no float work in them: what a GPU run needs to keep the accelerator fed).
+    `batch_augment`: the train dataset carries no random stage; its items are the cached
+    uint8 squares and the caller applies `transforms.batch_random_stage` to each batch (with
+    `uint8=True`, then normalizes).
     """
     unknown = set(splits or ()) - set(DATASET_SPLITS)
     if unknown:
@@ -275,7 +279,8 @@ def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_siz
         split, train = DATASET_SPLITS[name]
         entries = manifest.entries(split)
         pre = pre_transform(recipe, img_size, train)
-        augment, normalize = augment_transform(recipe, img_size, train), normalize_transform(recipe)
+        augment = None if batch_augment else augment_transform(recipe, img_size, train)
+        normalize = normalize_transform(recipe)
         if stream:
             out[name] = StreamingImages(source.root, entries, manifest.classes, pre, augment,
                                         normalize, uint8)

@@ -12,14 +12,22 @@ The modern train recipe's `pre` is Resize(r) + CenterCrop(r) with r = round(s / 
 224): RandomResizedCrop samples from that central square rather than from the full-resolution
 file, the price of never decoding again after the first epoch (the eval view is the central s x s
 of the same square).
+
+`batch_random_stage` is the same random stage on whole batches on their device
+(`batch_augment.modern_random_stage`); the trainer uses it where it is the faster choice and the
+dataset then hands over the cached uint8 squares untouched (`build_datasets(batch_augment=True)`).
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
 
 import torch
 from torchvision.transforms import InterpolationMode, v2
 
 from depthbench.configio import RECIPE_NAMES, recipe_name
+from depthbench.data.batch_augment import modern_random_stage
 from depthbench.data.images import to_rgb
 from depthbench.errors import ConfigError
 
@@ -28,6 +36,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 EVAL_CROP = 0.875
 
 _BILINEAR = InterpolationMode.BILINEAR
+# the largest img_size at which the batched random stage beats the per-image one on the CPU
+CPU_BATCHED_MAX_SIZE = 224
 
 
 def _check(recipe: str, img_size: int) -> str:
@@ -87,6 +97,22 @@ def augment_transform(recipe: str, img_size: int, train: bool) -> v2.Compose | N
         return v2.Compose([v2.RandomResizedCrop(img_size, interpolation=_BILINEAR, antialias=True),
                            v2.RandomHorizontalFlip(), v2.TrivialAugmentWide()])
     return None
+
+
+def batch_random_stage(recipe: str, img_size: int, device_type: str
+                       ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The recipe's random stage on whole batches on their device, uint8 (B, 3, r, r) -> uint8
+    (B, 3, s, s) (`batch_augment.modern_random_stage`: the same per-image draws as
+    `augment_transform`, from torch's global RNG on the batch's device), when the recipe has a
+    random stage and batching is the faster choice on `device_type`; else None, and the
+    per-image stage runs in the dataset. Accelerators: always (it takes the stage off the
+    loader's CPU workers). The CPU: up to `CPU_BATCHED_MAX_SIZE` px, where the batched stage
+    measured faster per core than torchvision's per image (BENCHMARKS.md, "The modern random
+    stage, batched")."""
+    recipe = _check(recipe, img_size)
+    if recipe != "modern" or (device_type == "cpu" and img_size > CPU_BATCHED_MAX_SIZE):
+        return None
+    return functools.partial(modern_random_stage, size=img_size)
 
 
 def normalize_transform(recipe: str) -> v2.Compose:

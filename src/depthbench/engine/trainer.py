@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from depthbench._io import atomic_write_text, remove_stale_temps
-from depthbench.data import build_datasets, normalization, open_source
+from depthbench.data import batch_random_stage, build_datasets, normalization, open_source
 from depthbench.data.split import SPLITS, run_manifest, train_eval_manifest
 from depthbench.engine import checkpoint as ckpt
 from depthbench.engine.cluster_env import cluster_environment
@@ -218,6 +218,7 @@ class _Run:
     record: Recorder
     history: list[dict] = field(default_factory=list)
     best: dict | None = None
+    batch_transform: Callable | None = None  # on each training batch, on the device
 
     @property
     def rank0(self) -> bool:
@@ -247,7 +248,8 @@ def _setup(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, resume
 
     net, channels_last = _model(fabric, cfg, len(classes), pretrained=resume_state is None)
     meta = _meta(cfg, classes, variant, manifest)
-    datasets = _datasets(fabric, cfg, source, manifest)
+    stage = batch_random_stage(cfg.recipe, cfg.img_size, fabric.device.type)
+    datasets = _datasets(fabric, cfg, source, manifest, batched=stage is not None)
     sampler, loader, workers, steps = _loader(fabric, cfg, datasets["train"])
     model = fabric.setup_module(torch.compile(net) if cfg.compile else net)
     optimizer = fabric.setup_optimizers(build_optimizer(net, cfg))
@@ -264,7 +266,8 @@ def _setup(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, resume
         history, best = list(resume_state["history"]), resume_state["best"]
     run = _Run(fabric, cfg, out, classes, datasets, net, model, optimizer, scheduler, criterion,
                sampler, loader, steps, workers, channels_last, meta,
-               Recorder(out, cfg, meta, variant, started, fabric, net, manifest), history, best)
+               Recorder(out, cfg, meta, variant, started, fabric, net, manifest), history, best,
+               _batch_transform(cfg, stage, datasets["train"].normalize))
     if rank0:
         atomic_write_text(out / "config.yaml", dump_config(cfg))
         run.record.write("running", run.history, run.best)
@@ -293,17 +296,39 @@ def _model(fabric, cfg: TrainConfig, num_classes: int, pretrained: bool) -> tupl
     return net, channels_last
 
 
-def _datasets(fabric, cfg: TrainConfig, source, manifest) -> dict[str, Any]:
+def _datasets(fabric, cfg: TrainConfig, source, manifest, batched: bool = False) -> dict[str, Any]:
     """The splits and the fixed train_eval subset; rank 0 fills the decoded cache, the others
-    then read it."""
+    then read it. `batched`: the train split yields uint8 images without the random stage (the
+    batch transform applies it, then normalizes)."""
     with fabric.rank_zero_first():
         datasets = build_datasets(source, manifest, cfg.recipe, cfg.img_size,
                                   cache_dir=cfg.cache_dir, memory_budget_mb=cfg.memory_budget_mb,
-                                  splits=SPLITS)
+                                  splits=tuple(n for n in SPLITS if n != "train" or not batched))
+        if batched:
+            datasets |= build_datasets(source, manifest, cfg.recipe, cfg.img_size,
+                                       cache_dir=cfg.cache_dir,
+                                       memory_budget_mb=cfg.memory_budget_mb, splits=("train",),
+                                       uint8=True, batch_augment=True)
         datasets |= build_datasets(source, train_eval_manifest(manifest), cfg.recipe,
                                    cfg.img_size, cache_dir=cfg.cache_dir,
                                    memory_budget_mb=cfg.memory_budget_mb, splits=("train_eval",))
     return datasets
+
+
+def _batch_transform(cfg: TrainConfig, stage: Callable | None, normalize: Callable
+                     ) -> Callable | None:
+    """What runs on each training batch on the device: the recipe's batched random stage and
+    normalization (when `stage` is set: the loader then yields uint8), with the `dihedral` /
+    `flips` symmetries between them (on uint8: the same images as on normalized floats)."""
+    symmetry = dihedral if cfg.dihedral else flips if cfg.flips else None
+    if stage is None:
+        return symmetry
+
+    def transform(x: torch.Tensor) -> torch.Tensor:
+        x = stage(x)
+        return normalize(symmetry(x) if symmetry is not None else x)
+
+    return transform
 
 
 def _loader(fabric, cfg: TrainConfig, train_ds) -> tuple[DistributedSampler, DataLoader, int, int]:
@@ -371,7 +396,7 @@ def _epoch(run: _Run, epoch: int, stop: StopFlag, on_step) -> tuple[dict, bool]:
         run.fabric, run.model, run.criterion, run.optimizer, run.scheduler, run.loader,
         grad_clip=cfg.grad_clip, channels_last=run.channels_last,
         limit_batches=cfg.limit_train_batches, stop=stop, on_step=on_step,
-        batch_transform=dihedral if cfg.dihedral else flips if cfg.flips else None)
+        batch_transform=run.batch_transform)
     val = _validate(run)
     row = metrics_row(epoch, stats, val, time.perf_counter() - t0)
     run.history.append(row | {"train_seconds": stats.seconds})
