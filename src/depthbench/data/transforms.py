@@ -89,6 +89,15 @@ def augment_transform(recipe: str, img_size: int, train: bool) -> v2.Compose | N
     return None
 
 
+def batch_random_stage(recipe: str, img_size: int, device_type: str):
+    """The recipe's random stage as one call on a batch on the device, uint8 (B, 3, r, r) ->
+    uint8 (B, 3, s, s), or None when the recipe has no batched stage (then `augment_transform`
+    runs per image in the dataset). None for every recipe for now: `modern`'s stage runs per
+    image."""
+    _check(recipe, img_size)
+    return None
+
+
 def normalize_transform(recipe: str) -> v2.Compose:
     """uint8 -> float32 in [0, 1] -> normalized; works on one image or a batch (B, C, H, W)."""
     mean, std = normalization(recipe)
