@@ -109,7 +109,8 @@ class TrainFeed:
         self.seed = int(torch.empty((), dtype=torch.int64).random_().item())
 
     def describe(self) -> str:
-        return "device memory" if self.resident else f"a data loader ({self.workers} workers)"
+        """Where the batches come from, for the run's provenance."""
+        return "device memory" if self.resident else f"data loader, {self.workers} workers"
 
 
 class _SeededBatches:

@@ -113,12 +113,10 @@ def configure_backends(device_type: str) -> dict[str, bool]:
     for the provenance; on the CPU nothing is changed and both are False."""
     if device_type != "cuda":
         return {"tf32": False, "cudnn_benchmark": False}
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
-    if hasattr(matmul, "fp32_precision") and hasattr(conv, "fp32_precision"):  # torch >= 2.9
-        matmul.fp32_precision = "tf32"
-        conv.fp32_precision = "tf32"
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    # the setter every torch version has; torch >= 2.9's per-backend `fp32_precision` alone
+    # would make the global getter that Lightning's CUDA accelerator calls raise (a "mix of
+    # the legacy and new APIs")
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
     return {"tf32": True, "cudnn_benchmark": True}
