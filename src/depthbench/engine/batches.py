@@ -81,7 +81,7 @@ class TrainFeed:
                                           drop_last=False)
         # a last batch of one sample would break BatchNorm: drop it only in that case
         drop_last = len(self.sampler) % batch_size == 1
-        self.seed = 0
+        self.seed = [0]  # this epoch's draw (a list the batch sampler shares, not the feed)
         images = budget.place(dataset)
         self.resident = images is not None
         if images is not None:
@@ -90,7 +90,7 @@ class TrainFeed:
             self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler,
                                      drop_last=drop_last, generator=_own_generator())
         else:
-            batches = _SeededBatches(BatchSampler(self.sampler, batch_size, drop_last), self)
+            batches = _SeededBatches(BatchSampler(self.sampler, batch_size, drop_last), self.seed)
             self.loader = DataLoader(_SeededItems(dataset), batch_sampler=batches,
                                      num_workers=workers, persistent_workers=True,
                                      pin_memory=fabric.device.type == "cuda",
@@ -106,7 +106,7 @@ class TrainFeed:
         """Call after seeding the epoch: its permutation, and its one draw from the global RNG
         (module docstring)."""
         self.sampler.set_epoch(epoch)
-        self.seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        self.seed[0] = int(torch.empty((), dtype=torch.int64).random_().item())
 
     def describe(self) -> str:
         """Where the batches come from, for the run's provenance."""
@@ -117,15 +117,15 @@ class _SeededBatches:
     """The batch sampler of a loader with workers: each index comes with the seed of its batch,
     from the epoch's draw and the batch's position."""
 
-    def __init__(self, batches: BatchSampler, feed: TrainFeed):
-        self.batches, self.feed = batches, feed
+    def __init__(self, batches: BatchSampler, seed: list[int]):
+        self.batches, self.seed = batches, seed
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __iter__(self):
         for b, indices in enumerate(self.batches):
-            key = f"{self.feed.seed}:{b}"
+            key = f"{self.seed[0]}:{b}"
             yield [(i, key) for i in indices]
 
 

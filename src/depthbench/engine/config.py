@@ -177,7 +177,7 @@ class TrainConfig(BaseModel):
     checkpoint_every: float | None = _opt(
         None, "minutes between checkpoint writes (last.ckpt, best.safetensors, metrics.csv, "
               "result.json), also written at the end and on a stop; 0 = every epoch (default: "
-              "auto, writing at most 5% of the time and at least every 10 minutes)", ge=0)
+              "auto: writing under 5 percent of the time, at least every 10 minutes)", ge=0)
     limit_train_batches: int | None = _opt(None, "train on at most N batches per epoch (tests, "
                                                  "benchmarks)", ge=1)
     quiet: bool = _opt(False, "log lines only, no progress bar")
