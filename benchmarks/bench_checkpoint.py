@@ -37,7 +37,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_checkpoint",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--repeats", type=int, default=1, help="timings per figure (best is kept)")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="rounds of the three timings, interleaved (the best of each is kept)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: on a busy machine each copy's OpenMP barrier waits "
+                        "for a time slice, which the hold would pay once per tensor)")
     p.add_argument("--epoch-seconds", type=float, default=3.0,
                    help="epoch time the amortized column assumes")
     p.add_argument("--dir", default=None, help="where to write (default: a temporary folder)")
@@ -60,13 +64,15 @@ def _trained(name: str):
     return model, opt, sched
 
 
-def _best(fn, repeats: int) -> float:
-    times = []
+def _interleaved(fns: list, repeats: int) -> list[float]:
+    """The best wall time of each of `fns`, timed in turn `repeats` times."""
+    best = [math.inf] * len(fns)
     for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for k, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
 
 
 def measure(name: str, folder: Path, repeats: int) -> dict:
@@ -96,7 +102,7 @@ def measure(name: str, folder: Path, repeats: int) -> dict:
         ckpt.save_weights(best, held_best.state, meta)
         ckpt.write_resume_state(last, held_state.state)
 
-    t_before, t_hold, t_flush = (_best(f, repeats) for f in (before, hold, flush))
+    t_before, t_hold, t_flush = _interleaved([before, hold, flush], repeats)
     return {"model": name, "last.ckpt MB": last.stat().st_size / 1e6,
             "best MB": best.stat().st_size / 1e6, "before s/epoch": t_before,
             "hold s/epoch": t_hold, "flush s": t_flush}
@@ -106,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     from depthbench.engine.cadence import AUTO_RATIO
 
+    torch.set_num_threads(args.threads)
     names = ["resnet18"] if args.quick else [m.strip() for m in args.models.split(",") if m]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_ckpt_", dir=args.dir) as tmp:
@@ -120,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                   "after", file=sys.stderr, flush=True)
     cmd = "python -m benchmarks.bench_checkpoint " + " ".join(sys.argv[1:] if argv is None else argv)
     body = (f"5-class heads with AdamW state, written to a local disk (fsync), best of "
-            f"{args.repeats}; the amortized column assumes epochs of {args.epoch_seconds:g} s "
+            f"{args.repeats} interleaved rounds, {args.threads} torch thread(s); the amortized column assumes epochs of {args.epoch_seconds:g} s "
             f"and the auto cadence (a flush once {AUTO_RATIO}x the last flush's time has "
             "passed).\n\n"
             f"Command: `{cmd.strip()}`\n\n" + markdown_table(rows))

@@ -2,7 +2,7 @@
 shape, for the DataLoader path and batches from device memory, each with checkpoints every epoch
 and at the cadence.
 
-`python -m benchmarks.bench_epoch_overhead [--quick] [--model resnet18] [--img-size 32]`
+`python -m benchmarks.bench_epoch_overhead [--quick] [--all] [--model resnet18] [--img-size 32]`
 
 The data is the flowers epoch's shape: 3,270 synthetic images of 5 classes, 10% of each class to
 validation (325), 2,945 to training: 23 steps of 128 (the last image dropped, as a one-image
@@ -12,11 +12,11 @@ the CPU); its epoch wall time is the time between two epoch ends (the progress c
 the checkpoints, the loggers. The compute is a bare PyTorch loop on the same model: the 23
 training steps on batches already in memory plus the validation forward passes, timed between
 the candidates. Overhead = epoch wall - compute. Candidates (`TrainConfig` options):
-- `device_memory_mb: 0, checkpoint_every: 0`: the DataLoader and a checkpoint every epoch, as
-  before batches came from device memory and checkpoints at a cadence;
-- `device_memory_mb: 0`: the DataLoader, checkpoints at the auto cadence;
-- `checkpoint_every: 0`: batches from device memory, a checkpoint every epoch;
-- defaults: batches from device memory, checkpoints at the auto cadence.
+- before: `device_memory_mb: 0, checkpoint_every: 0`, the DataLoader and a checkpoint every
+  epoch, as before batches came from device memory and checkpoints at a cadence;
+- after: the defaults, batches from device memory and checkpoints at the auto cadence;
+- with `--all` also the two halves: `device_memory_mb: 0` (the DataLoader, checkpoints at the
+  cadence) and `checkpoint_every: 0` (device memory, a checkpoint every epoch).
 """
 
 from __future__ import annotations
@@ -33,11 +33,13 @@ import torch.nn.functional as F
 
 from benchmarks._common import markdown_table, section
 
-CANDIDATES = {
-    "data loader, checkpoint every epoch (before)": {"device_memory_mb": 0, "checkpoint_every": 0},
+BEFORE_AFTER = {
+    "before: data loader, checkpoint every epoch": {"device_memory_mb": 0, "checkpoint_every": 0},
+    "after: device memory, checkpoints at the cadence": {},
+}
+HALVES = {
     "data loader, checkpoints at the cadence": {"device_memory_mb": 0},
     "device memory, checkpoint every epoch": {"checkpoint_every": 0},
-    "device memory, checkpoints at the cadence (after)": {},
 }
 
 
@@ -48,6 +50,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--img-size", type=int, default=32)
     p.add_argument("--epochs", type=int, default=4, help="epochs per run (the first is not timed)")
     p.add_argument("--rounds", type=int, default=1, help="runs of each candidate, interleaved")
+    p.add_argument("--all", action="store_true", help="also the two halves (module docstring)")
     p.add_argument("--quick", action="store_true", help="16 px, 2 steps, 3 epochs: checks it runs")
     return p
 
@@ -108,12 +111,13 @@ def main(argv: list[str] | None = None) -> int:
                   test=0.0, precision="32", limit_train_batches=steps if args.quick else None)
     train_batches, val_batches = _batches(source, manifest, args.img_size, batch, steps, cache)
     _run(cfg_kw | {"epochs": 1, "limit_train_batches": 1}, Path(tmp.name) / "warm")
-    walls: dict[str, list[float]] = {k: [] for k in CANDIDATES}
+    candidates = BEFORE_AFTER | (HALVES if args.all else {})
+    walls: dict[str, list[float]] = {k: [] for k in candidates}
     compute: list[float] = []
     for r in range(args.rounds):
-        names = list(CANDIDATES)[r % len(CANDIDATES):] + list(CANDIDATES)[:r % len(CANDIDATES)]
+        names = list(candidates)[r % len(candidates):] + list(candidates)[:r % len(candidates)]
         for k, name in enumerate(names):
-            walls[name] += _run(cfg_kw | CANDIDATES[name], Path(tmp.name) / f"{r}-{k}")
+            walls[name] += _run(cfg_kw | candidates[name], Path(tmp.name) / f"{r}-{k}")
             compute.append(_bare(args.model, args.img_size, train_batches, val_batches))
             print(f"  {name}: epochs {', '.join(f'{w:.2f}' for w in walls[name])} s; bare "
                   f"{compute[-1]:.2f} s", file=sys.stderr, flush=True)
