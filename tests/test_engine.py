@@ -341,3 +341,96 @@ def test_run_without_a_validation_split_keeps_the_last_epoch(tmp_path, cache):
     again = train(tiny(cache, val=0.0, epochs=2, limit_train_batches=1), out, progress=False,
                   resume=False)
     assert again["provenance"]["started"] == result["provenance"]["started"]
+
+
+# --- where batches come from, and checkpoints at a cadence ---------------------------------------
+
+def outcome(run: Path) -> tuple[list[dict], dict]:
+    """What must not depend on how a run executed: metrics.csv without times, result.json's
+    epochs and evaluations."""
+    rows = read_rows(run)
+    for r in rows:
+        r.pop("seconds")
+    result = json.loads((run / "result.json").read_text())
+    return rows, {k: result[k] for k in ("status", "epochs_completed", "best_epoch", "best", "last")}
+
+
+def test_batches_from_device_memory_equal_the_data_loaders(tmp_path, cache):
+    """On the CPU the training and evaluation splits feed batches from memory by default;
+    `device_memory_mb: 0` takes the DataLoader path (with `workers: 1`, a persistent worker):
+    the same run to the bit, random flips included, so a run may resume on either path."""
+    kw = dict(test=0.0, flips=True)
+    runs = {"device memory": {}, "data loader, 0 workers": {"device_memory_mb": 0},
+            "data loader, 1 workers": {"device_memory_mb": 0, "workers": 1}}
+    for i, (how, extra) in enumerate(runs.items()):
+        result = train(tiny(cache, **kw, **extra), tmp_path / str(i), progress=False, resume=False)
+        assert result["provenance"]["batches"] == how
+        assert result["provenance"]["tf32"] is False and result["provenance"]["cudnn_benchmark"] is False
+    assert outcome(tmp_path / "0") == outcome(tmp_path / "1") == outcome(tmp_path / "2")
+
+
+HELD = dict(epochs=3, test=0.0, flips=True, checkpoint_every=60.0)  # one flush, after epoch 1
+
+
+@pytest.fixture(scope="module")
+def held_reference(tmp_path_factory, cache) -> Path:
+    out = tmp_path_factory.mktemp("held") / "full"
+    train(tiny(cache, **HELD), out, progress=False, resume=False)
+    return out
+
+
+def test_a_stop_writes_the_held_epoch_before_a_requeue(tmp_path, cache, held_reference):
+    """With a long `checkpoint_every` epoch 2 is held in memory, not written; SIGUSR2 (SLURM's
+    warning) during epoch 3 writes it, then hands the signal to the handler it found (inside a
+    SLURM job, submitit's requeue), and the resumed run equals the uninterrupted one."""
+    part, seen = tmp_path / "part", []
+
+    def requeue(signum, frame):  # stands in for submitit's handler
+        seen.append(torch.load(part / "last.ckpt", weights_only=True)["epoch"])
+
+    def on_epoch(row):
+        if row["epoch"] == 2:
+            assert torch.load(part / "last.ckpt", weights_only=True)["epoch"] == 1  # held
+            assert len(read_rows(part)) == 1  # the records say what last.ckpt holds
+            os.kill(os.getpid(), signal.SIGUSR2)
+
+    old = signal.signal(signal.SIGUSR2, requeue)
+    try:
+        with pytest.raises(TrainingInterrupted, match="after epoch 2 of 3"):
+            train(tiny(cache, **HELD), part, progress=on_epoch, resume=False)
+    finally:
+        signal.signal(signal.SIGUSR2, old)
+    assert seen == [2]  # written before the handler ran
+    assert [r["epoch"] for r in read_rows(part)] == ["1", "2"]
+    assert json.loads((part / "result.json").read_text())["epochs_completed"] == 2
+    train(tiny(cache, **HELD), part, progress=False, resume=True)
+    assert outcome(part) == outcome(held_reference)
+
+
+@pytest.mark.slow
+def test_kill9_loses_the_held_epochs_and_the_rerun_is_the_same(tmp_path, cache, held_reference):
+    """kill -9 after epoch 2 (held in memory, not written): the records on disk all say epoch 1,
+    the last flush, and resuming from there gives the uninterrupted run."""
+    import subprocess
+    import sys
+
+    part = tmp_path / "part"
+    cfg = tiny(cache, **HELD)
+    args = ["train", "--model", cfg.model, "--data", cfg.data, "--img-size", "32", "--epochs", "3",
+            "--batch-size", "12", "--val", "0.25", "--test", "0", "--flips", "--checkpoint-every",
+            "60", "--cache-dir", cache, "--accelerator", "cpu", "--quiet", "--out", str(part)]
+    proc = subprocess.Popen([sys.executable, "-m", "depthbench", *args], stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    try:
+        for line in proc.stderr:
+            if line.startswith("epoch 2/3"):
+                proc.kill()  # SIGKILL: nothing runs a handler
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    assert torch.load(part / "last.ckpt", weights_only=True)["epoch"] == 1
+    assert [r["epoch"] for r in read_rows(part)] == ["1"]
+    assert json.loads((part / "result.json").read_text())["epochs_completed"] == 1
+    assert main(["train", "--out", str(part), "--resume", "--quiet"]) == 0
+    assert outcome(part) == outcome(held_reference)

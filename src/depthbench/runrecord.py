@@ -151,6 +151,10 @@ class Provenance(_Part):
     device: str | None = None
     world_size: int | None = None
     precision: str | None = None
+    # the CUDA settings the trainer made (`engine.devices.configure_backends`); False on the CPU
+    tf32: bool | None = None
+    cudnn_benchmark: bool | None = None
+    batches: str | None = None  # "device memory" or "data loader, N workers"
     slurm: Slurm | None = None
     started: str | None = None
     seconds: float | None = None

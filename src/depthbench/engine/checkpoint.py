@@ -31,10 +31,13 @@ KINDS = "best.safetensors (the best weights and their metadata) or last.ckpt (th
 
 # --- best.safetensors --------------------------------------------------------------------------
 
-def save_weights(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
-    """Weights as safetensors; `meta` (model, model_kwargs, classes, img_size, mean, std, recipe,
-    ...) goes JSON-encoded into the header, one string per key."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+def save_weights(path: str | Path, model: nn.Module | dict[str, torch.Tensor],
+                 meta: dict[str, Any]) -> None:
+    """Weights (of a module, or a state dict) as safetensors; `meta` (model, model_kwargs,
+    classes, img_size, mean, std, recipe, ...) goes JSON-encoded into the header, one string per
+    key."""
+    state = model if isinstance(model, dict) else model.state_dict()
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     header = {"format": FORMAT, **{k: json.dumps(v) for k, v in meta.items()}}
     atomic_write_bytes(path, st_save(tensors, metadata=header))
 
@@ -105,13 +108,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_resume_state(path: str | Path, *, model: nn.Module, optimizer, scheduler, epoch: int,
-                      history: list[dict], best: dict | None, config: dict,
-                      meta: dict[str, Any]) -> None:
-    """torchvision-references-style plain dict: model, optimizer, lr_scheduler, epoch, ..."""
-    atomic_torch_save({
+def resume_state(*, model: nn.Module, optimizer, scheduler, epoch: int, history: list[dict],
+                 best: dict | None, config: dict, meta: dict[str, Any]) -> dict[str, Any]:
+    """What last.ckpt holds, torchvision-references style: model, optimizer, lr_scheduler,
+    epoch, ... (the live objects' state: tensors shared with them, not copies)."""
+    return {
         "format": FORMAT,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model": {k: v.detach() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "lr_scheduler": scheduler.state_dict(),
         "epoch": epoch,
@@ -120,7 +123,17 @@ def save_resume_state(path: str | Path, *, model: nn.Module, optimizer, schedule
         "best": best,
         "config": config,
         "meta": meta,
-    }, path)
+    }
+
+
+def write_resume_state(path: str | Path, state: dict[str, Any]) -> None:
+    """Write a `resume_state` (its model tensors moved to the CPU) as last.ckpt."""
+    atomic_torch_save(state | {"model": {k: v.cpu() for k, v in state["model"].items()}}, path)
+
+
+def save_resume_state(path: str | Path, **parts: Any) -> None:
+    """`write_resume_state(path, resume_state(**parts))`: the live state, now."""
+    write_resume_state(path, resume_state(**parts))
 
 
 def load_resume_state(path: str | Path) -> dict[str, Any]:

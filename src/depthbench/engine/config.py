@@ -101,7 +101,7 @@ LOW_LR = 1e-5
 # Options that describe *how* a run executes, not *what* it computes: they may change on --resume.
 OPERATIONAL_KEYS = frozenset({
     "out", "data", "accelerator", "devices", "precision", "compile", "workers", "cache_dir",
-    "memory_budget_mb", "quiet",
+    "memory_budget_mb", "device_memory_mb", "checkpoint_every", "quiet",
 })
 
 
@@ -165,10 +165,19 @@ class TrainConfig(BaseModel):
                                             "on GPUs, and on the CPU from 128 px, where it is "
                                             "faster)")
     compile: bool = _opt(False, "torch.compile the model")
-    workers: int | None = _opt(None, "data-loader workers (default: 0 on CPU, up to 8 on GPU)",
-                               ge=0)
+    workers: int | None = _opt(None, "data-loader workers, when batches do not come from device "
+                                     "memory (default: 0 on CPU; on GPU the CPUs this process "
+                                     "may use, less one)", ge=0)
     cache_dir: str | None = _opt(None, "decoded-image cache folder")
     memory_budget_mb: int | None = _opt(None, "memory for the decoded-image cache", ge=0)
+    device_memory_mb: int | None = _opt(
+        None, "device memory for the decoded splits, which then feed batches from there without "
+              "a data loader; 0 = always a data loader (default: a quarter of the free memory "
+              "on a GPU; on the CPU the cache is in host memory already, so always)", ge=0)
+    checkpoint_every: float | None = _opt(
+        None, "minutes between checkpoint writes (last.ckpt, best.safetensors, metrics.csv, "
+              "result.json), also written at the end and on a stop; 0 = every epoch (default: "
+              "auto: writing under 5 percent of the time, at least every 10 minutes)", ge=0)
     limit_train_batches: int | None = _opt(None, "train on at most N batches per epoch (tests, "
                                                  "benchmarks)", ge=1)
     quiet: bool = _opt(False, "log lines only, no progress bar")

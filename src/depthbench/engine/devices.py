@@ -7,11 +7,14 @@
   `32-true` elsewhere; `32` is `32-true`; explicit values are kept. Under `bf16-mixed` autocast
   runs matrix products and convolutions in bf16 while weights, BatchNorm statistics, the loss and
   the optimizer state stay fp32 (tests/test_devices.py checks it).
+- CUDA backend settings (`configure_backends`): TF32 for fp32 matrix products and convolutions,
+  and `cudnn.benchmark` (a run's batch shapes are fixed); recorded in the run's provenance.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 
@@ -91,3 +94,29 @@ def default_channels_last(net, device_type: str, img_size: int) -> bool:
     if not getattr(net, "channels_last_friendly", False):
         return False
     return device_type == "cuda" or img_size >= CPU_CHANNELS_LAST_MIN_SIZE
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a SLURM job's cgroup, `taskset`, the share
+    a study's runner gives each run), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity on this platform
+        return os.cpu_count() or 1
+
+
+def configure_backends(device_type: str) -> dict[str, bool]:
+    """On CUDA: TF32 for fp32 matrix products and convolutions (the tensor cores' fp32 path:
+    10-bit mantissa products, fp32 accumulation; under bf16-mixed it only touches what autocast
+    keeps in fp32) and `cudnn.benchmark` (each convolution's fastest algorithm, timed once per
+    shape: a run's batches have one shape, the last one of an epoch another). Returns what is set,
+    for the provenance; on the CPU nothing is changed and both are False."""
+    if device_type != "cuda":
+        return {"tf32": False, "cudnn_benchmark": False}
+    # the setter every torch version has; torch >= 2.9's per-backend `fp32_precision` alone
+    # would make the global getter that Lightning's CUDA accelerator calls raise (a "mix of
+    # the legacy and new APIs")
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+    return {"tf32": True, "cudnn_benchmark": True}

@@ -29,19 +29,26 @@ class NonFiniteLoss(Exception):
 
 
 class StopRequested(Exception):
-    """SIGTERM / Ctrl-C arrived: the partial epoch is dropped, last.ckpt stays intact."""
+    """SIGTERM / SIGUSR2 / Ctrl-C arrived: the partial epoch is dropped, and the trainer writes the
+    last completed epoch's checkpoints."""
+
+
+# SIGUSR2: what SLURM sends before a preemption or the time limit (`--signal`), and submitit's
+# checkpoint-and-requeue signal
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGUSR2", None))
+                     if s is not None)
 
 
 @dataclass
 class StopFlag:
-    """Set by SIGINT/SIGTERM; the loop checks it between steps and stops cleanly."""
+    """Set by SIGINT/SIGTERM/SIGUSR2; the loop checks it between steps and stops cleanly."""
 
     signum: int | None = None
     _old: dict = field(default_factory=dict)
 
     def __enter__(self) -> StopFlag:
         if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
+            for s in STOP_SIGNALS:
                 self._old[s] = signal.signal(s, self._handle)
         return self
 
@@ -53,6 +60,13 @@ class StopFlag:
         if self.signum is not None and signum == signal.SIGINT:  # second Ctrl-C: stop now
             raise KeyboardInterrupt
         self.signum = signum
+
+    def forward(self) -> None:
+        """Hand a SIGUSR2 on to the handler it found (submitit's, inside a SLURM job: it
+        requeues the job), once the run's checkpoints are written. Other signals stop here."""
+        old = self._old.get(self.signum)
+        if self.signum == getattr(signal, "SIGUSR2", None) and callable(old):
+            old(self.signum, None)
 
 
 @dataclass
@@ -75,9 +89,11 @@ class EpochStats:
 def train_one_epoch(fabric, model: nn.Module, criterion: nn.Module, optimizer, scheduler,
                     loader, *, grad_clip: float = 0.0, channels_last: bool = False,
                     limit_batches: int | None = None, stop: StopFlag | None = None,
-                    check_every: int = 25, on_step=None, batch_transform=None) -> EpochStats:
+                    check_every: int = 25, on_step=None, batch_transform=None,
+                    random_stage=None, normalize=None) -> EpochStats:
     """One pass over `loader`. Returns sample-weighted means reduced over all ranks.
-    `batch_transform`: applied to each batch of images on the device (e.g. `dihedral`).
+    Each batch of images, once on the device: `random_stage` (uint8 -> uint8, a batched random
+    stage), `normalize` (uint8 -> normalized float), then `batch_transform` (e.g. `dihedral`).
 
     Raises `NonFiniteLoss` (checked every `check_every` steps and at the end: all ranks agree) or
     `StopRequested` (when `stop` was set; checked every step on one process)."""
@@ -92,6 +108,10 @@ def train_one_epoch(fabric, model: nn.Module, criterion: nn.Module, optimizer, s
     step, lr = 0, optimizer.param_groups[0]["lr"]
     for step, (x, y) in enumerate(loader, 1):
         x, y = fabric.to_device(x), fabric.to_device(y)
+        if random_stage is not None:
+            x = random_stage(x)
+        if normalize is not None:
+            x = normalize(x)
         if batch_transform is not None:
             x = batch_transform(x)
         x = x.contiguous(memory_format=fmt)
@@ -167,29 +187,41 @@ def _check(fabric, bad, stop, loss_sum, seen, step) -> None:
         raise StopRequested
 
 
-@torch.no_grad()
 def predict_logits(fabric, model: nn.Module, dataset: Dataset, batch_size: int, *,
                    workers: int = 0, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and targets of every sample of `dataset`, in dataset order, on every rank.
 
     Rank r evaluates samples r, r+W, r+2W, ... (no sampler padding, so every sample counts exactly
-    once); an all-gather then interleaves the shards back into dataset order. `model` is the plain
-    module: each rank runs its own shard without DDP's collectives."""
+    once) through a DataLoader over its shard; `predict_batches` does the rest."""
     rank, world = fabric.global_rank, fabric.world_size
-    if world > 1:
-        sync_buffers(model)
-    n = len(dataset)
-    shard = Subset(dataset, range(rank, n, world))
+    shard = Subset(dataset, range(rank, len(dataset), world))
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers,
                         pin_memory=fabric.device.type == "cuda")
+    normalize = dataset.normalize if getattr(dataset, "uint8_output", False) else None
+    return predict_batches(fabric, model, loader, len(dataset), normalize=normalize,
+                           channels_last=channels_last)
+
+
+@torch.no_grad()
+def predict_batches(fabric, model: nn.Module, batches, n: int, *, normalize=None,
+                    channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and targets of the `n` samples of a split, in its order, on every rank, from this
+    rank's `batches` of its shard (samples r, r+W, ...: images, `normalize`d on the device when
+    given, and targets); an all-gather then interleaves the shards back into the split's order.
+    `model` is the plain module: each rank runs its own shard without DDP's collectives."""
+    world = fabric.world_size
+    if world > 1:
+        sync_buffers(model)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     was_training = model.training
     model.eval()
     logits, targets = [], []
     with fabric.autocast():
-        for x, y in loader:
-            x = fabric.to_device(x).contiguous(memory_format=fmt)
-            logits.append(model(x).float())
+        for x, y in batches:
+            x = fabric.to_device(x)
+            if normalize is not None:
+                x = normalize(x)
+            logits.append(model(x.contiguous(memory_format=fmt)).float())
             targets.append(fabric.to_device(torch.as_tensor(y)))
     model.train(was_training)
     k = _num_outputs(model, logits)

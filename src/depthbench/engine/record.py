@@ -33,8 +33,11 @@ class Recorder:
     """result.json of one run: what does not change is measured once, in `__init__`."""
 
     def __init__(self, out: Path, cfg: TrainConfig, meta: dict, variant: str, started: float,
-                 fabric, net, manifest):
+                 fabric, net, manifest, execution: dict | None = None):
         self.out = out
+        # how it runs: `devices.configure_backends`'s tf32 and cudnn_benchmark, where batches
+        # come from (`batches`)
+        self.execution = dict(execution or {})
         self.cfg, self.meta, self.variant, self.started = cfg, meta, variant, started
         self.device = device_name(fabric)
         self.world = fabric.world_size
@@ -70,7 +73,7 @@ class Recorder:
             "provenance": {
                 "versions": package_versions(), "git_revision": git_revision(),
                 "manifest_hash": self.manifest_hash, "device": self.device,
-                "precision": self.cfg.precision,
+                "precision": self.cfg.precision, **self.execution,
                 "world_size": self.world,
                 "started": dt.datetime.fromtimestamp(self.started, dt.UTC).isoformat(timespec="seconds"),
                 "seconds": round(time.time() - self.started, 3),

@@ -11,32 +11,33 @@ last.ckpt, result.json. Only rank 0 writes; every file goes through `depthbench.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
 
 from depthbench._io import atomic_write_text, remove_stale_temps
-from depthbench.data import batch_random_stage, build_datasets, normalization, open_source
+from depthbench.data import build_datasets, normalization, open_source
 from depthbench.data.split import SPLITS, run_manifest, train_eval_manifest
+from depthbench.data.transforms import batch_random_stage
 from depthbench.engine import checkpoint as ckpt
+from depthbench.engine.batches import Budget, EvalFeed, TrainFeed, seed_all
+from depthbench.engine.cadence import Cadence, Checkpoints
 from depthbench.engine.cluster_env import cluster_environment
 from depthbench.engine.config import TrainConfig, dump_config, low_lr_warning
 from depthbench.engine.devices import (
+    configure_backends,
     default_channels_last,
     device_type,
     make_fabric,
     resolve_precision,
+    usable_cpus,
 )
 from depthbench.engine.loop import (
     NonFiniteLoss,
@@ -44,7 +45,7 @@ from depthbench.engine.loop import (
     StopRequested,
     dihedral,
     flips,
-    predict_logits,
+    predict_batches,
     train_one_epoch,
 )
 from depthbench.engine.metrics import summarize
@@ -55,7 +56,7 @@ from depthbench.engine.runlock import RunLock
 from depthbench.errors import ConfigError, DepthbenchError, RunFailed
 from depthbench.folderlock import describe
 from depthbench.models import create_model, family
-from depthbench.runrecord import read_result, write_metrics
+from depthbench.runrecord import read_result
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -167,7 +168,7 @@ def _make_fabric(cfg: TrainConfig, out: Path):
         # under torchrun or srun the processes exist already; otherwise spawn them (any caller)
         strategy = "ddp" if environment.creates_processes_externally else "ddp_spawn"
         if device_type(cfg.accelerator) == "cpu":
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.devices))
+            torch.set_num_threads(max(1, usable_cpus() // cfg.devices))
     loggers = []
     try:  # imported on use: TensorBoard is optional (logged to when installed)
         import tensorboard  # noqa: F401
@@ -209,20 +210,27 @@ class _Run:
     optimizer: Any
     scheduler: Any
     criterion: nn.Module
-    sampler: DistributedSampler
-    loader: DataLoader
-    steps: int
-    workers: int
+    feed: TrainFeed  # the training batches: device memory or a DataLoader
+    budget: Budget  # device memory the evaluation splits may still take
+    workers: int  # a DataLoader's workers (evaluation splits that are not on the device)
+    random_stage: Any  # the recipe's batched random stage (uint8 batch -> uint8 batch) or None
     channels_last: bool
     meta: dict
     record: Recorder
+    checkpoints: Checkpoints
     history: list[dict] = field(default_factory=list)
     best: dict | None = None
-    batch_transform: Callable | None = None  # on each training batch, on the device
+    eval_feeds: dict[str, EvalFeed] = field(default_factory=dict)  # built on first use
 
     @property
     def rank0(self) -> bool:
         return self.fabric.is_global_zero
+
+    def eval_feed(self, split: str) -> EvalFeed:
+        if split not in self.eval_feeds:
+            self.eval_feeds[split] = EvalFeed(self.fabric, self.datasets[split],
+                                              self.cfg.batch_size, self.budget, self.workers)
+        return self.eval_feeds[split]
 
 
 def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress, resume: bool) -> dict:
@@ -246,14 +254,19 @@ def _setup(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, resume
     if resume and rank0:  # also before the first last.ckpt landed: a kill during its write
         remove_stale_temps(out)  # half-written files of the killed process being resumed
 
+    backends = configure_backends(fabric.device.type)
     net, channels_last = _model(fabric, cfg, len(classes), pretrained=resume_state is None)
     meta = _meta(cfg, classes, variant, manifest)
-    stage = batch_random_stage(cfg.recipe, cfg.img_size, fabric.device.type)
-    datasets = _datasets(fabric, cfg, source, manifest, batched=stage is not None)
-    sampler, loader, workers, steps = _loader(fabric, cfg, datasets["train"])
+    # a batched random stage runs on each batch on the device, not per image in the dataset
+    random_stage = batch_random_stage(cfg.recipe, cfg.img_size, fabric.device.type)
+    datasets = _datasets(fabric, cfg, source, manifest, batch_augment=random_stage is not None)
     model = fabric.setup_module(torch.compile(net) if cfg.compile else net)
+    budget = Budget(cfg.device_memory_mb, fabric.device)  # once the model is on the device
+    workers = _workers(fabric, cfg)
+    feed = TrainFeed(fabric, datasets["train"], cfg.batch_size, cfg.seed, budget, workers,
+                     cfg.limit_train_batches)
     optimizer = fabric.setup_optimizers(build_optimizer(net, cfg))
-    scheduler = build_scheduler(optimizer.optimizer, steps, cfg)
+    scheduler = build_scheduler(optimizer.optimizer, feed.steps, cfg)
     criterion = nn.CrossEntropyLoss(weight=_class_weights(datasets["train"], len(classes), fabric.device)
                                     if cfg.class_balanced else None,
                                     label_smoothing=cfg.label_smoothing)
@@ -264,10 +277,13 @@ def _setup(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, resume
         scheduler.load_state_dict(resume_state["lr_scheduler"])
         ckpt.set_rng_state(resume_state["rng"])
         history, best = list(resume_state["history"]), resume_state["best"]
+    record = Recorder(out, cfg, meta, variant, started, fabric, net, manifest,
+                      backends | {"batches": feed.describe()})
+    checkpoints = Checkpoints(out, Cadence.from_minutes(cfg.checkpoint_every), meta, record,
+                              pin=fabric.device.type == "cuda")
     run = _Run(fabric, cfg, out, classes, datasets, net, model, optimizer, scheduler, criterion,
-               sampler, loader, steps, workers, channels_last, meta,
-               Recorder(out, cfg, meta, variant, started, fabric, net, manifest), history, best,
-               _batch_transform(cfg, stage, datasets["train"].normalize))
+               feed, budget, workers, random_stage, channels_last, meta, record, checkpoints,
+               history, best)
     if rank0:
         atomic_write_text(out / "config.yaml", dump_config(cfg))
         run.record.write("running", run.history, run.best)
@@ -296,73 +312,43 @@ def _model(fabric, cfg: TrainConfig, num_classes: int, pretrained: bool) -> tupl
     return net, channels_last
 
 
-def _datasets(fabric, cfg: TrainConfig, source, manifest, batched: bool = False) -> dict[str, Any]:
-    """The splits and the fixed train_eval subset; rank 0 fills the decoded cache, the others
-    then read it. `batched`: the train split yields uint8 images without the random stage (the
-    batch transform applies it, then normalizes)."""
+def _datasets(fabric, cfg: TrainConfig, source, manifest, batch_augment: bool) -> dict[str, Any]:
+    """The splits (uint8 items, normalized on the device) and the fixed train_eval subset; rank 0
+    fills the decoded cache, the others then read it."""
     with fabric.rank_zero_first():
         datasets = build_datasets(source, manifest, cfg.recipe, cfg.img_size,
                                   cache_dir=cfg.cache_dir, memory_budget_mb=cfg.memory_budget_mb,
-                                  splits=tuple(n for n in SPLITS if n != "train" or not batched))
-        if batched:
-            datasets |= build_datasets(source, manifest, cfg.recipe, cfg.img_size,
-                                       cache_dir=cfg.cache_dir,
-                                       memory_budget_mb=cfg.memory_budget_mb, splits=("train",),
-                                       uint8=True, batch_augment=True)
+                                  splits=SPLITS, uint8=True, batch_augment=batch_augment)
         datasets |= build_datasets(source, train_eval_manifest(manifest), cfg.recipe,
                                    cfg.img_size, cache_dir=cfg.cache_dir,
-                                   memory_budget_mb=cfg.memory_budget_mb, splits=("train_eval",))
+                                   memory_budget_mb=cfg.memory_budget_mb, splits=("train_eval",),
+                                   uint8=True)
     return datasets
 
 
-def _batch_transform(cfg: TrainConfig, stage: Callable | None, normalize: Callable
-                     ) -> Callable | None:
-    """What runs on each training batch on the device: the recipe's batched random stage and
-    normalization (when `stage` is set: the loader then yields uint8), with the `dihedral` /
-    `flips` symmetries between them (on uint8: the same images as on normalized floats)."""
-    symmetry = dihedral if cfg.dihedral else flips if cfg.flips else None
-    if stage is None:
-        return symmetry
-
-    def transform(x: torch.Tensor) -> torch.Tensor:
-        x = stage(x)
-        return normalize(symmetry(x) if symmetry is not None else x)
-
-    return transform
-
-
-def _loader(fabric, cfg: TrainConfig, train_ds) -> tuple[DistributedSampler, DataLoader, int, int]:
-    """(sampler, loader, loader workers, steps per epoch) of the training split."""
-    workers = cfg.workers if cfg.workers is not None else (
-        min(8, os.cpu_count() or 1) if fabric.device.type == "cuda" else 0)
-    sampler = DistributedSampler(train_ds, num_replicas=fabric.world_size, rank=fabric.global_rank,
-                                 shuffle=True, seed=cfg.seed, drop_last=False)
-    # a last batch of one sample would break BatchNorm: drop it only in that case
-    drop_last = len(sampler) % cfg.batch_size == 1
-    loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
-                        pin_memory=fabric.device.type == "cuda", drop_last=drop_last)
-    steps = len(loader) if cfg.limit_train_batches is None else min(len(loader), cfg.limit_train_batches)
-    if steps == 0:
-        raise ConfigError(f"--batch-size {cfg.batch_size}: no training batch from "
-                          f"{len(train_ds)} training images")
-    # not fabric.setup_dataloaders: its wrapper calls sampler.set_epoch(<iterations so far>),
-    # which restarts at 0 on resume; the loop moves batches with fabric.to_device instead
-    return sampler, loader, workers, steps
+def _workers(fabric, cfg: TrainConfig) -> int:
+    """DataLoader workers (for splits not in device memory): `workers`, else 0 on the CPU (the
+    training process uses every core) and on a GPU the CPUs this process may use, less one for
+    itself."""
+    if cfg.workers is not None:
+        return cfg.workers
+    return max(1, usable_cpus() - 1) if fabric.device.type == "cuda" else 0
 
 
 def _train_epochs(run: _Run, progress) -> None:
     """The epochs not trained yet. A non-finite loss fails the run (`RunFailed`), a stop signal
-    interrupts it (`TrainingInterrupted`); either way result.json says so first."""
+    interrupts it (`TrainingInterrupted`); either way the last completed epoch's checkpoints are
+    written and result.json says so first."""
     cfg, fabric = run.cfg, run.fabric
     start_epoch = len(run.history) + 1
-    bar = RunProgress(cfg, run.steps, start_epoch, enabled=run.rank0 and progress is None)
+    bar = RunProgress(cfg, run.feed.steps, start_epoch, enabled=run.rank0 and progress is None)
     stop = StopFlag()
     try:
         with stop, bar:
             for epoch in range(start_epoch, cfg.epochs + 1):
                 row, improved = _epoch(run, epoch, stop, bar.step)
                 if run.rank0:
-                    _save_epoch(run, epoch, improved)
+                    run.checkpoints.epoch_done(_resume_state(run, epoch), improved)
                     bar.epoch_done(row, cfg.epochs)
                     if callable(progress):
                         progress(dict(row))
@@ -370,33 +356,45 @@ def _train_epochs(run: _Run, progress) -> None:
                 fabric.log_dict({k: v for k, v in row.items() if k != "epoch" and v is not None},
                                 step=epoch)
                 fabric.barrier()
+        if run.rank0:
+            run.checkpoints.flush()
+        fabric.barrier()  # the other ranks read best.safetensors next
     except NonFiniteLoss as e:
         epoch = len(run.history) + 1
         reason = (f"non-finite training loss ({e.value}) at epoch {epoch}; last.ckpt keeps epoch "
                   f"{epoch - 1}: lower --lr or set --grad-clip")
         if run.rank0:
+            run.checkpoints.flush()
             run.record.write("failed", run.history, run.best, failure={"epoch": epoch, "reason": reason})
         raise RunFailed(f"{run.out}: {reason}") from None
     except StopRequested:
         done = len(run.history)
         if run.rank0:
+            run.checkpoints.flush()
             run.record.write("interrupted", run.history, run.best)
+        stop.forward()  # SIGUSR2 inside a SLURM job: submitit requeues it now
         raise TrainingInterrupted(
             f"stopped after epoch {done} of {cfg.epochs}; last.ckpt is intact. Continue with: "
             f"depthbench train --out {run.out} --resume", done) from None
+    except BaseException:  # anything else (a second Ctrl-C, a crash): keep what was completed
+        if run.rank0:
+            with contextlib.suppress(Exception):
+                run.checkpoints.flush()
+        raise
 
 
 def _epoch(run: _Run, epoch: int, stop: StopFlag, on_step) -> tuple[dict, bool]:
     """Train one epoch and validate: (its metrics.csv row, whether it is the best so far)."""
     cfg = run.cfg
     _seed_epoch(cfg.seed, epoch, run.fabric.global_rank)
-    run.sampler.set_epoch(epoch)
+    run.feed.start_epoch(epoch)
     t0 = time.perf_counter()
     stats = train_one_epoch(
-        run.fabric, run.model, run.criterion, run.optimizer, run.scheduler, run.loader,
+        run.fabric, run.model, run.criterion, run.optimizer, run.scheduler, run.feed.loader,
         grad_clip=cfg.grad_clip, channels_last=run.channels_last,
         limit_batches=cfg.limit_train_batches, stop=stop, on_step=on_step,
-        batch_transform=run.batch_transform)
+        batch_transform=dihedral if cfg.dihedral else flips if cfg.flips else None,
+        random_stage=run.random_stage, normalize=run.datasets["train"].normalize)
     val = _validate(run)
     row = metrics_row(epoch, stats, val, time.perf_counter() - t0)
     run.history.append(row | {"train_seconds": stats.seconds})
@@ -407,40 +405,38 @@ def _epoch(run: _Run, epoch: int, stop: StopFlag, on_step) -> tuple[dict, bool]:
     return row, improved
 
 
+def _predict(run: _Run, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    feed = run.eval_feed(split)
+    return predict_batches(run.fabric, run.net, feed, feed.n, normalize=feed.normalize,
+                           channels_last=run.channels_last)
+
+
 def _validate(run: _Run) -> dict:
     """This epoch's loss and accuracy on the validation split (none with --val 0)."""
     if "val" in run.datasets:
-        logits, targets = predict_logits(run.fabric, run.net, run.datasets["val"],
-                                         run.cfg.batch_size, workers=run.workers,
-                                         channels_last=run.channels_last)
+        logits, targets = _predict(run, "val")
     else:  # --val 0: no validation split
         logits, targets = torch.zeros(0, len(run.classes)), torch.zeros(0, dtype=torch.long)
     return summarize(logits, targets, run.classes, with_predictions=False)
 
 
-def _save_epoch(run: _Run, epoch: int, improved: bool) -> None:
-    """Rank 0 after each epoch: best.safetensors (when improved), last.ckpt, metrics.csv and
-    result.json."""
-    out = run.out
-    if improved:
-        ckpt.save_weights(out / "best.safetensors", run.net, run.meta | {"epoch": epoch})
-    ckpt.save_resume_state(out / "last.ckpt", model=run.net, optimizer=run.optimizer,
-                           scheduler=run.scheduler, epoch=epoch, history=run.history,
-                           best=run.best, config=run.cfg.model_dump(), meta=run.meta)
-    write_metrics(out / "metrics.csv", run.history)
-    run.record.write("running", run.history, run.best)
+def _resume_state(run: _Run, epoch: int) -> dict:
+    """last.ckpt's content after `epoch`, of the live run (`engine.cadence` writes or holds it)."""
+    return ckpt.resume_state(model=run.net, optimizer=run.optimizer, scheduler=run.scheduler,
+                             epoch=epoch, history=run.history, best=run.best,
+                             config=run.cfg.model_dump(), meta=run.meta)
 
 
 def _final_evaluation(run: _Run) -> dict:
     """The last weights, then the best weights, on val, test (when present) and the fixed
     train_eval subset (the test split and train_eval are evaluated only here); result.json
     `finished`."""
-    splits = {s: run.datasets[s] for s in ("val", "test", "train_eval")
-              if s in run.datasets and len(run.datasets[s])}
+    splits = [s for s in ("val", "test", "train_eval")
+              if s in run.datasets and len(run.datasets[s])]
     t0 = time.perf_counter()
     last = _evaluate(run, splits)
     infer_s = time.perf_counter() - t0
-    n_infer = sum(len(d) for d in splits.values())
+    n_infer = sum(len(run.datasets[s]) for s in splits)
     if run.best["epoch"] == len(run.history):  # best.safetensors holds these very weights
         best_eval = last
     else:
@@ -455,11 +451,10 @@ def _final_evaluation(run: _Run) -> dict:
     return result
 
 
-def _evaluate(run: _Run, splits: dict) -> dict:
+def _evaluate(run: _Run, splits: list[str]) -> dict:
     out = {}
-    for split, ds in splits.items():
-        logits, targets = predict_logits(run.fabric, run.net, ds, run.cfg.batch_size,
-                                         workers=run.workers, channels_last=run.channels_last)
+    for split in splits:
+        logits, targets = _predict(run, split)
         out[split] = summarize(logits, targets, run.classes)
     return out
 
@@ -467,10 +462,7 @@ def _evaluate(run: _Run, splits: dict) -> dict:
 def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
     """Each epoch's randomness (augmentation, dropout, loader workers) is a function of
     (seed, epoch, rank) only: an epoch replays identically after a resume."""
-    s = int.from_bytes(hashlib.sha256(f"{seed}:{epoch}:{rank}".encode()).digest()[:4], "little")
-    random.seed(s)
-    np.random.seed(s)
-    torch.manual_seed(s)
+    seed_all(f"{seed}:{epoch}:{rank}")
 
 
 def _class_weights(train_ds, num_classes: int, device) -> torch.Tensor:
