@@ -317,6 +317,8 @@ def train_row(ctx: Ctx, model: str, recipe: str) -> dict:
     with open(run / "metrics.csv", newline="") as f:
         epochs = list(csv.DictReader(f))
     rates = compute_rates(model, recipe, s, ctx.device)
+    if ctx.device == "cuda":
+        torch.cuda.empty_cache()  # the next run's memory is its own
     return {**row, "status": "ok", **epoch_figures(s, stamps, epochs, rates, wall),
             "train img/s": result["costs"]["train_images_per_s"],
             "step img/s": s.batch_size / rates["step_s"],
@@ -385,10 +387,7 @@ def compute_rates(model: str, recipe: str, s: Sizes, device: str) -> dict:
     out = {"step_s": _per_call(step, s, device)}
     net.eval()
     out["eval_s"] = _per_call(infer, s, device)
-    del net, opt, x, y
-    if device == "cuda":
-        torch.cuda.empty_cache()
-    return out
+    return out  # the model and its batch go with this frame; the caller empties the cache
 
 
 def _per_call(fn, s: Sizes, device: str) -> float:
