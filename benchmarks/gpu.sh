@@ -59,7 +59,8 @@ if [[ -n "$wheels" ]]; then
 fi
 # works from a plain checkout too (no editable install needed)
 export PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-if ! missing=$("$PY" -c "import pydantic, submitit, pytorch_grad_cam, depthbench" 2>&1); then
+if ! missing=$("$PY" -c "import importlib.util as u, pydantic, submitit, depthbench
+assert u.find_spec('pytorch_grad_cam'), 'No module named pytorch_grad_cam'" 2>&1); then
   echo "gpu.sh: depthbench does not import with $PY (${missing##*$'\n'}); on the GPU machine" \
        "carry the wheels (make device-wheels) and pass --wheels .whl" >&2
   exit 1

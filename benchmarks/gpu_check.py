@@ -79,7 +79,7 @@ class Sizes:
 
 
 GPU = Sizes(224, 128, 3, 3670, (320, 240), tuple(MODELS), ("source", "modern"), False, 0.1, 0.1,
-            ("resnet18", "seresnet18", "swin_tiny_patch4_window7_224"), 2, 3, 10)
+            ("resnet18", "swin_tiny_patch4_window7_224"), 2, 3, 10)
 DRY = Sizes(32, 8, 2, 60, (64, 48), ("resnet18", "swin_tiny_patch4_window7_224"),
             ("source", "modern"), True, 0.2, 0.2, ("resnet18",), 1, 1, 2, limit_batches=2)
 
@@ -275,16 +275,23 @@ def stop_children(ctx: Ctx) -> None:
 
 # --- a. `depthbench train` end to end -----------------------------------------------------------
 
-def phase_a_runs(s: Sizes) -> list[tuple[str, str]]:
+COMPILED = "+compile"  # a recipe's runs with `--compile` (torch.compile), `--compile-models`
+
+
+def phase_a_runs(s: Sizes, compiled: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(model, recipe) in the order phase a trains them: source then modern, cheaper models
+    first; then the `--compile` runs (source recipe)."""
     if s.pairs:
-        return list(zip(s.models, itertools.cycle(s.recipes)))
-    return [(m, r) for r in s.recipes for m in sorted(s.models, key=GMACS.get)]
+        runs = list(zip(s.models, itertools.cycle(s.recipes)))
+    else:
+        runs = [(m, r) for r in s.recipes for m in sorted(s.models, key=GMACS.get)]
+    return runs + [(m, "source" + COMPILED) for m in compiled]
 
 
 def phase_a(ctx: Ctx) -> None:
     done = {(r["model"], r["recipe"]) for r in ctx.tables.ok_rows("a")}
     last = None
-    for model, recipe in phase_a_runs(ctx.s):
+    for model, recipe in phase_a_runs(ctx.s, ctx.args.compile_models):
         if (short(model), recipe) in done:
             continue
         est = None if last is None else last[1] * max(1.0, GMACS[model] / GMACS[last[0]])
@@ -301,14 +308,16 @@ def phase_a(ctx: Ctx) -> None:
 
 def train_row(ctx: Ctx, model: str, recipe: str) -> dict:
     s = ctx.s
-    run = ctx.work / "a" / f"{short(model)}__{recipe}"
+    base = recipe.removesuffix(COMPILED)
+    run = ctx.work / "a" / f"{short(model)}__{recipe.replace('+', '-')}"
     shutil.rmtree(run, ignore_errors=True)
-    log = ctx.work / "logs" / f"a-{short(model)}-{recipe}.log"
+    log = ctx.work / "logs" / f"a-{run.name}.log"
     cmd = depthbench(ctx, "train", "--model", model, "--data", ctx.data, "--out", run,
-                     "--recipe", recipe, "--epochs", s.epochs, "--batch-size", s.batch_size,
+                     "--recipe", base, "--epochs", s.epochs, "--batch-size", s.batch_size,
                      "--img-size", s.img_size, "--val", s.val, "--test", s.test, "--seed", 0,
                      "--quiet", "--accelerator", "gpu" if ctx.device == "cuda" else "cpu",
-                     *(("--limit-train-batches", s.limit_batches) if s.limit_batches else ()))
+                     *(("--limit-train-batches", s.limit_batches) if s.limit_batches else ()),
+                     *(("--compile",) if recipe != base else ()))
     rc, wall, stamps = run_child(ctx, cmd, log, record=run / "result.json")
     row = {"model": short(model), "recipe": recipe}
     if rc != 0:
@@ -316,7 +325,7 @@ def train_row(ctx: Ctx, model: str, recipe: str) -> dict:
     result = json.loads((run / "result.json").read_text(encoding="utf-8"))
     with open(run / "metrics.csv", newline="") as f:
         epochs = list(csv.DictReader(f))
-    rates = compute_rates(model, recipe, s, ctx.device)
+    rates = compute_rates(model, base, s, ctx.device)  # eager, also for a --compile run
     if ctx.device == "cuda":
         torch.cuda.empty_cache()  # the next run's memory is its own
     return {**row, "status": "ok", **epoch_figures(s, stamps, epochs, rates, wall),
@@ -538,9 +547,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="", help="phase a and c's models (default: all nine)")
     p.add_argument("--recipes", default="", help="phase a's recipes (default source,modern)")
     p.add_argument("--epochs", type=int, default=None, help="phase a's epochs (default 3)")
+    p.add_argument("--compile-models", default="",
+                   help="phase a also trains these with --compile (source recipe; after the "
+                        "others; default none: compiling takes minutes of a 15-minute loan)")
     p.add_argument("--study-models", default="",
-                   help="phase b's models (default resnet18,seresnet18,swin_t: with their "
-                        "variants, 5 runs); 'all' for the preset's nine")
+                   help="phase b's models (default resnet18,swin_t: with Swin-T's key-dropout "
+                        "variant, 3 runs); 'all' for the preset's nine (15 runs)")
     p.add_argument("--auto-jobs", default="auto",
                    help="what phase b compares with --jobs 1 (default auto)")
     return p
@@ -559,13 +571,17 @@ def sizes_from(a: argparse.Namespace) -> Sizes:
     if a.epochs:
         s = replace(s, epochs=a.epochs)
     a.study_models = tuple(MODELS) if a.study_models == "all" else _names(a.study_models)
+    a.compile_models = _names(a.compile_models)
     return s
 
 
 def header(a: argparse.Namespace, argv: list[str], device: str) -> dict:
     info = machine_info()
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                         cwd=ROOT).stdout.strip() or "?"
+    try:  # the GPU machine's copy of the tree may come without git or .git
+        git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=ROOT).stdout.strip() or "?"
+    except OSError:
+        git = "?"
     dev = (f"{torch.cuda.get_device_name(0)} (capability "
            f"{'.'.join(map(str, torch.cuda.get_device_capability(0)))})"
            if device == "cuda" else f"CPU: {info['cpu']}")
@@ -584,6 +600,9 @@ def make_ctx(a: argparse.Namespace, argv: list[str], s: Sizes, device: str) -> C
     for path in a.merge:
         tables.merge(path)
     env = {**os.environ, "DEPTHBENCH_CACHE": str(work / "cache"), "PYTHONUNBUFFERED": "1"}
+    if a.dry_run:  # one thread: OpenMP threads of several processes on a few cores wait on each other
+        env["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)]
                                         + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     os.environ["DEPTHBENCH_CACHE"] = env["DEPTHBENCH_CACHE"]  # this process's runs (phase c)
@@ -615,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     failed, phase = [], None
     try:
         for phase in phases:
+            t0 = time.perf_counter()
             try:
                 run[phase](ctx)
             except Exception as e:  # one broken phase must not hide the others' figures
@@ -622,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
                 ctx.tables.note(phase, f"FAILED: {type(e).__name__}: {str(e)[:300]} "
                                        "(traceback in gpu_check.log)")
                 ctx.log_failure(f"phase {phase}", text=traceback.format_exc())
+            ctx.tables.note(phase, f"phase {phase} took {time.perf_counter() - t0:.0f} s")
         ctx.tables.status = "finished" + (f", phases {','.join(failed)} failed" if failed else "")
         rc = 1 if failed else 0
     except KeyboardInterrupt:  # gpu.sh's time limit: stop the child, keep every row so far
