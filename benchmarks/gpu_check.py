@@ -290,16 +290,22 @@ def phase_a_runs(s: Sizes, compiled: tuple[str, ...] = ()) -> list[tuple[str, st
 
 def phase_a(ctx: Ctx) -> None:
     done = {(r["model"], r["recipe"]) for r in ctx.tables.ok_rows("a")}
+    took: dict[str, float] = {}  # model: seconds of its row (this command's or a merged one's)
+    for r in ctx.tables.ok_rows("a"):
+        took[r["model"]] = max(took.get(r["model"], 0.0), r["process s"] * 1.2)
     last = None
     for model, recipe in phase_a_runs(ctx.s, ctx.args.compile_models):
         if (short(model), recipe) in done:
             continue
-        est = None if last is None else last[1] * max(1.0, GMACS[model] / GMACS[last[0]])
+        est = took.get(short(model)) if COMPILED not in recipe else None
+        if est is None and last is not None:  # a larger model takes at least as long
+            est = last[1] * max(1.0, GMACS[model] / GMACS[last[0]])
         if not ctx.fits("a", f"{short(model)} {recipe}", est):
             continue
         t0 = time.perf_counter()
         row = ctx.tables.add("a", train_row(ctx, model, recipe))
         last = (model, time.perf_counter() - t0)
+        took[short(model)] = max(took.get(short(model), 0.0), last[1])
         ratio = row.get("epoch/compute")
         print(f"gpu_check: a: {short(model)} {recipe}: {row.get('status')}"
               + (f", epoch/compute {ratio:.2f}" if ratio else "") + f" ({last[1]:.0f} s)",
@@ -365,6 +371,9 @@ def compute_rates(model: str, recipe: str, s: Sizes, device: str) -> dict:
     from depthbench.engine.optim import build_optimizer
     from depthbench.models import create_model
 
+    if device == "cuda":  # the fastest the device offers: compute is the lower bound
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     cfg = TrainConfig.for_recipe(recipe, model=model, data="synthetic", img_size=s.img_size,
                                  batch_size=s.batch_size, epochs=s.epochs).resolved()
     precision = resolve_precision(cfg.precision, device)
@@ -461,7 +470,7 @@ def study_estimate(ctx: Ctx, jobs: str) -> float | None:
     total = 0.0
     for m in models:
         r = rows[short(m)]
-        runs = 2 if ("se" in m or "swin" in m) and not ctx.args.dry_run else 1  # + its variant
+        runs = 2 if (m.startswith("se") or "swin" in m) and not ctx.args.dry_run else 1  # + variant
         total += runs * (r["process s"] - (r["epochs"] - ctx.s.study_epochs) * r["epoch s"])
     return total if jobs == "1" else total / 2
 
