@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from depthbench.data.synthetic import SyntheticSpec, render  # learnable class patterns
+
 # flower_photos per class (the source study's data)
 FLOWERS_COUNTS = {"daisy": 633, "dandelion": 898, "roses": 641, "sunflowers": 699, "tulips": 799}
 PATTERN_SIDE = 48  # the synthetic pattern's side before it is resized to the photo size
@@ -52,8 +54,6 @@ def _write_class(job: tuple[Path, list[np.ndarray], tuple[int, int], int]) -> No
 def make_flowers_folder(root: Path, images: int = 3670, size: tuple[int, int] = (320, 240),
                         seed: int = 0, workers: int | None = None) -> Path:
     """`root` holding class folders of JPEGs (FLOWERS_COUNTS scaled to `images`), made if missing."""
-    from depthbench.data.synthetic import SyntheticSpec, render  # the learnable patterns
-
     root = Path(root)
     spec = {"images": images, "size": list(size), "seed": seed, "format": "flowers/1"}
     marker = root / "flowers.json"

@@ -45,9 +45,17 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 
+from benchmarks import gpu_parity
 from benchmarks._common import MODELS, SHORT, SHORT_TO_TIMM, machine_info, markdown_table, sync
 from benchmarks.flowers import FLOWERS_COUNTS, make_flowers_folder
+from depthbench.configio import preset_path
+from depthbench.engine.config import TrainConfig
+from depthbench.engine.devices import default_channels_last, resolve_precision
+from depthbench.engine.optim import build_optimizer
+from depthbench.models import create_model
+from depthbench.study import load_spec, plan_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = {"a": "`depthbench train` end to end", "b": "`depthbench run --preset paper`: --jobs 1 "
@@ -303,7 +311,12 @@ def phase_a(ctx: Ctx) -> None:
         if not ctx.fits("a", f"{short(model)} {recipe}", est):
             continue
         t0 = time.perf_counter()
-        row = ctx.tables.add("a", train_row(ctx, model, recipe))
+        try:
+            row = ctx.tables.add("a", train_row(ctx, model, recipe))
+        except KeyboardInterrupt:  # the time limit: say which run it stopped
+            ctx.tables.add("a", {"model": short(model), "recipe": recipe,
+                                 "status": f"cut short after {time.perf_counter() - t0:.0f} s"})
+            raise
         last = (model, time.perf_counter() - t0)
         took[short(model)] = max(took.get(short(model), 0.0), last[1])
         ratio = row.get("epoch/compute")
@@ -352,9 +365,12 @@ def epoch_figures(s: Sizes, stamps: dict, epochs: list[dict], rates: dict, wall:
     metric = [float(r["seconds"]) for r in epochs]
     train_n, val_n = int(epochs[0]["train_total"]), int(epochs[0]["val_total"])
     compute = (train_n * rates["step_s"] + val_n * rates["eval_s"]) / s.batch_size
-    epoch = statistics.median(walls[1:] or walls) if walls else statistics.median(metric)
+    after_first = statistics.median(metric[1:] or metric)
+    # without the record's clock (its rewrites came faster than the poll): metrics.csv's
+    epoch = statistics.median(walls[1:] or walls) if walls else after_first
     final = stamps.get("final")
-    return {"epochs": n, "epoch s": epoch, "metrics s": statistics.median(metric[1:] or metric),
+    return {"epochs": n, "epoch s": epoch, "clock": "record" if walls else "metrics.csv",
+            "metrics s": after_first,
             "compute s": compute, "epoch/compute": epoch / compute,
             "overhead s": epoch - compute, "first epoch s": walls[0] if walls else None,
             "setup s": ends[0], "final s": final - ends[n] if final and ends[n] else None,
@@ -366,11 +382,6 @@ def compute_rates(model: str, recipe: str, s: Sizes, device: str) -> dict:
     """Seconds per training step and per validation batch of `model` under `recipe`'s optimizer,
     loss, precision and memory format, on one device-resident batch: steps back to back, one
     sync at the end (what an epoch would take if nothing but the model ran)."""
-    from depthbench.engine.config import TrainConfig
-    from depthbench.engine.devices import default_channels_last, resolve_precision
-    from depthbench.engine.optim import build_optimizer
-    from depthbench.models import create_model
-
     if device == "cuda":  # the fastest the device offers: compute is the lower bound
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -433,7 +444,13 @@ def phase_b(ctx: Ctx) -> None:
     for jobs in ("1", auto):
         if not ctx.fits("b", f"--jobs {jobs}", study_estimate(ctx, jobs)):
             continue
-        ctx.tables.add("b", study_row(ctx, study, jobs))
+        t0 = time.perf_counter()
+        try:
+            ctx.tables.add("b", study_row(ctx, study, jobs))
+        except KeyboardInterrupt:  # the time limit: say which command it stopped
+            ctx.tables.add("b", {"jobs": jobs, "status": "cut short after "
+                                                         f"{time.perf_counter() - t0:.0f} s"})
+            raise
     rows = {r["jobs"]: r for r in ctx.tables.ok_rows("b")}
     if "1" in rows and auto in rows:
         ctx.tables.note("b", f"--jobs {auto} took {rows[auto]['wall s'] / rows['1']['wall s']:.2f}"
@@ -443,10 +460,6 @@ def phase_b(ctx: Ctx) -> None:
 
 def write_study(ctx: Ctx) -> Path:
     """The paper preset at the check's epochs and models, one seed: a study file in WORK."""
-    import yaml
-
-    from depthbench.configio import preset_path
-
     spec = yaml.safe_load(preset_path("paper").read_text(encoding="utf-8"))
     s = ctx.s
     spec.update(name="paper-gpu-check", data=str(ctx.data), seeds=1,
@@ -503,8 +516,6 @@ def split_train(val: float, test: float) -> int:
 
 
 def phase_d(ctx: Ctx) -> None:
-    from depthbench.study import load_spec, plan_runs
-
     rates = {(r["model"], r["recipe"]): r for r in ctx.tables.ok_rows("a")}
     b = {r["jobs"]: r for r in ctx.tables.ok_rows("b")}
     auto = ctx.args.auto_jobs
@@ -637,8 +648,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --phases {','.join(bad)}: choose from {','.join(PHASES)}", file=sys.stderr)
         return 2
     ctx = make_ctx(a, argv, sizes_from(a), device)
-    from benchmarks import gpu_parity  # phase c's checks (imports timm)
-
     run = {"a": phase_a, "b": phase_b, "c": gpu_parity.phase_c, "d": phase_d}
     failed, phase = [], None
     try:

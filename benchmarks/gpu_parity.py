@@ -34,6 +34,8 @@ from safetensors.torch import load_file
 
 from benchmarks._common import build_model, compare, is_cnn, make_train_step, randomized
 from benchmarks.flowers import FLOWERS_COUNTS
+from depthbench.cli.main import main as cli
+from depthbench.engine import TrainConfig, TrainingInterrupted, train
 
 SWIN_T = "swin_tiny_patch4_window7_224"
 LOGITS_TOL = 1e-3  # fp32 without TF32, relative to the largest logit (other kernels, other order)
@@ -151,8 +153,6 @@ def precision_rows(ctx) -> Iterator[dict]:
 def resume_rows(ctx, runs: dict) -> Iterator[dict]:
     """A run stopped by SIGTERM after epoch 1 and resumed, against the same run uninterrupted;
     `runs["full"]` is then the uninterrupted run's folder (for `cli_rows`)."""
-    from depthbench.engine import TrainConfig, TrainingInterrupted, train
-
     t0 = time.perf_counter()
     cuda = ctx.device == "cuda"
     cfg = TrainConfig.for_recipe(
@@ -192,8 +192,6 @@ def resume_rows(ctx, runs: dict) -> Iterator[dict]:
 
 def cli_rows(ctx, run: Path) -> Iterator[dict]:
     """`depthbench evaluate`, `predict` and `analyze` on `run`, through the CLI's main."""
-    from depthbench.cli.main import main as cli
-
     def call(*args) -> tuple[int, str]:
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):

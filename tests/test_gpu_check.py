@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from benchmarks import device_wheels as dw
+from benchmarks import gpu_check
 from benchmarks.flowers import FLOWERS_COUNTS, make_flowers_folder, scaled_counts
 from PIL import Image
 
@@ -109,3 +110,43 @@ def test_gpu_sh_fails_loudly_without_gpu():
     r = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh")], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 1 and "no NVIDIA GPU visible" in r.stderr
+
+
+def test_epoch_figures_from_the_records_clock():
+    s = gpu_check.GPU
+    stamps = {0: 2.0, 1: 6.0, 2: 8.0, 3: 10.5, "final": 12.0}  # provenance.seconds as written
+    rows = [{"seconds": v, "train_total": "2942", "val_total": "364"} for v in (3.5, 1.9, 2.1)]
+    rates = {"step_s": 0.05, "eval_s": 0.01}
+    f = gpu_check.epoch_figures(s, stamps, rows, rates, wall=20.0)
+    compute = (2942 * 0.05 + 364 * 0.01) / 128
+    assert f["epoch s"] == pytest.approx(2.25)  # the median of the epochs after the first
+    assert f["first epoch s"] == 4.0 and f["setup s"] == 2.0 and f["final s"] == 1.5
+    assert f["outside s"] == 8.0 and f["metrics s"] == pytest.approx(2.0)
+    assert f["clock"] == "record"
+    assert f["compute s"] == pytest.approx(compute)
+    assert f["epoch/compute"] == pytest.approx(2.25 / compute)
+    assert f["overhead s"] == pytest.approx(2.25 - compute)
+    # an epoch whose record the poll missed: the epochs around it drop out, metrics.csv stays
+    f = gpu_check.epoch_figures(s, {0: 2.0, 2: 8.0, "final": 12.0}, rows[:2], rates, wall=20.0)
+    assert f["epoch s"] == pytest.approx(1.9) and f["first epoch s"] is None
+    assert f["clock"] == "metrics.csv"
+
+
+def test_tables_merge_and_the_order_of_phase_a(tmp_path):
+    header = {"device": "test", "torch": "x", "cuda": None, "cpus": 1, "git": "?",
+              "started": "now", "command": "c", "dry_run": False}
+    first = gpu_check.Tables(tmp_path / "one", header)
+    first.add("a", {"model": "resnet18", "recipe": "source", "status": "ok", "epoch s": 1.5})
+    first.add("a", {"model": "resnet18", "recipe": "source", "status": "ok", "epoch s": 1.25})
+    assert len(first.rows["a"]) == 1  # the same run replaces its row
+    second = gpu_check.Tables(tmp_path / "two", header)
+    second.merge(tmp_path / "one" / "gpu_check.json")
+    second.add("c", {"check": "evaluate", "model": "resnet18", "status": "ok", "value": "10/10"})
+    md = (tmp_path / "two" / "gpu_check.md").read_text(encoding="utf-8")
+    assert "| resnet18 | source | ok | 1.25 | gpu_check.json |" in md
+    assert "| evaluate | resnet18 | ok | 10/10 |" in md
+    runs = gpu_check.phase_a_runs(gpu_check.GPU, ("resnet50",))
+    assert len(runs) == 19 and runs[0] == ("resnet18", "source") and runs[9][1] == "modern"
+    assert runs[8] == ("swin_base_patch4_window7_224", "source")
+    assert runs[-1] == ("resnet50", "source+compile")
+    assert gpu_check.split_train(0.1, 0.1) == 2942 and gpu_check.split_train(0.1, 0.0) == 3306
