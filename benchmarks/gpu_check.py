@@ -54,6 +54,7 @@ from depthbench.configio import preset_path
 from depthbench.engine.config import TrainConfig
 from depthbench.engine.devices import default_channels_last, resolve_precision
 from depthbench.engine.optim import build_optimizer
+from depthbench.engine.record import package_version
 from depthbench.models import create_model
 from depthbench.study import load_spec, plan_runs
 
@@ -145,6 +146,8 @@ class Tables:
         lines = [f"# GPU check{' (DRY RUN on the CPU: the numbers mean nothing)' if h['dry_run'] else ''}",
                  "", f"_{h['device']}; torch {h['torch']}, CUDA {h['cuda']}; {h['cpus']} CPUs; "
                  f"git {h['git']}; started {h['started']}; status: **{self.status}**._", "",
+                 "_" + ", ".join(f"{k} {v}" for k, v in h.get("versions", {}).items()) + "._",
+                 "",
                  f"Command: `{h['command']}`", ""]
         lines += [f"_Rows from `{m['file']}` (started {m.get('started')}, {m.get('device')})._\n"
                   for m in self.merged]
@@ -605,7 +608,10 @@ def header(a: argparse.Namespace, argv: list[str], device: str) -> dict:
     dev = (f"{torch.cuda.get_device_name(0)} (capability "
            f"{'.'.join(map(str, torch.cuda.get_device_capability(0)))})"
            if device == "cuda" else f"CPU: {info['cpu']}")
+    versions = {d: package_version(d) for d in ("torchvision", "lightning", "timm", "numpy",
+                                                "pydantic")}
     return {"device": dev, "torch": torch.__version__, "cuda": torch.version.cuda, "git": git,
+            "versions": versions,
             "cpus": len(os.sched_getaffinity(0)), "dry_run": a.dry_run,
             "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "command": "python -m benchmarks.gpu_check " + " ".join(argv)}
