@@ -175,17 +175,22 @@ def _atomic(path: Path, text: str) -> None:
 
 
 HELP = {
-    "a": "One `depthbench train` subprocess a row. _epoch s_: wall time of an epoch after the "
-         "first (median), from the clock result.json carries after every epoch (training, "
-         "validation, checkpoints, records); _metrics s_: the same from metrics.csv (training "
-         "and validation only); _compute s_: the epoch's steps and validation batches timed "
-         "back to back in a pure loop on device-resident data (the run's model, optimizer, "
-         "precision, memory format); _epoch/compute_: the goal is <= 1.1; _overhead s_: epoch "
-         "minus compute; _setup s_: start of `train` to the first record (data, model; the first "
-         "run of a recipe also decodes the images into the cache); _final s_: the final "
-         "evaluations; _outside s_: process start, imports and exit; _peak MiB_: the run's "
-         "`costs.peak_memory_mb` (torch.cuda.max_memory_allocated in the trainer; max RSS on a "
-         "CPU); _train img/s_: the run's `costs.train_images_per_s`.",
+    "a": "One `depthbench train` subprocess a row. _epoch s_: an epoch after the first, "
+         "(end of training - end of epoch 1) / (epochs - 1) by the clock result.json carries "
+         "(rewritten at the start, at every checkpoint flush and at the end of training): "
+         "training, validation, checkpoints and records; _clock_: `record`, or `metrics.csv` when "
+         "those stamps were missed; _metrics s_: metrics.csv's `seconds` of the epochs after the "
+         "first (training and validation only); _compute s_: the epoch's steps and validation "
+         "batches timed back to back in a pure loop on one device-resident batch (the run's "
+         "model options, optimizer, loss, precision, memory format; TF32 and cudnn.benchmark "
+         "on); _epoch/compute_: the goal is <= 1.1; _metrics/compute_: the same without the "
+         "checkpoint writes; _overhead s_: epoch minus compute; _setup s_: start of `train` to "
+         "its first record (data, model; the first run of a recipe also decodes the images "
+         "into the cache); _final s_: the final evaluations; _outside s_: process start, imports "
+         "and exit; _peak MiB_: the run's `costs.peak_memory_mb` (torch.cuda.max_memory_allocated "
+         "in the trainer; max RSS on a CPU); _train img/s_: the run's "
+         "`costs.train_images_per_s`; _batches_, _tf32_, _cudnn_benchmark_: the run's "
+         "provenance, where the trainer records them.",
     "b": "The paper preset at the epochs and models shown (one seed, `--no-analyze`), trained "
          "twice into fresh folders: `--jobs 1`, then `--jobs auto`. _wall s_: the whole "
          "`depthbench run` command.",
@@ -347,6 +352,7 @@ def train_row(ctx: Ctx, model: str, recipe: str) -> dict:
     result = json.loads((run / "result.json").read_text(encoding="utf-8"))
     with open(run / "metrics.csv", newline="") as f:
         epochs = list(csv.DictReader(f))
+    prov = result.get("provenance") or {}
     rates = compute_rates(model, base, s, ctx.device)  # eager, also for a --compile run
     if ctx.device == "cuda":
         torch.cuda.empty_cache()  # the next run's memory is its own
@@ -356,27 +362,36 @@ def train_row(ctx: Ctx, model: str, recipe: str) -> dict:
             "eval img/s": s.batch_size / rates["eval_s"],
             "peak MiB": result["costs"]["peak_memory_mb"],
             "best val acc": ((result.get("best") or {}).get("val") or {}).get("accuracy"),
-            "precision": result["config"].get("precision")}
+            "precision": result["config"].get("precision"),
+            **{k: prov[k] for k in ("batches", "tf32", "cudnn_benchmark") if k in prov}}
 
 
 def epoch_figures(s: Sizes, stamps: dict, epochs: list[dict], rates: dict, wall: float) -> dict:
-    """Epoch wall time (after the first: the median) against its compute, and the rest of the
-    run's time; from the stamps `run_child` read and metrics.csv's rows."""
+    """Epoch wall time against its compute, and the rest of the run's time, from the stamps
+    `run_child` read and metrics.csv's rows. The trainer rewrites result.json at the start, at
+    every checkpoint flush (every epoch, or at a cadence: then not after each one) and at the
+    end of training, so an epoch after the first is (end of training - end of epoch 1) / (n - 1),
+    the flushes that fell in those epochs included; metrics.csv's `seconds` (training and
+    validation only) stands in when those two stamps were missed."""
     n = len(epochs)
     ends = [stamps.get(k) for k in range(n + 1)]
-    walls = [b - a for a, b in itertools.pairwise(ends) if a is not None and b is not None]
     metric = [float(r["seconds"]) for r in epochs]
     train_n, val_n = int(epochs[0]["train_total"]), int(epochs[0]["val_total"])
     compute = (train_n * rates["step_s"] + val_n * rates["eval_s"]) / s.batch_size
     after_first = statistics.median(metric[1:] or metric)
-    # without the record's clock (its rewrites came faster than the poll): metrics.csv's
-    epoch = statistics.median(walls[1:] or walls) if walls else after_first
+    first = ends[1] - ends[0] if n and None not in ends[:2] else None
+    if n > 1 and None not in (ends[1], ends[n]):
+        epoch, clock = (ends[n] - ends[1]) / (n - 1), "record"
+    elif n == 1 and first is not None:
+        epoch, clock = first, "record"
+    else:
+        epoch, clock = after_first, "metrics.csv"
     final = stamps.get("final")
-    return {"epochs": n, "epoch s": epoch, "clock": "record" if walls else "metrics.csv",
-            "metrics s": after_first,
+    return {"epochs": n, "epoch s": epoch, "clock": clock, "metrics s": after_first,
             "compute s": compute, "epoch/compute": epoch / compute,
-            "overhead s": epoch - compute, "first epoch s": walls[0] if walls else None,
-            "setup s": ends[0], "final s": final - ends[n] if final and ends[n] else None,
+            "metrics/compute": after_first / compute, "overhead s": epoch - compute,
+            "first epoch s": first, "setup s": ends[0],
+            "final s": final - ends[n] if final and ends[n] else None,
             "outside s": wall - final if final else None, "process s": wall,
             "train n": train_n, "val n": val_n}
 
