@@ -175,31 +175,32 @@ def _atomic(path: Path, text: str) -> None:
 
 
 HELP = {
-    "a": "One `depthbench train` subprocess a row. _epoch s_: an epoch after the first, "
-         "(end of training - end of epoch 1) / (epochs - 1) by the clock result.json carries "
-         "(rewritten at the start, at every checkpoint flush and at the end of training): "
-         "training, validation, checkpoints and records; _clock_: `record`, or `metrics.csv` when "
-         "those stamps were missed; _metrics s_: metrics.csv's `seconds` of the epochs after the "
-         "first (training and validation only); _compute s_: the epoch's steps and validation "
-         "batches timed back to back in a pure loop on one device-resident batch (the run's "
-         "model options, optimizer, loss, precision, memory format; TF32 and cudnn.benchmark "
-         "on); _epoch/compute_: the goal is <= 1.1; _metrics/compute_: the same without the "
-         "checkpoint writes; _overhead s_: epoch minus compute; _setup s_: start of `train` to "
-         "its first record (data, model; the first run of a recipe also decodes the images "
-         "into the cache); _final s_: the final evaluations; _outside s_: process start, imports "
-         "and exit; _peak MiB_: the run's `costs.peak_memory_mb` (torch.cuda.max_memory_allocated "
-         "in the trainer; max RSS on a CPU); _train img/s_: the run's "
-         "`costs.train_images_per_s`; _batches_, _tf32_, _cudnn_benchmark_: the run's "
-         "provenance, where the trainer records them.",
+    "a": "One `depthbench train` subprocess a row. _epoch s_: an epoch's training and "
+         "validation, metrics.csv's `seconds` (the median of the epochs after the first); "
+         "_compute s_: the same epoch's steps and validation batches timed back to back in a "
+         "pure loop on one device-resident batch (the run's model options, optimizer, loss, "
+         "precision, memory format; TF32 and cudnn.benchmark on); _epoch/compute_: the goal is "
+         "<= 1.1; _overhead s_: epoch minus compute; _writes s_: the rest of the training, "
+         "checkpoint flushes and records (_training s_, from the run's record at 0 epochs to its "
+         "record at the end of training by the clock result.json carries, minus the epochs' "
+         "seconds; a 3-epoch run flushes at least after its first epoch and at its end); "
+         "_setup s_: start of `train` to its first record (data, model; the first run of a "
+         "recipe also decodes the images into the cache); _final s_: the final evaluations; "
+         "_outside s_: process start, imports and exit; _peak MiB_: the run's "
+         "`costs.peak_memory_mb` (torch.cuda.max_memory_allocated in the trainer; max RSS on a "
+         "CPU); _train img/s_: the run's `costs.train_images_per_s`; _batches_, _tf32_, "
+         "_cudnn_benchmark_: the run's provenance, where the trainer records them.",
     "b": "The paper preset at the epochs and models shown (one seed, `--no-analyze`), trained "
          "twice into fresh folders: `--jobs 1`, then `--jobs auto`. _wall s_: the whole "
          "`depthbench run` command.",
     "c": "In this process, on the device. Tolerances: logits and attention in fp32 with TF32 "
          "off; bf16 against fp32 as the largest relative loss difference over the steps.",
-    "d": "Each run of the preset: _outside_ + _setup_ + _final_ + epochs x _epoch s_ of its model "
-         "and recipe in a (variants at their base model's rate; epochs scaled by the preset's "
-         "training images over a's), one after another; _at compute_: epochs x _compute s_; "
-         "_packed_: one after another divided by b's speed-up of --jobs auto.",
+    "d": "Each run of the preset, one after another: _outside_ + _setup_ + _final_ + epochs x "
+         "_epoch s_ of its model and recipe in a (variants at their base model's rate; epochs "
+         "scaled by the preset's training images over a's); _no writes_: nothing else (a "
+         "checkpoint cadence's ideal); _writes as measured_: plus a's _writes s_ per epoch for "
+         "every epoch (as if every epoch flushed as often as a's 3); _at compute_: epochs x "
+         "_compute s_; _packed_: _no writes_ divided by b's speed-up of --jobs auto.",
 }
 
 
@@ -367,32 +368,24 @@ def train_row(ctx: Ctx, model: str, recipe: str) -> dict:
 
 
 def epoch_figures(s: Sizes, stamps: dict, epochs: list[dict], rates: dict, wall: float) -> dict:
-    """Epoch wall time against its compute, and the rest of the run's time, from the stamps
-    `run_child` read and metrics.csv's rows. The trainer rewrites result.json at the start, at
-    every checkpoint flush (every epoch, or at a cadence: then not after each one) and at the
-    end of training, so an epoch after the first is (end of training - end of epoch 1) / (n - 1),
-    the flushes that fell in those epochs included; metrics.csv's `seconds` (training and
-    validation only) stands in when those two stamps were missed."""
+    """An epoch (metrics.csv's `seconds`: training and validation; after the first, the median)
+    against its compute, and the rest of the run's time from the stamps `run_child` read. The
+    trainer rewrites result.json at the start, at each checkpoint flush and at the end of
+    training, so the stamps at 0 and n epochs bound the training; what it spent outside the
+    epochs there (flushes, records) is the difference."""
     n = len(epochs)
-    ends = [stamps.get(k) for k in range(n + 1)]
+    start, end, final = stamps.get(0), stamps.get(n), stamps.get("final")
     metric = [float(r["seconds"]) for r in epochs]
     train_n, val_n = int(epochs[0]["train_total"]), int(epochs[0]["val_total"])
     compute = (train_n * rates["step_s"] + val_n * rates["eval_s"]) / s.batch_size
-    after_first = statistics.median(metric[1:] or metric)
-    first = ends[1] - ends[0] if n and None not in ends[:2] else None
-    if n > 1 and None not in (ends[1], ends[n]):
-        epoch, clock = (ends[n] - ends[1]) / (n - 1), "record"
-    elif n == 1 and first is not None:
-        epoch, clock = first, "record"
-    else:
-        epoch, clock = after_first, "metrics.csv"
-    final = stamps.get("final")
-    return {"epochs": n, "epoch s": epoch, "clock": clock, "metrics s": after_first,
-            "compute s": compute, "epoch/compute": epoch / compute,
-            "metrics/compute": after_first / compute, "overhead s": epoch - compute,
-            "first epoch s": first, "setup s": ends[0],
-            "final s": final - ends[n] if final and ends[n] else None,
-            "outside s": wall - final if final else None, "process s": wall,
+    epoch = statistics.median(metric[1:] or metric)
+    training = end - start if start is not None and end is not None else None
+    return {"epochs": n, "epoch s": epoch, "compute s": compute, "epoch/compute": epoch / compute,
+            "overhead s": epoch - compute, "first epoch s": metric[0],
+            "writes s": training - sum(metric) if training is not None else None,
+            "training s": training, "setup s": start,
+            "final s": final - end if final is not None and end is not None else None,
+            "outside s": wall - final if final is not None else None, "process s": wall,
             "train n": train_n, "val n": val_n}
 
 
@@ -541,7 +534,7 @@ def phase_d(ctx: Ctx) -> None:
     for preset in ("paper", "modern"):
         spec = load_spec(preset=preset, data=str(ctx.data))
         runs = plan_runs(spec)
-        serial = compute = 0.0
+        serial = compute = writes = 0.0
         missing = set()
         for run in runs:
             cfg = run.train_config()
@@ -552,12 +545,14 @@ def phase_d(ctx: Ctx) -> None:
             scale = split_train(spec.split.val, spec.split.test) / r["train n"]
             fixed = sum(r[k] or 0.0 for k in ("outside s", "setup s", "final s"))
             serial += fixed + cfg.epochs * r["epoch s"] * scale
+            writes += cfg.epochs * (r["writes s"] or 0.0) / r["epochs"]
             compute += cfg.epochs * r["compute s"] * scale
         measured = len(runs) - sum(1 for run in runs if short(run.train_config().model) in missing)
         ctx.tables.add("d", {
             "preset": preset, "runs": len(runs), "projected runs": measured,
             "epochs": runs[0].train_config().epochs if runs else None,
-            "one after another h": serial / 3600, "at compute h": compute / 3600,
+            "no writes h": serial / 3600, "writes as measured h": (serial + writes) / 3600,
+            "at compute h": compute / 3600,
             "packed h": serial / speedup / 3600 if speedup else "no b figures",
             "not measured": ", ".join(sorted(missing)) or "-"})
 

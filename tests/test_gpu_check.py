@@ -112,27 +112,21 @@ def test_gpu_sh_fails_loudly_without_gpu():
     assert r.returncode == 1 and "no NVIDIA GPU visible" in r.stderr
 
 
-def test_epoch_figures_from_the_records_clock():
+def test_epoch_figures_from_metrics_and_the_records_clock():
     s = gpu_check.GPU
-    stamps = {0: 2.0, 1: 6.0, 2: 8.0, 3: 10.5, "final": 12.0}  # provenance.seconds as written
+    stamps = {0: 2.0, 1: 6.0, 3: 10.5, "final": 12.0}  # provenance.seconds as written
     rows = [{"seconds": v, "train_total": "2942", "val_total": "364"} for v in (3.5, 1.9, 2.1)]
     rates = {"step_s": 0.05, "eval_s": 0.01}
     f = gpu_check.epoch_figures(s, stamps, rows, rates, wall=20.0)
     compute = (2942 * 0.05 + 364 * 0.01) / 128
-    assert f["epoch s"] == pytest.approx(2.25) and f["clock"] == "record"  # epochs 2 and 3
-    assert f["first epoch s"] == 4.0 and f["setup s"] == 2.0 and f["final s"] == 1.5
-    assert f["outside s"] == 8.0 and f["metrics s"] == pytest.approx(2.0)
+    assert f["epoch s"] == pytest.approx(2.0) and f["first epoch s"] == 3.5  # after the first
     assert f["compute s"] == pytest.approx(compute)
-    assert f["epoch/compute"] == pytest.approx(2.25 / compute)
-    assert f["metrics/compute"] == pytest.approx(2.0 / compute)
-    assert f["overhead s"] == pytest.approx(2.25 - compute)
-    # a cadence that flushed after epoch 1 and at the end only: the same figures
-    f = gpu_check.epoch_figures(s, {0: 2.0, 1: 6.0, 3: 10.5, "final": 12.0}, rows, rates, 20.0)
-    assert f["epoch s"] == pytest.approx(2.25) and f["first epoch s"] == 4.0
-    # the stamps missed: metrics.csv's epochs after the first stand in
-    f = gpu_check.epoch_figures(s, {0: 2.0, "final": 12.0}, rows, rates, wall=20.0)
-    assert f["epoch s"] == pytest.approx(2.0) and f["clock"] == "metrics.csv"
-    assert f["first epoch s"] is None and f["final s"] is None
+    assert f["epoch/compute"] == pytest.approx(2.0 / compute)
+    assert f["overhead s"] == pytest.approx(2.0 - compute)
+    assert f["training s"] == 8.5 and f["writes s"] == pytest.approx(8.5 - 7.5)
+    assert f["setup s"] == 2.0 and f["final s"] == 1.5 and f["outside s"] == 8.0
+    f = gpu_check.epoch_figures(s, {0: 2.0}, rows, rates, wall=20.0)  # the poll missed the rest
+    assert f["epoch s"] == pytest.approx(2.0) and f["writes s"] is None and f["final s"] is None
 
 
 def test_tables_merge_and_the_order_of_phase_a(tmp_path):
