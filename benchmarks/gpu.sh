@@ -4,7 +4,7 @@
 # against --jobs auto, the numerical checks, and the preset grids' projected wall time, as
 # Markdown and JSON tables in $OUT, rewritten after every row.
 #
-#   bash benchmarks/gpu.sh --wheels .whl --phases a                     # first command (<= 7.5 min)
+#   bash benchmarks/gpu.sh --wheels .whl --phases a                     # first command (420 s)
 #   bash benchmarks/gpu.sh --wheels .whl --phases b,c,a,d --time-limit 210 \
 #        --merge .gpu-check/gpu_check.json                               # second command
 #   bash benchmarks/gpu.sh --dry-run                                     # a CPU: tiny sizes
