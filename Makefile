@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint browser clean bench slurm-up slurm-down test-cluster
+.PHONY: setup run test lint browser clean bench device-wheels slurm-up slurm-down test-cluster
 
 setup: $(STAMP)
 
@@ -49,6 +49,11 @@ lint: setup
 
 bench: setup
 	$(PY) -m benchmarks
+
+# The wheels the GPU check carries to a GPU machine (benchmarks/device-wheels.txt) into .whl/,
+# checked against pyproject.toml; BENCHMARKS.md, "The GPU check", says how they travel.
+device-wheels: setup
+	$(PY) -m benchmarks.device_wheels
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

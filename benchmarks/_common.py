@@ -254,6 +254,27 @@ def build_model(name: str, img_size: int = 224, num_classes: int = 5, source: st
 SHORT_TO_TIMM = {v: k for k, v in SHORT.items()}
 
 
+def randomized(state: dict, seed: int = 0) -> dict:
+    """A copy of `state` whose norms, biases, BN statistics and position-bias tables are random, so
+    parity cannot pass by zero-initialised branches (timm zero-inits each block's last BN)."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for k, v in state.items():
+        if not v.is_floating_point():
+            out[k] = v.clone()
+        elif k.endswith("running_var"):
+            out[k] = 0.5 + torch.rand(v.shape, generator=g)
+        elif "relative_position_bias_table" in k:
+            out[k] = torch.randn(v.shape, generator=g)
+        elif v.ndim == 1 and k.endswith("weight"):
+            out[k] = 1 + 0.2 * torch.randn(v.shape, generator=g)
+        elif v.ndim == 1:
+            out[k] = 0.1 * torch.randn(v.shape, generator=g)
+        else:
+            out[k] = v.clone()
+    return out
+
+
 def is_cnn(name: str) -> bool:
     return "resnet" in name
 

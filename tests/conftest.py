@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmarks.flowers import FLOWERS_COUNTS  # the source study's classes and counts, one home
 from PIL import Image
 
 # ------------------------------------------------------------------------- the cache folder
@@ -108,8 +109,6 @@ def image_folder(tmp_path) -> Callable[..., Path]:
 
 
 # ---------------------------------------------------------------------------- the flowers layout
-
-FLOWERS_COUNTS = {"daisy": 633, "dandelion": 898, "roses": 641, "sunflowers": 699, "tulips": 799}
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,6 @@ assertions (speed figures belong in the benchmarks' own output, not in tests).""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,13 +13,10 @@ from benchmarks import (
     bench_optimizer,
     bench_pointwise,
     bench_precision,
-    gpu_plan,
     memory,
     roofline,
 )
 from benchmarks._common import compare, make_train_step, markdown_table, time_steps
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +32,9 @@ def one_thread():
 def test_list_and_unknown_module(capsys):
     assert harness.main(["--list"]) == 0
     names = capsys.readouterr().out.split()
-    for name in ("roofline", "memory", "bench_compile", "bench_threads", "gpu_plan"):
+    for name in ("roofline", "memory", "bench_compile", "bench_threads", "gpu_check"):
         assert name in names
-    assert names[-2:] == ["gpu_plan", "precision_parity"]  # on request only, listed last
+    assert names[-2:] == ["gpu_check", "precision_parity"]  # on request only, listed last
     assert harness.main(["--only", "nosuch"]) == 2
     assert "no such benchmark module" in capsys.readouterr().err
 
@@ -132,23 +125,3 @@ def test_memory_child_rss_is_its_own():
     assert 50 < r["idle_mib"] < r["peak_mib"]
     # resnet18's gradients + Adam's two moments alone are 3 x 45 MiB beyond the weights
     assert r["train_mib"] > 120
-
-
-def test_gpu_plan_dry_run_and_refusal(capsys):
-    if not torch.cuda.is_available():
-        assert gpu_plan.main(["--models", "resnet18"]) == 1
-        assert "needs a CUDA GPU" in capsys.readouterr().err
-    rc = gpu_plan.main(["--dry-run", "--models", "resnet18", "--img-size", "16",
-                        "--loader-images", "40"])
-    out = capsys.readouterr().out
-    assert rc == 0
-    assert "| resnet18 |" in out and "Loader (depthbench cached dataset" in out
-    assert re.search(r"eager projection \*\*[\d.]+ min", out)
-
-
-@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU is visible")
-def test_gpu_sh_fails_loudly_without_gpu():
-    r = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh")], capture_output=True,
-                       text=True, timeout=60)
-    assert r.returncode == 1 and "no NVIDIA GPU visible" in r.stderr
-    assert sys.executable  # the script picks .venv/bin/python or python3 itself

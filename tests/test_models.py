@@ -7,6 +7,7 @@ import pytest
 import timm
 import torch
 import torchvision
+from benchmarks._common import randomized
 
 from depthbench.cli.main import main as cli_main
 from depthbench.errors import ConfigError
@@ -21,27 +22,6 @@ PUBLISHED = {  # name: (params or None, GMACs) at 224 px and 1000 classes
     "swin_tiny_patch4_window7_224": (None, 4.5), "swin_small_patch4_window7_224": (None, 8.7),
     "swin_base_patch4_window7_224": (None, 15.4),
 }
-
-
-def randomized(state: dict, seed: int = 0) -> dict:
-    """A copy of `state` whose norms, biases, BN statistics and position-bias tables are random, so
-    parity cannot pass by zero-initialised branches (timm zero-inits each block's last BN)."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k, v in state.items():
-        if not v.is_floating_point():
-            out[k] = v.clone()
-        elif k.endswith("running_var"):
-            out[k] = 0.5 + torch.rand(v.shape, generator=g)
-        elif "relative_position_bias_table" in k:
-            out[k] = torch.randn(v.shape, generator=g)
-        elif v.ndim == 1 and k.endswith("weight"):
-            out[k] = 1 + 0.2 * torch.randn(v.shape, generator=g)
-        elif v.ndim == 1:
-            out[k] = 0.1 * torch.randn(v.shape, generator=g)
-        else:
-            out[k] = v.clone()
-    return out
 
 
 def check_parity(name, size, batch=2, num_classes=10, **size_kw):
