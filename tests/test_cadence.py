@@ -12,12 +12,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from depthbench.cpus import usable_cpu_count
 from depthbench.data.datasets import CachedImages
 from depthbench.data.device_batches import DeviceImages, EpochBatches
 from depthbench.data.transforms import normalize_transform
 from depthbench.engine.batches import Budget
 from depthbench.engine.cadence import AUTO_CAP_S, AUTO_RATIO, Cadence, Held
-from depthbench.engine.devices import configure_backends, usable_cpus
+from depthbench.engine.devices import configure_backends
 from depthbench.engine.loop import StopFlag
 
 
@@ -123,4 +124,12 @@ def test_backends_are_left_alone_on_the_cpu_and_set_for_cuda():
     finally:
         torch.set_float32_matmul_precision(before[0])
         torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = before[1:]
-    assert usable_cpus() == len(os.sched_getaffinity(0))
+    assert usable_cpu_count() == len(os.sched_getaffinity(0))
+
+
+def test_usable_cpus_fall_back_to_every_core_without_affinity(monkeypatch):
+    from depthbench import cpus
+
+    monkeypatch.delattr(cpus.os, "sched_getaffinity")
+    assert cpus.usable_cpus() == list(range(os.cpu_count() or 1))
+    assert cpus.usable_cpu_count() == (os.cpu_count() or 1)

@@ -11,6 +11,7 @@ import yaml
 from benchmarks.bench_memory_estimate import measured_step
 from rich.console import Console
 
+import depthbench.cpus
 from depthbench.cli.main import main
 from depthbench.data import make_split, open_source
 from depthbench.engine.config import make_config
@@ -99,7 +100,7 @@ def test_packing_by_memory_and_cores():
 
 def _scheduler(tmp_path, monkeypatch, spec, gpus, cpus):
     monkeypatch.setattr(packing, "visible_gpus", lambda: gpus)
-    monkeypatch.setattr(packing, "usable_cpus", lambda: cpus)
+    monkeypatch.setattr(depthbench.cpus, "usable_cpus", lambda: cpus)
     monkeypatch.setattr(local, "_worker_context", lambda preload: None)  # no fork server
     split = tmp_path / "split.json"
     make_split(open_source(spec.data), val=0.2, test=0.2).save(split)
@@ -176,11 +177,11 @@ def test_runs_sharing_a_gpu_get_their_own_cores(tmp_path, monkeypatch):
     the fork server preloads nothing, so both workers import torch and Lightning afresh."""
     from depthbench.study import run_study
 
-    cpus = packing.usable_cpus()
+    cpus = depthbench.cpus.usable_cpus()
     if len(cpus) < 2:
         pytest.skip("needs two cores")
     monkeypatch.setattr(packing, "visible_gpus", lambda: [Gpu("0", 80 * GiB, 80 * GiB)])
-    monkeypatch.setattr(packing, "usable_cpus", lambda: cpus[:2])
+    monkeypatch.setattr(depthbench.cpus, "usable_cpus", lambda: cpus[:2])
     monkeypatch.setattr(packing, "CORES_PER_GPU_RUN", 1)
     spec = validate_spec({"name": "t", "data": "synthetic:n=40,size=32,classes=2,seed=0",
                           "split": {"val": 0.25, "test": 0.0}, "img_size": 32,

@@ -30,6 +30,7 @@ import torch
 from filelock import FileLock
 from torch.utils.data import DataLoader, Dataset
 
+from depthbench.cpus import usable_cpu_count
 from depthbench.data.images import read_image
 from depthbench.data.sources import default_cache_dir
 from depthbench.data.transforms import (
@@ -184,7 +185,7 @@ def fill(array: np.ndarray, root: Path, paths: list[str], pre: Callable,
          workers: int | None = None) -> None:
     """Decode `paths` through `pre` into `array` (N, 3, s, s), in parallel worker processes."""
     if workers is None:
-        workers = min(4, os.cpu_count() or 1) if len(paths) >= 512 else 0
+        workers = min(4, usable_cpu_count()) if len(paths) >= 512 else 0
     if multiprocessing.current_process().daemon:  # a daemonic process may not start workers
         workers = 0
     if len(paths) >= 512:

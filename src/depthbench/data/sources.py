@@ -26,6 +26,7 @@ from typing import Any
 from PIL import Image
 
 from depthbench.configio import BUNDLED_DATA
+from depthbench.cpus import usable_cpu_count
 from depthbench.data.images import Probe, is_image_name, open_rgb, probe, sha256_file
 from depthbench.data.synthetic import SyntheticSpec, materialize
 from depthbench.errors import DataError
@@ -112,7 +113,7 @@ class ImageSource:
         GIL). Raises DataError naming the class folder when a class has no usable image."""
         if self._files is not None:
             return
-        workers = workers or min(8, (os.cpu_count() or 1) + 2)
+        workers = workers or min(8, usable_cpu_count() + 2)
 
         def one(f: SourceFile) -> Probe:
             try:

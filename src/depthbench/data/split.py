@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from depthbench._io import atomic_write_json
 from depthbench.configio import DEFAULT_TEST, DEFAULT_VAL, fractions_problem
+from depthbench.cpus import usable_cpu_count
 from depthbench.data.sources import check_relative
 from depthbench.errors import ConfigError, DataError
 
@@ -152,7 +153,7 @@ class Manifest:
     def verify(self, source: ImageSource, workers: int | None = None) -> None:
         """Re-hash every listed file in `source`; DataError naming the files that changed or went
         missing, since runs that read different images cannot be compared."""
-        workers = workers or min(8, (os.cpu_count() or 1) + 2)
+        workers = workers or min(8, usable_cpu_count() + 2)
 
         def current(e: Entry) -> str | None:
             try:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import torch
 
@@ -94,15 +93,6 @@ def default_channels_last(net, device_type: str, img_size: int) -> bool:
     if not getattr(net, "channels_last_friendly", False):
         return False
     return device_type == "cuda" or img_size >= CPU_CHANNELS_LAST_MIN_SIZE
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity: a SLURM job's cgroup, `taskset`, the share
-    a study's runner gives each run), not the machine's count."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # no affinity on this platform
-        return os.cpu_count() or 1
 
 
 def configure_backends(device_type: str) -> dict[str, bool]:

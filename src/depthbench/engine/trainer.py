@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from depthbench._io import atomic_write_text, remove_stale_temps
+from depthbench.cpus import usable_cpu_count
 from depthbench.data import build_datasets, normalization, open_source
 from depthbench.data.split import SPLITS, run_manifest, train_eval_manifest
 from depthbench.data.transforms import batch_random_stage
@@ -37,7 +38,6 @@ from depthbench.engine.devices import (
     device_type,
     make_fabric,
     resolve_precision,
-    usable_cpus,
 )
 from depthbench.engine.loop import (
     NonFiniteLoss,
@@ -168,7 +168,7 @@ def _make_fabric(cfg: TrainConfig, out: Path):
         # under torchrun or srun the processes exist already; otherwise spawn them (any caller)
         strategy = "ddp" if environment.creates_processes_externally else "ddp_spawn"
         if device_type(cfg.accelerator) == "cpu":
-            torch.set_num_threads(max(1, usable_cpus() // cfg.devices))
+            torch.set_num_threads(max(1, usable_cpu_count() // cfg.devices))
     loggers = []
     try:  # imported on use: TensorBoard is optional (logged to when installed)
         import tensorboard  # noqa: F401
@@ -332,7 +332,7 @@ def _workers(fabric, cfg: TrainConfig) -> int:
     itself."""
     if cfg.workers is not None:
         return cfg.workers
-    return max(1, usable_cpus() - 1) if fabric.device.type == "cuda" else 0
+    return max(1, usable_cpu_count() - 1) if fabric.device.type == "cuda" else 0
 
 
 def _train_epochs(run: _Run, progress) -> None:

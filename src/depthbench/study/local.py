@@ -29,6 +29,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+import depthbench.cpus
 from depthbench.data.split import Manifest
 from depthbench.errors import StudyInterrupted
 from depthbench.folderlock import describe, holder
@@ -77,7 +78,7 @@ class LocalScheduler:
         """How many runs at a time (`jobs`), on which GPU and cores: without a GPU one run (or
         `--jobs N`) with the threads divided, as always; on GPUs `auto` packs runs by their
         estimated peak memory (`study.packing`) and pins each worker to its share of the cores."""
-        cpus = packing.usable_cpus()
+        cpus = depthbench.cpus.usable_cpus()
         first = self.configs[todo[0].name]
         self.gpus = packing.visible_gpus() if first.accelerator != "cpu" else []
         self.peaks: dict[str, int] = {}  # estimated GPU peak of each run, when packing by memory

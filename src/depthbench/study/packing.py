@@ -85,15 +85,6 @@ def core_shares(cpus: list[int], n: int) -> list[list[int]]:
     return [cpus[i * each:(i + 1) * each] or cpus[-each:] for i in range(n)]
 
 
-def usable_cpus() -> list[int]:
-    """The cores this process may run on: its affinity (a SLURM cgroup, taskset), not
-    os.cpu_count()."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # no affinity on this platform
-        return list(range(os.cpu_count() or 1))
-
-
 def visible_gpus() -> list[Gpu]:
     """The CUDA GPUs this process sees, with their memory. Totals from torch (no CUDA context is
     created); what other processes use from `nvidia-smi`, matched by UUID (0 without it)."""

@@ -40,7 +40,7 @@ import torch
 from submitit.helpers import DelayedSubmission
 
 from depthbench._io import atomic_write_json
-from depthbench.engine.devices import usable_cpus
+from depthbench.cpus import usable_cpu_count
 from depthbench.errors import ConfigError, DepthbenchError, RunFailed
 from depthbench.runrecord import FINAL_STATUSES
 from depthbench.study.grid import RunPlan
@@ -180,7 +180,7 @@ def _threads() -> int:
     try:
         return int(os.environ["SLURM_CPUS_PER_TASK"])
     except (KeyError, ValueError):
-        return usable_cpus()
+        return usable_cpu_count()
 
 
 # --------------------------------------------------------------------------------------------
