@@ -47,7 +47,8 @@ def study_file(tmp_path: Path, name: str, **changes) -> Path:
 
 def test_smoke_two_seeds_end_to_end_then_rerun_skips(tmp_path):
     out = tmp_path / "smoke"
-    p = depthbench("run", "--preset", "smoke", "--seeds", "2", "--out", str(out))
+    # two runs at a time, one thread each (the CLI's --jobs; `auto` trains one at a time on a CPU)
+    p = depthbench("run", "--preset", "smoke", "--seeds", "2", "--jobs", "2", "--out", str(out))
     assert p.returncode == 0, p.stderr
     names = [f"{r}__s{s}" for s in (0, 1) for r in SMOKE_RUNS]
     assert sorted(d.name for d in out.iterdir() if d.is_dir() and "__" in d.name) == sorted(names)
@@ -101,22 +102,6 @@ def test_smoke_two_seeds_end_to_end_then_rerun_skips(tmp_path):
     left_out = (out / "report.md").read_text().split("### Left out", 1)[1]
     assert all(f"{r}__s1" in left_out for r in SMOKE_RUNS), left_out
     assert stamps == {n: (out / n / "result.json").stat().st_mtime_ns for n in names}
-
-
-def test_nan_run_is_recorded_failed_and_reported(tmp_path):
-    spec = study_file(tmp_path, "nan", models=["resnet18"], overrides={
-        **TINY["overrides"], "lr": 1e30, "recipe_note": None})
-    # unknown override keys are refused before anything runs
-    p = depthbench("run", "--config", str(spec), "--out", str(tmp_path / "nan"))
-    assert p.returncode == 2 and "overrides.recipe_note: unknown training option" in p.stderr
-    spec = study_file(tmp_path, "nan", models=["resnet18"],
-                      overrides={**TINY["overrides"], "lr": 1e30})
-    p = depthbench("run", "--config", str(spec), "--out", str(tmp_path / "nan"))
-    assert p.returncode == 3, p.stderr  # a failed run: the study's exit status says so
-    r = result(tmp_path / "nan" / "resnet18__base__s0")
-    assert r["status"] == "failed" and "non-finite" in r["failure"]["reason"]
-    assert "FAILED" in p.stderr and "0 of 1 runs finished, 1 failed" in p.stderr
-    assert "resnet18__base__s0" in (tmp_path / "nan" / "report.md").read_text()
 
 
 def _wait_for(pred, timeout=900.0, proc=None):
