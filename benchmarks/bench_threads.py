@@ -24,6 +24,7 @@ import sys
 import time
 
 from benchmarks._common import SHORT, SHORT_TO_TIMM, markdown_table, model_source, section
+from depthbench.cpus import usable_cpu_count
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,7 +89,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="default 32 (quick: 4)")
     p.add_argument("--seconds", type=float, default=None, help="timed seconds per run (default 20)")
     p.add_argument("--rounds", type=int, default=None, help="default 2 (quick: 1)")
-    p.add_argument("--cores", type=int, default=None, help="default: os.cpu_count()")
+    p.add_argument("--cores", type=int, default=None, help="default: the CPUs this process may use")
     p.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     return p
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     bs = args.batch_size or (4 if q else 32)
     secs = args.seconds or (2.0 if q else 20.0)
     rounds = args.rounds or (1 if q else 2)
-    cores = args.cores or os.cpu_count() or 1
+    cores = args.cores or usable_cpu_count()
     model = SHORT_TO_TIMM.get(args.model, args.model)
     configs = {f"1 job x {cores} threads": (1, cores),
                f"{cores} jobs x 1 thread": (cores, 1),

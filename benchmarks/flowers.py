@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from depthbench.cpus import usable_cpu_count
 from depthbench.data.synthetic import SyntheticSpec, render  # learnable class patterns
 
 # flower_photos per class (the source study's data)
@@ -68,7 +68,7 @@ def make_flowers_folder(root: Path, images: int = 3670, size: tuple[int, int] = 
                                     seed=seed))
     jobs = [(root / cls, [a for lab, a in rendered if lab == c][:n], tuple(size), seed * 100 + c)
             for c, (cls, n) in enumerate(counts.items())]
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    workers = workers or min(len(jobs), usable_cpu_count())
     if workers > 1 and images > 200:
         with ProcessPoolExecutor(workers) as pool:
             list(pool.map(_write_class, jobs))
