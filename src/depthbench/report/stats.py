@@ -37,6 +37,8 @@ CROSSED = "crossed random-effects t"  # images x seeds, Satterthwaite df
 SEED = "seed-level t"  # the seeds' mean differences, S - 1 df
 SEEDS = "crossed and seed-level t"  # several seeds: the larger p of the two (`seeds_t`)
 SIGN = "exact sign test"  # over images, on seed-averaged differences (no variance to estimate)
+CORRECTED = "corrected repeated k-fold t"  # cross-validation cells, Nadeau-Bengio variance factor
+T_METHODS = (CROSSED, SEED, CORRECTED)  # a t with a standard error and df (TOST, power)
 MAX_SEEDS = 20  # "what would decide it" counts seeds up to this many
 
 
@@ -91,7 +93,7 @@ class Test:
         every part, for a combined method)."""
         if self.parts:
             return max(t.tost_p(margin) for t in self.parts)
-        if self.method in (CROSSED, SEED):
+        if self.method in T_METHODS:
             lo = stats.t.sf((self.delta + margin) / self.se, self.df)
             hi = stats.t.cdf((self.delta - margin) / self.se, self.df)
             return float(max(lo, hi))
@@ -242,6 +244,62 @@ def mean_ci(outcomes_by_seed: Sequence, confidence: float = CONFIDENCE
     return t.delta, max(0.0, t.low), min(1.0, t.high), t.method
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One (repeat, fold, seed) cell of a cross-validated study: A and B trained on the same
+    images and tested on the same fold. For one model's accuracy, `b` is None."""
+
+    repeat: int
+    fold: int
+    seed: int
+    images: np.ndarray  # study-wide ids of the fold's test images, in outcome order
+    a: np.ndarray  # A's 1/0 outcomes on them
+    b: np.ndarray | None  # B's
+    n_train: int  # training images of the cell
+
+
+def compare_cells(cells: Sequence[Cell], confidence: float = CONFIDENCE) -> Test:
+    """A vs B over cross-validation cells: Δ = mean over cells of acc(A) − acc(B)."""
+    return corrected_t([_cell_mean(c.a) - _cell_mean(c.b) for c in cells],
+                       _n_test(cells), _n_train(cells), confidence)
+
+
+def accuracy_cells(cells: Sequence[Cell], confidence: float = CONFIDENCE
+                   ) -> tuple[float, float, float, str]:
+    """One model's mean accuracy over cross-validation cells with its interval (the method of
+    `compare_cells`, on the accuracies instead of their differences), clipped to [0, 1]."""
+    t = corrected_t([_cell_mean(c.a) for c in cells], _n_test(cells), _n_train(cells),
+                    confidence)
+    return t.delta, max(0.0, t.low), min(1.0, t.high), t.method
+
+
+def corrected_t(x: Sequence[float], n_test: float, n_train: float,
+                confidence: float = CONFIDENCE) -> Test:
+    """The corrected repeated k-fold t (Nadeau & Bengio 2003; Bouckaert & Frank 2004) on the J
+    per-cell values x: Var(mean) = (1/J + n_test/n_train) s², J − 1 df. The second term stands
+    for the correlation of cells whose training sets overlap. A zero spread is read as the
+    smallest the counts can show (one image of n_test in one cell), as `seed_fit` does."""
+    x = np.asarray(x, dtype=float)
+    j = x.size
+    if j < 2:
+        raise ValueError("the corrected k-fold t needs at least two cells")
+    var = max(float(x.var(ddof=1)), 1.0 / (n_test * n_test * j))
+    se = math.sqrt((1.0 / j + n_test / n_train) * var)
+    return _t_test(float(x.mean()), se, j - 1, CORRECTED, confidence)
+
+
+def _cell_mean(outcomes) -> float:
+    return float(_outcomes(outcomes).mean())
+
+
+def _n_test(cells: Sequence[Cell]) -> float:
+    return float(np.mean([np.size(c.a) for c in cells]))
+
+
+def _n_train(cells: Sequence[Cell]) -> float:
+    return float(np.mean([c.n_train for c in cells]))
+
+
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values, in the input order (scipy has only BH/BY)."""
     p = np.asarray(pvalues, dtype=float)
@@ -267,7 +325,7 @@ def mde(test: Test, m: int) -> float:
     level = ALPHA / max(m, 1)
     if test.parts:
         return max(mde(t, m) for t in test.parts)
-    if test.method in (CROSSED, SEED):
+    if test.method in T_METHODS:
         return float(min(_t_gap(test.se, test.df, level / 2), 1.0))
     b, c, n = test.counts
     if not n:
