@@ -6,6 +6,7 @@ CSV files' columns and words, the claims' outcomes, the blocks the report is mad
 Chromium renders; not the report's prose."""
 
 import csv
+import io
 import json
 import os
 import re
@@ -13,21 +14,24 @@ import shutil
 import subprocess
 import sys
 import zlib
+from html import unescape
 from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure as MplFigure
 from scipy import stats
 
 from depthbench.cli.main import main
 from depthbench.errors import DepthbenchError
 from depthbench.report import build_report, load_study, overview, sections
+from depthbench.report import figures as F
 from depthbench.report import stats as S
 from depthbench.report.analysis import VERDICTS, Analysis, decide, plan_comparisons
 from depthbench.report.build import build
 from depthbench.report.claims import judge_claims
-from depthbench.report.document import Figure, FigureRow, Table
-from depthbench.report.exports import COMPARISON_COLUMNS
+from depthbench.report.document import Document, Figure, FigureRow, Para, Table, to_markdown
+from depthbench.report.exports import COMPARISON_COLUMNS, comparisons_csv, results_csv
 
 CLASSES = ["cat", "dog", "fox", "owl"]
 FLOWERS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
@@ -164,6 +168,23 @@ def _rows(root) -> dict:
     """comparisons.csv as {(a_model, a_variant, b_model, b_variant): row}."""
     return {(r["a_model"], r["a_variant"], r["b_model"], r["b_variant"]): r
             for r in _csv(root / "comparisons.csv")}
+
+
+def _text_report(root):
+    """The report without its figures (drawing them is the slow part): its lead, notes and
+    tables, results.csv and comparisons.csv as rows. Returns (analysis, plan, the document,
+    {run_dir: results row}, {(a_model, b_model): comparisons row})."""
+    an, plan = _analysis(root)
+    doc = Document("report")
+    doc.add(Para(overview._lead(an), css="lead"), *overview._notes(an, plan))
+    overview.models_table(doc, an)
+    overview.claims(doc, an, plan)
+    sections.comparisons(doc, an, plan)
+    sections.runs(doc, an)
+    results = {r["run_dir"]: r for r in csv.DictReader(io.StringIO(results_csv(an.study)))}
+    comps = {(r["a_model"], r["b_model"]): r
+             for r in csv.DictReader(io.StringIO(comparisons_csv(an)))}
+    return an, plan, doc, results, comps
 
 
 def _tables(built) -> list[Table]:
@@ -321,7 +342,8 @@ def test_models_table_counts_failed_seeds_and_flags(full_study):
 def test_last_epoch_columns_only_where_they_differ(tmp_path):
     make_run(tmp_path, "resnet18", 0, 0.6)
     make_run(tmp_path, "resnet34", 0, 0.6, best_at=2)
-    models = _tables(build(tmp_path))[0]
+    doc = _text_report(tmp_path)[2]
+    models = next(b for b in doc.blocks if isinstance(b, Table))
     rows = {r[0]: dict(zip(models.header, r)) for r in models.rows}
     assert rows["ResNet-34"]["last epoch"] == "4" and rows["ResNet-34"]["selected epoch"] == "2"
     assert rows["ResNet-18"]["last epoch"] == "= selected"
@@ -459,7 +481,8 @@ def test_constructed_comparisons_get_each_verdict(tmp_path):
     cases = {"a": ("resnet34", _right(n, (0, 60)), "resnet18", _right(n)),  # b = 60, c = 0
              "b": ("resnet34", _right(n), "resnet18", _right(n, (0, 60))),
              "eq": ("resnet34", _right(n, (0, 10)), "resnet18", _right(n, (10, 20))),
-             "open": ("resnet34", _right(150, (0, 3)), "resnet18", _right(150)),  # 150 images
+             # 250 images, both runs well above the majority class
+             "open": ("resnet34", _right(250, (0, 3)), "resnet18", _right(250)),
              "degenerate": ("resnet34", None, "resnet18", _right(n))}
     verdicts = {}
     for name, (a, ra, b, rb) in cases.items():
@@ -578,13 +601,13 @@ def test_degenerate_run_is_labelled_and_not_testable(tmp_path):
     make_run(tmp_path, "resnet34", 0, 0.8, n_test=n, train_acc=0.5,
              predictions=np.zeros(n, int))  # always the majority class
     make_run(tmp_path, "swin_tiny_patch4_window7_224", 0, 0.5, n_test=n, train_acc=0.4)
-    built = build(tmp_path)
-    an = built.analysis
-    assert an.label(("resnet34", "base")) == "ResNet-34 (degenerate)"
-    models = _tables(built)[0]
+    an, _, doc, results, comps = _text_report(tmp_path)
+    # always the majority class: degenerate, and no better than the majority class either
+    assert an.label(("resnet34", "base")) == "ResNet-34 (degenerate; did not learn)"
+    models = next(b for b in doc.blocks if isinstance(b, Table))
     flags = {r[0]: r[models.header.index("degenerate")] for r in models.rows}
     assert flags == {"ResNet-18": "no", "ResNet-34": "yes", "Swin-T": "no"}
-    row = _rows(tmp_path)[("resnet34", "base", "resnet18", "base")]
+    row = comps[("resnet34", "resnet18")]
     assert row["verdict"] == "not_testable" and row["p"]  # tested, counted in Holm, no verdict
     claims = _claims(tmp_path)
     deeper = claims["Deeper plain ResNet does not help"]
@@ -592,9 +615,110 @@ def test_degenerate_run_is_labelled_and_not_testable(tmp_path):
     # no model of any family converged (train accuracy 50% and 40%)
     converge = claims["Swin does not converge"]
     assert converge.outcome == "not testable" and converge.budget
-    results = {r["run_dir"]: r for r in _csv(tmp_path / "results.csv")}
     assert results["resnet34__base__s0"]["degenerate"] == "True"
     assert results["resnet18__base__s0"]["degenerate"] == "False"
+
+
+def _guesses(n, weights, seed):
+    """Predictions drawn without looking at the images (classes in proportion to `weights`):
+    what a run that learned nothing gives."""
+    w = np.asarray(weights, float)
+    return np.random.default_rng(seed).choice(len(w), size=n, p=w / w.sum())
+
+
+LEANING = [0.85, 0.05, 0.05, 0.05]  # mostly the majority class, not degenerate (< 90%)
+UNIFORM = [1, 1, 1, 1]
+
+
+def test_labels_independent_of_the_images_give_no_verdict(tmp_path):
+    """Runs whose predictions ignore the images differ by about 12 points on 400 images, a
+    difference the exact test calls real; none beats the majority class, so none decides."""
+    n = 400
+    for model, w, seed in (("resnet18", LEANING, 1), ("resnet34", UNIFORM, 2),
+                           ("seresnet18", UNIFORM, 3)):
+        make_run(tmp_path, model, 0, 0.3, n_test=n, predictions=_guesses(n, w, seed))
+    an, _, _, results, comps = _text_report(tmp_path)
+    assert len(an.comparisons) == 2
+    assert any(c.p_holm < S.ALPHA for c in an.comparisons)  # a "real difference" before
+    for c in an.comparisons:
+        assert c.verdict == "not_testable" and not c.degenerate and c.unlearned
+        assert "did not beat the majority class" in c.sentence()
+    assert {r["verdict"] for r in comps.values()} == {"not_testable"}
+    assert {r["did_not_learn"] for r in results.values()} == {"True"}
+    rate = float(results["resnet18__base__s0"]["majority_rate"])
+    assert rate == pytest.approx(np.mean(np.asarray(_targets(n, 4, 1)) == 0))
+    claims = _claims(tmp_path)
+    for name in ("SE helps at every depth", "Deeper plain ResNet does not help"):
+        assert claims[name].outcome == "not testable" and claims[name].budget
+    lead = overview._lead(an)
+    assert "no run learned" in lead and " beats " not in lead
+
+
+def test_one_learned_run_against_one_that_did_not_is_not_testable(tmp_path):
+    n = 400
+    one = tmp_path / "one"
+    make_run(one, "resnet18", 0, 0.8, n_test=n)
+    make_run(one, "seresnet18", 0, 0.3, n_test=n, predictions=_guesses(n, LEANING, 1))
+    an, plan, doc, results, comps = _text_report(one)
+    (c,) = an.comparisons
+    assert c.p_holm < S.ALPHA and c.verdict == "not_testable"
+    assert c.unlearned == ["seresnet18__base__s0"] and not c.degenerate
+    assert "seresnet18__base__s0 did not beat the majority class" in c.sentence()
+    row = comps[("seresnet18", "resnet18")]
+    assert row["verdict"] == "not_testable" and row["p"]  # tested, counted in Holm
+    assert {k: r["did_not_learn"] for k, r in results.items()} == {
+        "resnet18__base__s0": "False", "seresnet18__base__s0": "True"}
+    claim = _claims(one)["SE helps at every depth"]
+    assert claim.outcome == "not testable" and claim.budget
+    assert "did not learn" in claim.detail
+    # the first screen says which runs learned before it counts the differences
+    lead = overview._lead(an)
+    assert lead.index("1 of 2 runs beat it") < lead.index("did not learn: SE-ResNet-18") < (
+        lead.index("0 real difference"))
+    first_note = overview._notes(an, plan)[0]
+    assert first_note.css == "warning" and "Did not learn: SE-ResNet-18." in first_note.text
+    runs_table = _table_with([b for b in doc.blocks if isinstance(b, Table)],
+                             "seresnet18__base__s0")
+    status = {r[0]: r[1] for r in runs_table.rows}
+    assert status["seresnet18__base__s0"] == "finished (did not learn)"
+    assert status["resnet18__base__s0"] == "finished"
+
+    # two seeds, one of them learned: flagged in one of two, and still not testable
+    mixed = tmp_path / "mixed"
+    for s in (0, 1):
+        make_run(mixed, "resnet18", s, 0.8, n_test=n)
+    make_run(mixed, "seresnet18", 0, 0.3, n_test=n, predictions=_guesses(n, LEANING, 1))
+    make_run(mixed, "seresnet18", 1, 0.8, n_test=n)
+    an, _, doc, _, _ = _text_report(mixed)
+    assert an.label(("seresnet18", "base")) == "SE-ResNet-18 (did not learn in 1 of 2 seeds)"
+    models = next(b for b in doc.blocks if isinstance(b, Table))
+    flags = {r[0]: r[models.header.index("did not learn")] for r in models.rows}
+    assert flags == {"ResNet-18": "no", "SE-ResNet-18": "1 of 2"}
+    (c,) = an.comparisons
+    assert c.verdict == "not_testable" and c.unlearned == ["seresnet18__base__s0"]
+    assert "SE-ResNet-18 (1 of 2 seeds)" in overview._lead(an)
+
+
+def test_two_learned_runs_are_compared_and_the_winner_speaks(tmp_path):
+    """Both runs beat the majority class: the verdict is the test's, and every sentence gives
+    the difference from the winner's side."""
+    n = 400
+    make_run(tmp_path, "resnet18", 0, 0.8, n_test=n, right=_right(n, (0, 60)))
+    make_run(tmp_path, "resnet34", 0, 0.8, n_test=n, right=_right(n))
+    an, _, doc, results, _ = _text_report(tmp_path)
+    (c,) = an.comparisons
+    assert (c.a[0], c.b[0]) == ("resnet34", "resnet18") and not c.unlearned
+    assert c.verdict == "b_better" and c.delta == pytest.approx(-60 / n)
+    assert c.beats() == "ResNet-18 beats ResNet-34 by 15.0 points"
+    sentence = c.sentence()
+    assert sentence.startswith("ResNet-18 beats ResNet-34 by 15.0 points (Δ = ResNet-18 − "
+                               "ResNet-34 = +15.0 points, 95% CI [+")
+    lead = overview._lead(an)
+    assert "every one of the 2 runs beats it" in lead
+    assert "(ResNet-18 beats ResNet-34 by 15.0 points)" in lead
+    for text in (lead, sentence, to_markdown(doc)):  # no negative number after "beats"
+        assert not re.search(r"beats [^;\n]*?[\s(\[][-−]\d", text), text
+    assert {r["did_not_learn"] for r in results.values()} == {"False"}
 
 
 def test_one_seed_uses_exact_mcnemar_and_wilson(tmp_path):
@@ -766,6 +890,118 @@ def test_the_report_package_loads_its_parts_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.stdout.strip() == "False", out.stderr
+# ------------------------------------------------------------------------------------ figures
+# GMACs at 224 px that nearly coincide (two families: the report draws two figures a family)
+NEAR_GMACS = {"resnet18": 1.814, "seresnet18": 1.816, "resnet50": 4.11, "seresnet50": 4.12}
+
+
+def _capture(figs: list, mp: pytest.MonkeyPatch) -> None:
+    """Collect every matplotlib figure saved while `mp` is active (drawn, as saved)."""
+    original = MplFigure.savefig
+
+    def savefig(self, *args, **kwargs):
+        figs.append(self)
+        return original(self, *args, **kwargs)
+
+    mp.setattr(MplFigure, "savefig", savefig)
+
+
+@pytest.fixture(scope="module")
+def misleading(tmp_path_factory):
+    """The cases that misled: GMACs that nearly coincide, a model that did not learn (SE-ResNet-18
+    guesses), and a real difference where B wins (SE-ResNet-50 vs ResNet-50). 3 seeds, 300
+    images."""
+    root = tmp_path_factory.mktemp("misleading")
+    accs = {"resnet18": 0.6, "resnet50": 0.9, "seresnet50": 0.75}
+    for s in (0, 1, 2):
+        for m, g in NEAR_GMACS.items():
+            kw = ({"predictions": _guesses(300, LEANING, s)} if m == "seresnet18" else {})
+            make_run(root, m, s, accs.get(m, 0.3), n_test=300, macs_224=int(g * 1e9), **kw)
+    figs = []
+    with pytest.MonkeyPatch.context() as mp:
+        _capture(figs, mp)
+        built = build(root)
+    return root, built, figs
+
+
+def _axes(figs, title: str):
+    return next(ax for f in figs for ax in f.axes if ax.get_title().startswith(title))
+
+
+def _no_misreadable_axis(figs) -> None:
+    """No axis prints an offset or a power of ten apart from its ticks, and an axis labelled
+    "log scale" is logarithmic."""
+    assert figs
+    for fig in figs:
+        for ax in fig.axes:
+            for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+                assert axis.get_offset_text().get_text() == "", (ax.get_title(), axis)
+                if "log scale" in axis.get_label_text():
+                    assert scale == "log", axis.get_label_text()
+
+
+def test_no_axis_prints_an_offset_and_log_scale_is_logarithmic(misleading, tmp_path):
+    _no_misreadable_axis(misleading[2])  # every figure of the report
+    figs = []  # and values that differ in the fifth digit, where matplotlib would add an offset
+    with pytest.MonkeyPatch.context() as mp:
+        _capture(figs, mp)
+        epochs = np.arange(1, 4)
+        F.learning_curves({"A": [(epochs, np.array([1.81401, 1.81402, 1.81403]),
+                                  np.array([58.001, 58.002, 58.003]))]}, "t", tmp_path / "c.png")
+        F.accuracy_vs_cost([("A", 1.814, 58.001, 58.0005, 58.0015),
+                            ("B", 1.816, 58.002, 58.0015, 58.0025)], tmp_path / "a.png",
+                           ylabel="accuracy (%)")
+    _no_misreadable_axis(figs)
+
+
+def test_models_of_equal_cost_share_a_position(misleading):
+    ax = _axes(misleading[2], "accuracy against compute")
+    at = {c.get_label(): float(c.lines[0].get_xdata()[0]) for c in ax.containers}
+    assert at == {"ResNet-18": 1.8, "SE-ResNet-18": 1.8, "ResNet-50": 4.1, "SE-ResNet-50": 4.1}
+    assert list(ax.get_xticks()) == [1.8, 4.1]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1.8", "4.1"]
+    markers = {c.get_label(): c.lines[0].get_marker() for c in ax.containers}
+    assert markers["ResNet-18"] != markers["SE-ResNet-18"]  # told apart where they coincide
+    assert ax.get_xscale() == "log" and ax.get_xlabel().endswith("(log scale)")
+
+
+def _row_y(ax, label: str) -> float:
+    return next(y for y, t in zip(ax.get_yticks(), ax.get_yticklabels()) if t.get_text() == label)
+
+
+def _arrows(ax) -> dict:
+    """{(marker, y): line} for the arrows that mark a clipped interval's end."""
+    return {(ln.get_marker(), float(ln.get_ydata()[0])): ln for ln in ax.lines
+            if ln.get_marker() in ("<", ">")}
+
+
+def test_the_forest_plot_holds_every_interval_or_marks_the_clipped_end(tmp_path):
+    figs = []
+    with pytest.MonkeyPatch.context() as mp:
+        _capture(figs, mp)
+        # one comparison, its interval past what the other numbers would give the axis
+        F.verdict_forest([("SE, per depth", [F.VerdictRow(
+            "SE-ResNet-18 vs ResNet-18", -13.3, -18.9, -7.7, 10.7, "b_better", "worse")])],
+            2.0, tmp_path / "one.png")
+        # eight narrow intervals and one of -60 to +100: the axis keeps to the narrow ones
+        rows = [F.VerdictRow(f"row {i}", i - 3, i - 5, i - 1, 3, "b_better", "worse")
+                for i in range(8)]
+        rows.append(F.VerdictRow("wide", 10, -60, 100, 40, "inconclusive", "inconclusive"))
+        F.verdict_forest([("Depth", rows)], 2.0, tmp_path / "wide.png")
+    one, wide = (f.axes[0] for f in figs)
+    low, high = one.get_xlim()
+    assert low <= -18.9 and high >= 10.7 and not _arrows(one)
+    low, high = wide.get_xlim()
+    assert -60 < low and high < 100
+    y = _row_y(wide, "wide")
+    arrows = _arrows(wide)
+    assert set(arrows) == {("<", y), (">", y)}
+    assert [ln.get_xdata()[0] for ln in arrows.values()] == [low, high]
+    assert all(ln.get_markersize() >= 8 and not ln.get_clip_on() for ln in arrows.values())
+    assert {"-60.0", "+100.0"} <= {t.get_text() for t in wide.texts}  # where it really ends
+    _no_misreadable_axis(figs)
+
+
 # ------------------------------------------------------------------------------------ browser
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--disable-background-networking", "--disable-component-update",
@@ -775,8 +1011,8 @@ SCREEN = (1400, 900)  # the first screen a reviewer sees
 # Appended to a copy of the page: after load, mark each image as loaded (naturalWidth > 0) or
 # broken, list every resource the page fetched, and measure the layout: where the verdict figure
 # sits, the longest and the tallest table cell, whether every table scrolls inside its own box,
-# whether the table of contents' links all land, whether a print stylesheet exists, and how wide
-# the full-width figures are drawn.
+# whether the table of contents' links all land, whether a print stylesheet exists, how wide
+# the full-width figures are drawn, and the first screen's lead sentence.
 PROBE = """<script>
 window.addEventListener('load', function () {
   var b = document.body, imgs = Array.from(document.images);
@@ -811,6 +1047,8 @@ window.addEventListener('load', function () {
   var alone = imgs.filter(function (im) { return !im.closest('.figrow'); });
   b.setAttribute('data-probe-fig-width', String(Math.min.apply(null, alone.map(function (im) {
     return im.getBoundingClientRect().width / b.clientWidth; }).concat([1])).toFixed(2)));
+  var lead = document.querySelector('p.lead');
+  b.setAttribute('data-probe-lead', lead ? lead.innerText : '');
   b.setAttribute('data-probe-done', 'yes');
 });
 </script>"""
@@ -846,7 +1084,7 @@ def _render(study: Path, tmp: Path, screenshot: Path | None = None) -> dict:
     dom = proc.stdout
     assert 'data-probe-done="yes"' in dom, "the page did not finish loading: " + proc.stderr[-500:]
     body = re.search(r"<body([^>]*)>", dom).group(1)
-    found = dict(re.findall(r'data-probe-([a-z-]+)="([^"]*)"', body))
+    found = {k: unescape(v) for k, v in re.findall(r'data-probe-([a-z-]+)="([^"]*)"', body)}
     found["ok"], found["broken"] = dom.count('data-probe="ok"'), dom.count('data-probe="broken"')
     return found
 
@@ -897,3 +1135,18 @@ def test_html_still_renders_with_40_runs(tmp_path):
     assert p["ok"] == int(p["images"]) and p["broken"] == 0
     assert int(p["verdict"].split()[0]) < SCREEN[1]  # the verdict figure starts on screen one
     assert int(p["cell-chars"]) <= 120 and int(p["cell-px"]) <= 80, p
+
+
+@pytest.mark.browser
+def test_html_renders_the_cases_that_misled(misleading, tmp_path):
+    """The study of near-equal costs, a model that did not learn and a winner on B's side, as
+    Chromium shows it: every figure loads, and the lead says which runs learned before it names
+    a real difference, from the winner's side."""
+    root, built, _ = misleading
+    p = _render(root, tmp_path)
+    assert int(p["images"]) >= 5 and p["ok"] == int(p["images"]) and p["broken"] == 0
+    lead = p["lead"]
+    assert lead.index("9 of 12 runs beat it") < lead.index(
+        "did not learn: SE-ResNet-18 (3 of 3 seeds)") < lead.index("real difference")
+    assert "ResNet-50 beats SE-ResNet-50 by " in lead
+    assert not re.search(r"beats [^;\n]*?[\s(\[][-−]\d", lead), lead

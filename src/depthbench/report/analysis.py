@@ -4,8 +4,11 @@ minimal detectable difference, each comparison's verdict and what would decide a
 
 A verdict is one of `VERDICTS`: `a_better`, `b_better` (Holm-adjusted p < 0.05), `equivalent`
 (Holm-adjusted TOST p < 0.05 within the study's margin), `inconclusive` (neither: not shown
-different, not shown equal), `not_testable` (a run it rests on is degenerate, or the records cannot
-pair the runs). Tables print them in one word (`WORDS`).
+different, not shown equal), `not_testable` (a run it rests on is degenerate or did not learn, or
+the records cannot pair the runs). Tables print them in one word (`WORDS`).
+
+A run "did not learn" when the Wilson interval of its accuracy on the evaluation split does not lie
+above that split's majority-class rate (`Run.learned`): it decides nothing, whatever its p-value.
 
 The questions (`QUESTIONS`), in the report's order: depth per family (each depth against the next
 shallower one, and the deepest against the shallowest), SE per depth (every SE-ResNet against the
@@ -23,7 +26,7 @@ import numpy as np
 
 from depthbench.names import SE_PAIRS, canonical, display_name
 from depthbench.report import stats as S
-from depthbench.report.fmt import about, fmt_p, mean, ok, pts, pts_ci
+from depthbench.report.fmt import about, fmt_p, mean, ok, pct, pts, pts_ci
 from depthbench.report.options import EQUIVALENCE_MARGIN
 from depthbench.report.records import BASE, Run, Study
 
@@ -69,6 +72,8 @@ class Comparison:
     mde: float = float("nan")
     problem: str | None = None  # why the records cannot pair the runs
     degenerate: list[str] = field(default_factory=list)  # degenerate runs it rests on
+    unlearned: list[str] = field(default_factory=list)  # runs it rests on that did not learn
+    majority: float = float("nan")  # the evaluation split's majority-class rate
     verdict: str = "not_testable"
     decide: Decision | None = None  # what would decide an inconclusive one
     diffs: np.ndarray | None = None  # d[s, i] for several seeds
@@ -91,21 +96,49 @@ class Comparison:
     def winner(self) -> tuple[str, str] | None:
         return {"a_better": self.a, "b_better": self.b}.get(self.verdict)
 
-    def stat_text(self) -> str:
-        return (f"Δ = {pts(self.delta)} points, 95% CI {pts_ci(self.low, self.high)}, "
-                f"{self.method}: p = {fmt_p(self.p)}, Holm-adjusted p = {fmt_p(self.p_holm)}")
+    def stat_text(self, sign: int = 1, named: str = "") -> str:
+        """Δ (`named` says what it is), its interval, the raw and the adjusted p; `sign=-1`
+        gives Δ as B − A."""
+        low, high = sorted((sign * self.low, sign * self.high))
+        return (f"Δ = {named}{pts(sign * self.delta)} points, {S.CONFIDENCE:.0%} CI "
+                f"{pts_ci(low, high)}, {self.method}: p = {fmt_p(self.p)}, Holm-adjusted p = "
+                f"{fmt_p(self.p_holm)}")
+
+    def beats(self) -> str | None:
+        """'ResNet-50 beats Swin-T by 6.1 points': a real difference from the winner's side (None
+        without one)."""
+        if not self.winner():
+            return None
+        win, lose = ((group_label(self.a), group_label(self.b)) if self.verdict == "a_better"
+                     else (group_label(self.b), group_label(self.a)))
+        return f"{win} beats {lose} by {abs(100 * self.delta):.1f} points"
+
+    def budget_text(self) -> str:
+        """Why the runs it rests on decide nothing: degenerate, or no better than the majority
+        class ('' when neither)."""
+        parts = []
+        if self.degenerate:
+            parts.append(f"{', '.join(self.degenerate)} predict(s) one class for "
+                         f"≥ {S.DEGENERATE_SHARE:.0%} of the images (degenerate)")
+        if self.unlearned:
+            each = "for each, " if len(self.unlearned) > 1 else ""
+            parts.append(f"{', '.join(self.unlearned)} did not beat the majority class ({each}the "
+                         f"{S.CONFIDENCE:.0%} Wilson interval of its accuracy reaches down to the "
+                         f"majority-class rate, {pct(self.majority)})")
+        return "; ".join(parts)
 
     def sentence(self) -> str:
         """The verdict in the report's words (each carries Δ, interval, raw and adjusted p)."""
         if self.verdict == "not_testable":
-            if self.degenerate:
-                return (f"not testable under this budget: {', '.join(self.degenerate)} "
-                        "predict(s) one class for ≥ 90% of the images (degenerate)")
+            if self.degenerate or self.unlearned:
+                return f"not testable under this budget: {self.budget_text()}"
             return f"not testable: {self.problem}"
         if self.verdict in ("a_better", "b_better"):
-            win, lose = ((self.label_a, self.label_b) if self.verdict == "a_better"
-                         else (self.label_b, self.label_a))
-            return f"{win} beats {lose} ({self.stat_text()})"
+            # from the winner's side: Δ and its interval as winner − loser
+            win, lose, sign = ((self.label_a, self.label_b, 1) if self.verdict == "a_better"
+                               else (self.label_b, self.label_a, -1))
+            return (f"{win} beats {lose} by {abs(100 * self.delta):.1f} points "
+                    f"({self.stat_text(sign, f'{win} − {lose} = ')})")
         margin = f"±{100 * self.margin:g} points"
         if self.verdict == "equivalent":
             return (f"equivalent within {margin} (TOST, Holm-adjusted p = "
@@ -248,14 +281,18 @@ class Analysis:
     def degenerate_runs(self, key) -> list[Run]:
         return [r for r in self.finished(key) if r.degenerate(self.split)]
 
+    def unlearned_runs(self, key) -> list[Run]:
+        """The group's finished runs that did not beat the majority class (`Run.learned`)."""
+        return [r for r in self.finished(key) if r.learned(self.split) is False]
+
     def label(self, key, name: str | None = None) -> str:
-        """The group's name (or `name`), marked when any of its runs is degenerate."""
-        name = name or group_label(key)
-        bad, fin = len(self.degenerate_runs(key)), len(self.finished(key))
-        if not bad:
-            return name
-        return name + (" (degenerate)" if bad == fin else
-                       f" (degenerate in {bad} of {fin} seeds)")
+        """The group's name (or `name`), marked when any of its runs is degenerate or did not
+        learn ('degenerate in 1 of 3 seeds')."""
+        fin = len(self.finished(key))
+        marks = [word + ("" if bad == fin else f" in {bad} of {fin} seeds")
+                 for word, bad in (("degenerate", len(self.degenerate_runs(key))),
+                                   ("did not learn", len(self.unlearned_runs(key)))) if bad]
+        return (name or group_label(key)) + (f" ({'; '.join(marks)})" if marks else "")
 
     def gmacs_224(self, key) -> float | None:
         """GMACs per image at 224 px (the runs' own size when the records lack it)."""
@@ -330,9 +367,16 @@ class Analysis:
         c.test, c.a_only, c.b_only, c.n = S.compare_outcomes(oa, ob)
         if len(common) > 1:
             c.diffs = np.stack([x.astype(float) - y for x, y in zip(oa, ob)])
-        c.degenerate = [r.name for r in [runs_a[s] for s in common] + [runs_b[s] for s in common]
-                        if r.degenerate(self.split)]
+        paired = [runs_a[s] for s in common] + [runs_b[s] for s in common]
+        c.degenerate = [r.name for r in paired if r.degenerate(self.split)]
+        self._mark_unlearned(c, paired)
         return c
+
+    def _mark_unlearned(self, c: Comparison, paired: list[Run]) -> None:
+        """The runs `c` rests on that did not learn, and the majority-class rate they missed."""
+        c.unlearned = [r.name for r in paired if r.learned(self.split) is False]
+        _, top, n = S.majority(paired[0].targets(self.split))
+        c.majority = top / n
 
     def finish(self) -> None:
         """Holm over every comparison made (p and TOST p), power, and the verdicts."""
@@ -343,7 +387,7 @@ class Analysis:
         for c, p, q in zip(tested, p_holm, tost_holm):
             c.m, c.p_holm, c.tost_holm = m, p, q
             c.mde = S.mde(c.test, m)
-            if c.degenerate:
+            if c.degenerate or c.unlearned:
                 c.verdict = "not_testable"
             elif p < S.ALPHA:
                 c.verdict = "a_better" if c.delta > 0 else "b_better"

@@ -2,8 +2,8 @@
 
 A claim's outcome is one of `OUTCOMES`: supported, not supported, equivalent (a "does not help"
 claim shown by the equivalence test), inconclusive (with what would decide it), not testable (it
-rests on a degenerate run, on runs that did not finish, or on convergence when no model
-converged). Each claim carries a one-line `reason` for the report's table and the full `detail`.
+rests on a degenerate run, on a run that did not beat the majority class, on runs that did not
+finish, or on convergence when no model converged). Each claim carries a one-line `reason` for the report's table and the full `detail`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ class Claim:
     outcome: str  # one of OUTCOMES
     reason: str  # one line
     detail: str = ""  # the comparisons it rests on, in full
-    budget: bool = True  # not testable because of the runs (degenerate, unconverged), not a gap
+    budget: bool = True  # not testable because of the runs (degenerate, unconverged, did not
+    # learn), not because a model was not run
 
     @property
     def word(self) -> str:
@@ -55,7 +56,8 @@ def _brief(c: Comparison) -> str:
     if not c.test:
         return f"{c.name}: {c.word} ({c.problem})"
     return (f"{c.name}: {c.word} (Δ = {pts(c.delta)} points, Holm-adjusted p = "
-            f"{fmt_p(c.p_holm)}" + (", degenerate runs" if c.degenerate else "") + ")")
+            f"{fmt_p(c.p_holm)}" + (", degenerate runs" if c.degenerate else "")
+            + (", runs that did not learn" if c.unlearned else "") + ")")
 
 
 def _depth(model: str) -> str:

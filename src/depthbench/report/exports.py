@@ -8,11 +8,12 @@ import io
 
 from depthbench.report import stats as S
 from depthbench.report.analysis import Analysis
-from depthbench.report.records import Study
+from depthbench.report.records import Run, Study
 
 RESULT_COLUMNS = [
     "model", "family", "variant", "seed", "status", "failure_epoch", "failure_reason", "params",
     "macs", "img_size", "macs_224", "epochs_completed", "best_epoch", "degenerate",
+    "did_not_learn", "majority_rate",
     "best_train_loss", "best_train_acc", "best_train_eval_acc",
     "best_val_acc", "best_val_correct", "best_val_total", "best_val_wilson_low",
     "best_val_wilson_high", "best_val_balanced_acc", "best_val_macro_f1",
@@ -34,7 +35,9 @@ COMPARISON_COLUMNS = [
 
 def results_csv(study: Study) -> str:
     """One row per run of the study as its study.yaml lists it, finished or not (accuracies as
-    fractions); the run folders it leaves out are named in the report."""
+    fractions); the run folders it leaves out are named in the report. `did_not_learn`: the
+    Wilson interval of the selected checkpoint's accuracy on the evaluation split does not lie
+    above `majority_rate`, that split's majority-class rate."""
     eval_split = study.eval_split
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
@@ -67,8 +70,18 @@ def results_csv(study: Study) -> str:
                 metrics = r.class_metrics(which, split) or {}
                 row[f"{pre}_balanced_acc"] = metrics.get("balanced_accuracy")
                 row[f"{pre}_macro_f1"] = metrics.get("macro_f1")
+        row.update(_learning(r, eval_split))
         w.writerow({k: ("" if v is None else v) for k, v in row.items()})
     return buf.getvalue()
+
+
+def _learning(r: Run, split: str) -> dict:
+    """The run's `did_not_learn` flag and the majority-class rate it is judged against."""
+    learned = r.learned(split) if r.finished else None
+    targets = r.targets(split) if learned is not None else None
+    _, top, n = S.majority(targets) if targets else (None, None, None)
+    return {"did_not_learn": None if learned is None else not learned,
+            "majority_rate": top / n if n else None}
 
 
 def comparisons_csv(an: Analysis) -> str:

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from depthbench.report import figures as F
+from depthbench.report import stats as S
 from depthbench.report.analysis import (
     MIN_SEEDS_FOR_VARIANCE,
     QUESTIONS,
@@ -43,11 +42,13 @@ def at_a_glance(doc: Document, an: Analysis, plan: Plan, fig_dir: Path, written:
         written.add(VERDICT_FIGURE)
         figs.append(Figure(
             f"figures/{VERDICT_FIGURE}",
-            f"Every comparison (Δ = A − B, {an.eval_name} accuracy; 95% CI by the row's method: "
-            "exact McNemar with one seed, crossed and seed-level t with several): blue = a real "
-            f"difference (Holm over all {n}), green = shown equivalent within the shaded "
-            f"±{100 * an.margin:g} points, grey = inconclusive, red = not testable; grey ticks: "
-            "the difference each could detect.",
+            f"Every comparison (Δ = A − B, {an.eval_name} accuracy; {S.CONFIDENCE:.0%} CI by "
+            "the row's method: exact McNemar with one seed, crossed and seed-level t with "
+            f"several): blue = a real difference (Holm over all {n}), green = shown equivalent "
+            f"within the shaded ±{100 * an.margin:g} points, grey = inconclusive, red = not "
+            "testable (a degenerate run, a run that did not learn, or runs that cannot be "
+            "paired); grey ticks: the difference each could detect; an arrow: the interval "
+            "goes on past the axis, to the value printed beside it.",
             alt=f"Verdicts at a glance: {n} comparisons"))
     acc = _accuracy_figure(an, fig_dir, written)
     if acc:
@@ -60,22 +61,44 @@ def at_a_glance(doc: Document, an: Analysis, plan: Plan, fig_dir: Path, written:
 
 
 def _lead(an: Analysis) -> str:
+    """The counts, in this order: the runs, which of them learned, then the comparisons' verdicts
+    (a difference is called real only after the reader knows what it rests on)."""
     st, t = an.study, an.tally()
     fin, k = sum(r.finished for r in st.runs), an.max_seeds()
     head = (f"{len(st.runs)} runs ({fin} finished) of {len(an.groups)} models and variants, "
             f"up to {k} finished seed{'s' if k != 1 else ''} each; {an.eval_name} split, "
             f"{an.images() or '?'} images.")
+    learned = _learned_text(an)
+    head += f" {learned}" if learned else ""
     if not an.comparisons:
         return head + " No paired comparison could be made."
     real = [c for c in an.comparisons if c.winner()]
-    named = "; ".join(f"{group_label(c.winner())} beats "
-                      f"{group_label(c.b if c.winner() == c.a else c.a)} ({100 * c.delta:+.1f})"
-                      for c in real[:4]) + ("; …" if len(real) > 4 else "")
+    named = "; ".join(c.beats() for c in real[:4]) + ("; …" if len(real) > 4 else "")
+    budget = sum(bool(c.unlearned) for c in an.comparisons)
     return (head + f" {len(an.comparisons)} paired comparisons, Holm-corrected together: "
             f"{t['a_better'] + t['b_better']} real difference(s)"
             + (f" ({named})" if real else "")
             + f", {t['equivalent']} shown equivalent within ±{100 * an.margin:g} points, "
-            f"{t['inconclusive']} inconclusive, {t['not_testable']} not testable.")
+            f"{t['inconclusive']} inconclusive, {t['not_testable']} not testable"
+            + (f" ({budget} resting on runs that did not learn)" if budget else "") + ".")
+
+
+def _learned_text(an: Analysis) -> str:
+    """Which finished runs beat the majority class ('' when no run recorded its labels)."""
+    base = majority_baseline(an)
+    judged = [r for r in an.study.runs if r.finished and r.learned(an.split) is not None]
+    if base is None or not judged:
+        return ""
+    rate, cls = base[:2]
+    good = sum(bool(r.learned(an.split)) for r in judged)
+    text = (f"The majority class ('{cls}') is {pct(rate)} of the {an.eval_name} images; "
+            + (f"every one of the {good} runs beats it" if good == len(judged) else
+               f"{good} of {len(judged)} runs beat it")
+            + f" ({S.CONFIDENCE:.0%} Wilson interval above it)")
+    bad = _unlearned(an)
+    if not good:
+        return text + ": no run learned, so no comparison can decide anything."
+    return text + (f"; did not learn: {', '.join(bad)}." if bad else ".")
 
 
 def _accuracy_figure(an: Analysis, fig_dir: Path, written: set) -> Figure | None:
@@ -91,30 +114,35 @@ def _accuracy_figure(an: Analysis, fig_dir: Path, written: set) -> Figure | None
     name = "accuracy_vs_gmacs.png"
     px = "224 px" if at_224 else "each run's image size"
     F.accuracy_vs_cost(points, fig_dir / name, ylabel=f"{an.eval_name} accuracy (%)",
-                       xlabel=f"GMACs per image at {px} (log scale)")
+                       xlabel=f"GMACs per image at {px}")
     written.add(name)
     return Figure(f"figures/{name}", f"{an.eval_name.capitalize()} accuracy at the selected "
-                                     f"checkpoint against GMACs per image at {px}, 95% CI "
-                                     f"({ACC_CI}).")
+                                     f"checkpoint against GMACs per image at {px} (log scale), "
+                                     f"{S.CONFIDENCE:.0%} CI ({ACC_CI}). GMACs are rounded to "
+                                     f"{F.GMACS_DIGITS} significant figures, so models of equal "
+                                     "cost share a position.")
 
 
 def _notes(an: Analysis, plan: Plan) -> list[Para]:
-    st, out = an.study, []
+    st = an.study
+    baseline = _baseline_note(an, plan)  # first: what the comparisons below rest on
+    out = [baseline] if baseline else []
     mdes = [c.mde for c in an.comparisons if ok(c.mde)]
     if mdes:
         lo, hi = 100 * min(mdes), 100 * max(mdes)
         span = f"{lo:.1f}" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f} to {hi:.1f}"
         out.append(Para(f"Power: a comparison here detects a true difference of about {span} "
-                        "points with 80% power at the Holm-corrected level; smaller real "
-                        "differences would mostly go unnoticed.", css="note"))
+                        f"points with {S.POWER:.0%} power at the Holm-corrected level; smaller "
+                        "real differences would mostly go unnoticed.", css="note"))
     if not any(r.finished for r in st.runs):
         out.append(Para("No run finished: there is nothing to compare. The reasons are under "
                         "'Runs'.", css="warning"))
     degenerate = [k for k in an.groups if an.degenerate_runs(k)]
     if degenerate:
         out.append(Para(
-            "Degenerate runs (≥ 90% of the images predicted as one class that is < 90% of the "
-            "data): " + ", ".join(an.label(k) for k in degenerate) + ". They are near-constant "
+            f"Degenerate runs (≥ {S.DEGENERATE_SHARE:.0%} of the images predicted as one class "
+            f"that is < {S.DEGENERATE_SHARE:.0%} of the data): "
+            + ", ".join(an.label(k) for k in degenerate) + ". They are near-constant "
             "predictors, not classifiers; comparisons resting on them are not testable under "
             "this budget.", css="warning"))
     if an.split == "val":
@@ -122,9 +150,6 @@ def _notes(an: Analysis, plan: Plan) -> list[Para]:
                         "split that also selected the checkpoints, so its accuracies are "
                         "optimistic.", css="warning"))
     out += _seed_notes(an)
-    baseline = _baseline_note(an, plan)
-    if baseline:
-        out.append(baseline)
     if st.left_out:
         out.append(Para(f"Left out: {len(st.left_out)} run folder(s) that study.yaml no longer "
                         f"lists ({', '.join(r.name for r in st.left_out)}); this report covers "
@@ -146,23 +171,43 @@ def _seed_notes(an: Analysis) -> list[Para]:
     return [Para(text + f" Use {MIN_SEEDS_FOR_VARIANCE} or more seeds.", css="note")]
 
 
+def _unlearned(an: Analysis) -> list[str]:
+    """'SE-ResNet-18 (2 of 2 seeds)': each model or variant with runs that did not learn."""
+    out = []
+    for key in an.groups:
+        bad, fin = len(an.unlearned_runs(key)), len(an.finished(key))
+        if bad:
+            out.append(group_label(key) + (f" ({bad} of {fin} seeds)" if fin > 1 else ""))
+    return out
+
+
 def _baseline_note(an: Analysis, plan: Plan) -> Para | None:
+    """The majority-class baseline, the runs that did not beat it, and whether the best model
+    does."""
     base = majority_baseline(an)
-    top = plan.top
     if base is None:
         return Para("The majority-class baseline cannot be computed: no run recorded per-image "
                     f"targets on the {an.eval_name} split.", css="warning")
-    if top is None:
-        return None
     rate, cls, k, n = base
+    conf = f"{S.CONFIDENCE:.0%}"
+    line = (f"Majority-class baseline (always '{cls}'): {pct(rate)} ({k}/{n}) of the "
+            f"{an.eval_name} images; a run learned when the {conf} Wilson interval of its "
+            "accuracy lies above it.")
+    bad = _unlearned(an)
+    if bad:
+        line += (f" Did not learn: {', '.join(bad)}. Comparisons and claims resting on these "
+                 "runs are not testable under this budget.")
+    top = plan.top
+    if top is None:
+        return Para(line, css="warning" if bad else "")
     acc, low, high, method = an.accuracy_ci(top)
-    line = (f"Best model (highest mean validation accuracy): {an.label(top)}, "
-            f"{an.eval_name} accuracy {pct(acc)} (95% CI {ci_text(low, high)}, {method}); "
-            f"majority-class baseline (always '{cls}'): {pct(rate)} ({k}/{n}).")
+    line += (f" Best model (highest mean validation accuracy): {an.label(top)}, "
+             f"{an.eval_name} accuracy {pct(acc)} ({conf} CI {ci_text(low, high)}, {method}).")
     if ok(low) and low > rate:
-        return Para(line + " The best model clearly beats the baseline (its CI lies above it).")
+        return Para(line + " The best model clearly beats the baseline (its CI lies above it).",
+                    css="warning" if bad else "")
     return Para(line + " The best model does NOT clearly beat the majority-class baseline on "
-                f"the {an.eval_name} split: its 95% CI reaches down to the baseline, so this "
+                f"the {an.eval_name} split: its {conf} CI reaches down to the baseline, so this "
                 "study's comparisons say little about the architectures. Train longer or on "
                 "more data before drawing conclusions.", css="warning")
 
@@ -173,11 +218,10 @@ def majority_baseline(an: Analysis):
         for r in runs:
             t = r.targets(an.split)
             if t:
-                counts = np.bincount(np.asarray(t, dtype=int))
-                k = int(counts.argmax())
+                top, count, total = S.majority(t)
                 classes = an.study.classes
-                name = classes[k] if k < len(classes) else str(k)
-                return counts[k] / counts.sum(), name, int(counts[k]), int(counts.sum())
+                name = classes[top] if top < len(classes) else str(top)
+                return count / total, name, count, total
     return None
 
 
@@ -188,13 +232,16 @@ def models_table(doc: Document, an: Analysis) -> None:
     differs = any(r.checkpoint("last").get("epoch") != r.checkpoint("best").get("epoch")
                   for r in an.study.runs if r.finished)
     header = (["model", "runs", "selected epoch", f"{ev} acc", "95% CI", "balanced acc",
-               "macro-F1", params_header(an), "GMACs at 224 px", "train min", "degenerate"]
+               "macro-F1", params_header(an), "GMACs at 224 px", "train min", "degenerate",
+               "did not learn"]
               + (["last epoch", f"{ev} acc (last)"] if differs else []))
     rows = [_model_row(an, key, differs) for key in an.groups]
     doc.add(Heading("Models"), Table(
         header, rows, caption=f"Mean ± sd over seeds at the checkpoint validation selected; "
-        f"{ev} split; CI: {ACC_CI}" + ("; last-epoch columns where the last epoch is not the "
-                                        "selected one" if differs else "")))
+        f"{ev} split; CI: {ACC_CI}; did not learn: the {S.CONFIDENCE:.0%} Wilson interval of a "
+        "run's accuracy does not lie above the majority-class rate"
+        + ("; last-epoch columns where the last epoch is not the selected one" if differs
+           else "")))
 
 
 def _model_row(an: Analysis, key, differs: bool) -> list[str]:
@@ -204,9 +251,8 @@ def _model_row(an: Analysis, key, differs: bool) -> list[str]:
     head = [group_label(key), count]
     cost = [params_text(runs[0].params), f"{gm:.3g}" if gm else "–"]
     if not fin:
-        return head + ["–"] * 5 + cost + ["–", "–"] + (["–", "–"] if differs else [])
+        return head + ["–"] * 5 + cost + ["–"] * 3 + (["–", "–"] if differs else [])
     acc, low, high, _ = an.accuracy_ci(key)
-    bad = len(an.degenerate_runs(key))
     cells = ["/".join(str(r.checkpoint("best").get("epoch", "?")) for r in fin),
              mean_sd_text([r.accuracy("best", an.split) for r in fin]), ci_text(low, high),
              mean_sd_text([(r.class_metrics("best", an.split) or {}).get("balanced_accuracy")
@@ -215,7 +261,8 @@ def _model_row(an: Analysis, key, differs: bool) -> list[str]:
                            for r in fin])]
     minutes = mean(r.seconds for r in fin)
     tail = [f"{minutes / 60:.1f}" if ok(minutes) else "–",
-            "no" if not bad else "yes" if bad == len(fin) else f"{bad} of {len(fin)}"]
+            _in_seeds(len(an.degenerate_runs(key)), len(fin)),
+            _in_seeds(len(an.unlearned_runs(key)), len(fin))]
     if differs:
         same = all(r.checkpoint("last").get("epoch") == r.checkpoint("best").get("epoch")
                    for r in fin)
@@ -223,6 +270,11 @@ def _model_row(an: Analysis, key, differs: bool) -> list[str]:
             "/".join(str(r.checkpoint("last").get("epoch", "?")) for r in fin),
             mean_sd_text([r.accuracy("last", an.split) for r in fin])])
     return head + cells + cost + tail
+
+
+def _in_seeds(bad: int, runs: int) -> str:
+    """A flag over a model's seeds: 'no', 'yes' (every seed), or '1 of 3'."""
+    return "no" if not bad else "yes" if bad == runs else f"{bad} of {runs}"
 
 
 def params_header(an: Analysis) -> str:
@@ -236,6 +288,7 @@ def claims(doc: Document, an: Analysis, plan: Plan) -> None:
     doc.add(Heading("The source study's claims"), Table(
         ["claim", "verdict", "why"], [[c.claim, c.word, c.reason] for c in judged], wrap=(2,),
         caption="Each claim judged from the comparisons' verdicts (Holm-corrected); 'not "
-                "testable (budget)': it rests on degenerate or unconverged runs"),
+                "testable (budget)': it rests on degenerate or unconverged runs, or on runs "
+                "that did not beat the majority class"),
         Details([(f"{c.claim}: {c.word}", c.detail or c.reason) for c in judged]))
 

@@ -97,6 +97,14 @@ class Run:
             return False
         return S.degenerate(s["targets"], s["predictions"])[0]
 
+    def learned(self, split: str, which: str = "best") -> bool | None:
+        """Whether the run beat the majority class on `split` (`stats.beats_majority`); None
+        when the record lacks the counts or the true labels."""
+        s = self.split(which, split)
+        if not s or not s.get("total") or s.get("correct") is None or not s.get("targets"):
+            return None
+        return S.beats_majority(s["correct"], s["total"], s["targets"])
+
     def train_eval(self, which: str = "best") -> float | None:
         """Accuracy of the checkpoint in eval mode on the study's fixed train subset, or None
         when the record has none (never the running train-mode accuracy)."""

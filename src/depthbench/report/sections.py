@@ -42,7 +42,8 @@ def comparisons(doc: Document, an: Analysis, plan: Plan) -> None:
         f"paired by seed and image; Holm over all {m} comparisons. Verdict (A against B): "
         "better / worse (Holm-adjusted p < 0.05), equivalent (within "
         f"±{100 * an.margin:g} points by TOST), inconclusive (neither), not testable "
-        "(degenerate runs, or runs that cannot be paired). Method per row: exact McNemar with "
+        "(degenerate runs, runs that did not beat the majority class, or runs that cannot be "
+        "paired). Method per row: exact McNemar with "
         "one seed, the crossed and seed-level t with several (Methods)."))
     for q, comps in plan.by_question():
         doc.add(Heading(QUESTIONS[q], level=3))
@@ -391,7 +392,8 @@ def runs(doc: Document, an: Analysis) -> None:
 
 
 def _run_row(an: Analysis, r: Run) -> list[str]:
-    status = r.status + (" (degenerate)" if r.finished and r.degenerate(an.split) else "")
+    status = r.status + (" (degenerate)" if r.finished and r.degenerate(an.split) else "") + (
+        " (did not learn)" if r.finished and r.learned(an.split) is False else "")
     cells = [r.name, status, str(r.checkpoint("best").get("epoch", "–"))]
     for which in ("best", "last"):
         for split in ("val", "test"):
@@ -421,6 +423,12 @@ def methods(doc: Document, an: Analysis) -> None:
         "falls; with several, on both t tests. 'Equivalent' / 'does not help' only when it "
         "passes; otherwise 'inconclusive', with what would decide it.",
     ] + _METHODS_FIXED[2:] + [
+        f"Did not learn: a run whose {S.CONFIDENCE:.0%} Wilson interval of its accuracy on the "
+        "evaluation split (selected checkpoint) does not lie above that split's majority-class "
+        "rate; marked in every table and in results.csv (did_not_learn, majority_rate). "
+        "Comparisons resting on one are 'not testable under this budget' whatever their "
+        "p-value (they still count in Holm's m), and so are the source's claims resting on "
+        "them.",
         f"Converged: last-epoch train accuracy ≥ {100 * CONVERGED_TRAIN_ACC:.0f}% (mean over "
         "seeds; the eval-mode train-subset accuracy when recorded). Overfitting: eval-mode "
         "accuracy of the selected checkpoint on a fixed train subset (the same images in every "

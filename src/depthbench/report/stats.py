@@ -452,6 +452,21 @@ def degenerate(targets, predictions) -> tuple[bool, int | None, float]:
     return bool(share >= DEGENERATE_SHARE and true_share < DEGENERATE_SHARE), top, float(share)
 
 
+def majority(targets) -> tuple[int, int, int]:
+    """(the most frequent true class, its count, the images): the majority-class baseline of a
+    split, always guessing that class (the lowest index on a tie)."""
+    counts = np.bincount(np.asarray(targets, dtype=int))
+    top = int(counts.argmax())
+    return top, int(counts[top]), int(counts.sum())
+
+
+def beats_majority(correct: int, total: int, targets) -> bool:
+    """Whether a run learned: the Wilson interval of its accuracy (`correct` of `total`) lies
+    above the majority-class rate of the same images' true labels `targets`."""
+    _, top, n = majority(targets)
+    return wilson_ci(correct, total)[0] > top / n
+
+
 def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1; nan with fewer than two values)."""
     v = np.asarray([x for x in values if x is not None], dtype=float)
