@@ -272,22 +272,3 @@ def test_seeds_needed_reaches_80_percent_power_by_simulation():
     assert comp.seeds(delta, 0.02, m, n)[1] == 0 and comp.images(delta, 0.02, m, k)[1] == 0
     # a run-to-run term alone too large for any test set at 2 seeds: no image count decides it
     assert S.Components(0.0, 0.01, 0.1).images(delta, 0.02, m, seeds=2)[0] == 0
-
-
-def test_corrected_t_recomputes_from_cell_accuracies():
-    """The corrected repeated k-fold t from its formula: the per-cell differences' mean over
-    sqrt((1/J + n_test/n_train) s²), J - 1 df; one model's interval is the same t on accuracies."""
-    rng = np.random.default_rng(3)
-    cells = [S.Cell(0, k, 0, np.arange(80) + 80 * k, (rng.random(80) < 0.7).astype(int),
-                    (rng.random(80) < 0.6).astype(int), 320) for k in range(5)]
-    x = np.array([c.a.mean() - c.b.mean() for c in cells])
-    se = math.sqrt((1 / 5 + 80 / 320) * x.var(ddof=1))
-    t = S.compare_cells(cells)
-    assert t.method == S.CORRECTED and t.df == 4 and t.se == pytest.approx(se)
-    assert t.p == pytest.approx(2 * stats.t.sf(abs(x.mean()) / se, 4))
-    assert t.low < t.delta < t.high and S.mde(t, 3) > 0 and 0 < t.tost_p(0.02) <= 1
-    acc = np.array([c.a.mean() for c in cells])
-    mean, low, high, method = S.accuracy_cells(cells)
-    half = stats.t.ppf(0.975, 4) * math.sqrt((1 / 5 + 80 / 320) * acc.var(ddof=1))
-    assert mean == pytest.approx(acc.mean()) and method == S.CORRECTED
-    assert (low, high) == (pytest.approx(acc.mean() - half), pytest.approx(acc.mean() + half))

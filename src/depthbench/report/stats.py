@@ -16,14 +16,33 @@ A comparison of A and B uses one method for both its interval and its test, so t
   the variance is underestimated. The seed-level t is exact for that term but ignores the
   images shared by every seed. A difference both tests call real is real under either source of
   noise, and the pair never rejects more often than the better-calibrated of the two.
+- cross-validation (`compare_cells`, the crossed CV t): A and B paired within each (repeat,
+  fold, seed) cell, Δ over every test prediction, and the crossed model of the per-image
+  differences with an image term (one image, the same in every repeat), a training-set term
+  (shared by a fold's seeds), a seed term and a residual (`cv_fit`, `cv_se_df`). The fold
+  results are correlated: a repeat's training sets overlap, and every repeat tests the same
+  images. A t over the cells' differences ignores the second and McNemar on the pooled
+  predictions ignores both; the corrected repeated k-fold t (`corrected_t`) covers them by
+  inflating every term, the image term included, and rests on J - 1 df. The crossed model
+  estimates the image term from all N images and the run terms from the cells, so it needs no
+  inflation where the runs' overlap adds no shared shift, which real learners trained on the
+  study's own folds show (BENCHMARKS.md, "Calibration of the cross-validated comparison").
+
+The same standard error and df give the interval, TOST (`Test.tost_p`), Holm's adjusted p and the
+detectable difference (`mde`). `detectable` gives the detectable difference of any design from a
+comparison's components (`Components` for a single split, `CVComponents` for cross-validation;
+measured or stated), and `CVComponents.smallest` the cheapest design with more seeds, repeats or
+folds that would decide an open comparison: the report's "what would decide it" and the planner
+call the same functions, and at the design a study ran they give its test's numbers exactly.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy import optimize, stats
@@ -37,9 +56,20 @@ CROSSED = "crossed random-effects t"  # images x seeds, Satterthwaite df
 SEED = "seed-level t"  # the seeds' mean differences, S - 1 df
 SEEDS = "crossed and seed-level t"  # several seeds: the larger p of the two (`seeds_t`)
 SIGN = "exact sign test"  # over images, on seed-averaged differences (no variance to estimate)
-CORRECTED = "corrected repeated k-fold t"  # cross-validation cells, Nadeau-Bengio variance factor
-T_METHODS = (CROSSED, SEED, CORRECTED)  # a t with a standard error and df (TOST, power)
+CORRECTED = "corrected repeated k-fold t"  # Nadeau-Bengio variance factor (compared, not used)
+CROSSED_CV = "crossed CV t"  # cross-validation: images x training sets x seeds, Satterthwaite df
+T_METHODS = (CROSSED, SEED, CORRECTED, CROSSED_CV)  # a t with a standard error and df (TOST, power)
 MAX_SEEDS = 20  # "what would decide it" counts seeds up to this many
+# The Methods line for a cross-validated study (the design is named beside it: `Design.describe`).
+CV_METHOD = (
+    "Cross-validated comparisons: A and B are paired within each (repeat, fold, seed) cell (the "
+    "same training and test images); Δ is the difference of their accuracies over every test "
+    "prediction, and its standard error comes from a crossed random-effects model of the "
+    "per-image differences, d = μ + image + training set + seed + ε, the image term shared by "
+    "an image's tests in every repeat and the training-set term by a fold's seeds (method of "
+    "moments, negative components set to zero, Satterthwaite degrees of freedom: the crossed CV "
+    "t); the same standard error and degrees of freedom give the interval, the equivalence test, "
+    "Holm's correction, the detectable difference and each model's accuracy interval.")
 
 
 def wilson_ci(correct: int, total: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -244,6 +274,22 @@ def mean_ci(outcomes_by_seed: Sequence, confidence: float = CONFIDENCE
     return t.delta, max(0.0, t.low), min(1.0, t.high), t.method
 
 
+# ---------------------------------------------------------------------------- cross-validation
+# A cross-validated comparison's per-image differences d, one for every (repeat, fold, seed) cell
+# and each of the fold's test images, follow the crossed model
+#     d = mu + image_i + train_(repeat, fold) + seed_(repeat, fold, seed) + e,
+# where the image term is the image x architecture interaction (the same image in every repeat),
+# the training-set term is shared by a fold's seeds (the same training images) and the seed term
+# is a run's own. Every repeat tests every image once, so the image term shrinks with all N
+# images, not with one split's; it and the two run terms are estimated from four mean squares
+# (images, training sets, seeds within a training set, within cells) by the method of moments,
+# negative estimates set to zero, with Satterthwaite degrees of freedom.
+CV_TERMS = ("image", "train", "seed", "res")
+MAX_REPEATS = 10  # "what would decide it" counts repeats up to this many...
+MAX_RUNS = 100  # ... and designs up to this many runs of each model
+FOLD_CHOICES = (5, 10)  # the fold counts it suggests besides the study's own
+
+
 @dataclass(frozen=True)
 class Cell:
     """One (repeat, fold, seed) cell of a cross-validated study: A and B trained on the same
@@ -258,19 +304,369 @@ class Cell:
     n_train: int  # training images of the cell
 
 
+@dataclass(frozen=True)
+class CellCounts:
+    """One cell as a comparison's row of comparisons.csv carries it (`format_cells`): the images
+    A got right and B wrong (`a_only`), the reverse (`b_only`), the fold's test images and the
+    cell's training images. For one model's accuracy, `a_only` counts its right answers and
+    `b_only` is 0."""
+
+    repeat: int
+    fold: int
+    seed: int
+    a_only: int
+    b_only: int
+    n_test: int
+    n_train: int
+
+
+@dataclass(frozen=True)
+class Design:
+    """A design as the planner counts it. A single split (`folds` 0): `images` test images and
+    `seeds` runs of each model. Cross-validation: `images` in all, `folds` x `repeats` partitions
+    and `seeds` runs per (repeat, fold); `fold_sq` is the sum over (repeat, fold) of the fold's
+    test images squared as a study's folds came out (0: folds of equal size)."""
+
+    images: int
+    seeds: int = 1
+    folds: int = 0
+    repeats: int = 1
+    fold_sq: float = 0.0
+
+    @property
+    def runs(self) -> int:
+        """Runs of each model."""
+        return self.seeds * (self.folds * self.repeats if self.folds else 1)
+
+    @property
+    def tests(self) -> int:
+        """How often each image is tested (cross-validation: repeats x seeds)."""
+        return self.repeats * self.seeds
+
+    def square_sizes(self) -> float:
+        return self.fold_sq or self.repeats * self.images ** 2 / self.folds
+
+    def describe(self) -> str:
+        """The design in words, e.g. "5-fold x 2 repeats: every image tested twice"."""
+        seeds = f"{self.seeds} seed{'' if self.seeds == 1 else 's'}"
+        if not self.folds:
+            return f"single split: {self.images} test images, {seeds}"
+        times = {1: "once", 2: "twice"}.get(self.tests, f"{self.tests} times")
+        per = "" if self.seeds == 1 else f", {seeds} per fold"
+        return (f"{self.folds}-fold x {self.repeats} repeat{'' if self.repeats == 1 else 's'}"
+                f"{per}: every image tested {times}")
+
+
+def cv_fit(total, sq, sizes, image_sq) -> tuple[np.ndarray, np.ndarray]:
+    """The crossed fit of cross-validation cells from their sufficient statistics, with any
+    leading batch axes: total[..., r, k, s] = the cell's sum of d, sq[..., r, k, s] its sum of
+    d², sizes[..., r, k] the fold's test images, image_sq[...] = the sum over images of the
+    square of each image's total d over its R x S cells. Returns (mean d, components[..., 4] in
+    `CV_TERMS` order, each >= 0; merged as `CVComponents` says when the design cannot tell two
+    apart). scipy and statsmodels have no crossed model of this layout, hence these lines."""
+    total, sq = np.asarray(total, dtype=float), np.asarray(sq, dtype=float)
+    sizes, image_sq = np.asarray(sizes, dtype=float), np.asarray(image_sq, dtype=float)
+    r, k, s = total.shape[-3:]
+    n = sizes[..., 0, :].sum(axis=-1)
+    np_ = n * r * s
+    grand = total.sum(axis=(-3, -2, -1))
+    c0 = grand ** 2 / np_
+    cells = np.sum(total ** 2 / sizes[..., None], axis=(-3, -2, -1))
+    folds = np.sum(total.sum(axis=-1) ** 2 / (s * sizes), axis=(-2, -1))
+    ss = {"img": image_sq / (r * s) - c0, "fold": folds - c0, "seed": cells - folds,
+          "w": sq.sum(axis=(-3, -2, -1)) - cells}
+    a, _, dfs, rows, cols = _cv_system(n, k, r, s, np.sum(sizes ** 2, axis=(-2, -1)))
+    ms = np.stack([ss[row] for row in rows], axis=-1) / dfs
+    fitted = np.linalg.solve(a, ms[..., None])[..., 0]
+    return grand / np_, _spread(np.maximum(fitted, 0.0), cols)
+
+
+def cv_se_df(components, design: Design, measured: bool = False
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(standard error, Satterthwaite df) of the mean difference at `design` (cross-validation),
+    given components[..., 4] in `CV_TERMS` order (arrays welcome: the simulations' batches).
+
+    Var(mean) = sum of each component times its weight at the design; its df come from the mean
+    squares the components imply at the design, weighted as the estimate weighs them. `measured`:
+    the design the components were measured at, where the test drops the components it set to
+    zero (the mean squares implied are then those observed, wherever no component was set to
+    zero): the report's test and the planner at that design are one computation. Elsewhere every
+    component is estimated, as a new study would (its estimates fall on either side of zero)."""
+    return _se_df(components, design.images, design.folds, design.repeats, design.seeds,
+                  design.square_sizes(), measured)
+
+
+def cv_batch(total, sq, sizes, image_sq) -> tuple[np.ndarray, ...]:
+    """`compare_cells` for a batch of studies (`cv_fit`'s arrays, vectorised for the
+    simulations): (mean difference, standard error, df, components)."""
+    mean, theta = cv_fit(total, sq, sizes, image_sq)
+    r, k, s = np.shape(total)[-3:]
+    sizes = np.asarray(sizes, dtype=float)
+    se, df = _se_df(theta, sizes[..., 0, :].sum(axis=-1), k, r, s,
+                    np.sum(sizes ** 2, axis=(-2, -1)), measured=True)
+    return mean, se, df, theta
+
+
+def cv_p(total, sq, sizes, image_sq) -> np.ndarray:
+    """Two-sided p of `compare_cells` for a batch of studies (`cv_fit`'s arrays)."""
+    mean, se, df, _ = cv_batch(total, sq, sizes, image_sq)
+    return 2 * stats.t.sf(np.abs(mean) / se, df)
+
+
+def _se_df(components, n, k: int, r: int, s: int, fold_sq, measured: bool
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """`cv_se_df` on arrays: n and fold_sq may vary along the batch."""
+    theta = np.asarray(components, dtype=float)
+    n = np.broadcast_to(np.asarray(n, dtype=float), theta.shape[:-1])
+    a, c, dfs, _, cols = _cv_system(n, k, r, s, np.broadcast_to(fold_sq, n.shape))
+    th = _merge(theta, cols, r * s)
+    kept = th > 0 if measured else np.ones_like(th, dtype=bool)
+    w = np.linalg.solve(np.swapaxes(a, -1, -2), (c * kept)[..., None])[..., 0]
+    terms = w * (a @ th[..., None])[..., 0]
+    var = np.maximum(np.sum(c * th, axis=-1), 1.0 / (n * r * s) ** 2)
+    den = np.sum(terms ** 2 / dfs, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(den > 0, var ** 2 / np.where(den > 0, den, 1.0), np.inf)
+    return np.sqrt(var), np.maximum(df, 1.0)
+
+
+def _cv_system(n, k: int, r: int, s: int, fold_sq):
+    """For N = `n` images, k folds x r repeats x s seeds: the expected mean squares per unit of
+    each component (a[..., row, col]), each component's weight in Var(mean) (c[..., col]), the
+    rows' df, the rows (mean squares) and the columns (components, as `CV_TERMS` indices) the
+    design can tell apart. One seed: the training-set and seed terms are one column; one test
+    per image (r = s = 1): the image and residual terms are one, and the image mean square is
+    the sum of the other two.
+
+    Each expectation is sum over blocks B of sum over a term's levels z of |B and z|² / |B|,
+    between nested partitions of the image-tests: images, (repeat, fold), cells, single tests."""
+    n, q = np.asarray(n, dtype=float), np.asarray(fold_sq, dtype=float)
+    p, g, j = r * s, r * k, r * k * s
+    tests = n * p
+    one, zero = np.ones_like(n), np.zeros_like(n)
+    fg, fc = s * s * q / tests, s * q / tests  # the whole set's blocks against folds and cells
+    rows = {"img": ([tests - p, n * s - fg, n - fc, n - 1], n - 1),
+            "fold": ([(j - p) * one, tests - fg, n * r - fc, (g - 1) * one], (g - 1) * one),
+            "seed": ([zero, zero, tests - n * r, (j - g) * one], (j - g) * one),
+            "w": ([tests - j, zero, zero, tests - j], tests - j)}
+    weight = [p * one / tests, fg / tests, fc / tests, one / tests]
+    keep_rows = [x for x in rows if not (x == "seed" and s == 1) and not (x == "img" and p == 1)]
+    cols = [i for i in range(4) if not (i == 2 and s == 1) and not (i == 3 and p == 1)]
+    dfs = np.stack([rows[x][1] for x in keep_rows], axis=-1)
+    a = np.stack([np.stack([rows[x][0][i] / rows[x][1] for i in cols], axis=-1)
+                  for x in keep_rows], axis=-2)
+    return a, np.stack([weight[i] for i in cols], axis=-1), dfs, keep_rows, cols
+
+
+def _merge(theta, cols, tests):
+    """The four components as the design's columns: a merged column carries both terms."""
+    th = np.array(theta, dtype=float, copy=True)
+    if 2 not in cols:
+        th[..., 1] += th[..., 2]
+    if tests == 1:
+        th[..., 0] += th[..., 3]
+    return th[..., cols]
+
+
+def _spread(fitted, cols):
+    """The design's columns back as four components (a merged column in `train` or `image`)."""
+    out = np.zeros(fitted.shape[:-1] + (4,))
+    out[..., cols] = fitted
+    return out
+
+
+@dataclass(frozen=True)
+class CVComponents:
+    """The crossed model's components of a cross-validated comparison, per image-test (`cv_fit`),
+    and what they say about other designs. With one seed per (repeat, fold) the two run terms
+    are one, kept in `train` (more repeats shrink it, more seeds alone would not); with one test
+    per image the image and residual terms are one, kept in `image` (more tests would not shrink
+    it). Both choices err towards asking for more."""
+
+    image: float  # image x architecture interaction: shrinks only with more images
+    train: float  # a (repeat, fold)'s shift, shared by its seeds (its training images)
+    seed: float  # a run's own shift
+    res: float  # per-run, per-image disagreement
+    measured: Design | None = None  # the design they were measured at (`cv_components`)
+
+    def as_array(self) -> np.ndarray:
+        return np.array([self.image, self.train, self.seed, self.res])
+
+    def se_df(self, design: Design) -> tuple[float, float]:
+        """(standard error, df) of the crossed CV t at `design` (cross-validation)."""
+        design = self.at(design)
+        se, df = cv_se_df(self.as_array(), design, measured=design == self.measured)
+        return float(se), float(df)
+
+    def gap(self, design: Design, level: float) -> float:
+        """The true distance from a bound that the test at `design` finds with 80% power,
+        one-sided at `level`."""
+        if not design.folds:
+            return self.split().gap(design, level)
+        return _t_gap(*self.se_df(design), level)
+
+    def smallest(self, delta: float, margin: float, m: int, design: Design
+                 ) -> tuple[Design | None, Design | None]:
+        """(the cheapest design with more seeds, repeats or folds than `design` that detects |Δ|
+        with 80% power at alpha/m, the cheapest that shows equivalence by TOST at alpha/m if the
+        true Δ is the observed one); None where none up to `MAX_RUNS` runs would."""
+        level = ALPHA / max(m, 1)
+        options = sorted(_more(design), key=lambda d: (d.runs, d.seeds, d.folds))
+
+        def first(gap, one_sided):
+            return next((d for d in options if self.gap(d, one_sided) <= gap), None)
+
+        return (first(abs(delta), level / 2) if delta else None,
+                first(margin - abs(delta), level) if abs(delta) < margin else None)
+
+    def split(self) -> Components:
+        """The single split's components: its run term is the training-set and seed terms."""
+        return Components(self.image, self.train + self.seed, self.res)
+
+    def at(self, design: Design) -> Design:
+        """`design`, or the measured design itself where it is the same study (its folds' own
+        sizes, so that the planner gives the report's numbers)."""
+        m = self.measured
+        same = m is not None and (design.images, design.seeds, design.folds,
+                                  design.repeats) == (m.images, m.seeds, m.folds, m.repeats)
+        return m if same else design
+
+
+def _more(design: Design) -> list[Design]:
+    """Cross-validation designs with at least the seeds, repeats and folds of `design`, more of
+    one of them, up to `MAX_RUNS` runs of each model."""
+    folds = sorted({design.folds, *(k for k in FOLD_CHOICES if k > design.folds)})
+    return [Design(design.images, s, k, r) for k in folds for r in range(
+        design.repeats, MAX_REPEATS + 1) for s in range(design.seeds, MAX_SEEDS + 1)
+        if k * r * s <= MAX_RUNS and (k, r, s) != (design.folds, design.repeats, design.seeds)]
+
+
+def cell_grid(cells: Sequence[Cell]) -> tuple[list[Cell], int]:
+    """The cells of the largest complete grid of repeats x seeds (every fold of every kept
+    (repeat, seed) present), and how many cells it leaves out: the crossed fit needs each kept
+    repeat to test every image once per seed."""
+    folds = sorted({c.fold for c in cells})
+    have = {(c.repeat, c.seed, c.fold) for c in cells}
+    full = {(r, s) for r, s, _ in have if all((r, s, k) in have for k in folds)}
+    repeats, seeds = sorted({r for r, _ in full}), sorted({s for _, s in full})
+    best: tuple[int, list, list] = (0, [], [])
+    for r0 in repeats:  # candidate seed sets: those complete in one repeat; keep the largest grid
+        ss = [s for s in seeds if (r0, s) in full]
+        rr = [r for r in repeats if all((r, s) in full for s in ss)]
+        if len(rr) * len(ss) > best[0]:
+            best = (len(rr) * len(ss), rr, ss)
+    keep = {(r, s) for r in best[1] for s in best[2]}
+    kept = [c for c in cells if (c.repeat, c.seed) in keep]
+    return kept, len(cells) - len(kept)
+
+
+def cell_counts(cells: Sequence[Cell]) -> tuple[list[CellCounts], int]:
+    """What a comparison's row of comparisons.csv carries (`cv_test` recomputes its test from
+    it): each cell's counts, and image_sq, the sum over images of the square of each image's
+    total difference (A right minus B right) over its cells. For one model (`b` None): its
+    right answers, and image_sq of its per-image totals."""
+    ids = np.unique(np.concatenate([np.asarray(c.images) for c in cells]))
+    tested: dict[tuple[int, int], list] = {}
+    for c in cells:
+        tested.setdefault((c.repeat, c.seed), []).append(np.asarray(c.images))
+    for (r, s), parts in tested.items():
+        if not np.array_equal(np.sort(np.concatenate(parts)), ids):
+            raise ValueError(f"repeat {r}, seed {s}: its folds do not partition the same images "
+                             "as the other cells")
+    totals = np.zeros(ids.size)
+    counts = []
+    for c in cells:
+        a = _outcomes(c.a)
+        b = np.zeros_like(a) if c.b is None else _outcomes(c.b)
+        if a.shape != b.shape or a.size != np.size(c.images):
+            raise ValueError(f"cell (repeat {c.repeat}, fold {c.fold}, seed {c.seed}): outcomes "
+                             "and images differ in length")
+        np.add.at(totals, np.searchsorted(ids, np.asarray(c.images)), a - b)
+        counts.append(CellCounts(c.repeat, c.fold, c.seed, int(np.sum((a == 1) & (b == 0))),
+                                 int(np.sum((a == 0) & (b == 1))), a.size, int(c.n_train)))
+    return counts, int(round(float(np.sum(totals ** 2))))
+
+
+def cv_components(counts: Sequence[CellCounts], image_sq: int
+                  ) -> tuple[float, CVComponents, Design]:
+    """(mean difference, components, design) of a cross-validated comparison from its cells'
+    counts (a complete grid of repeats x folds x seeds: `cell_grid`)."""
+    repeats = sorted({c.repeat for c in counts})
+    folds = sorted({c.fold for c in counts})
+    seeds = sorted({c.seed for c in counts})
+    grid = {(c.repeat, c.fold, c.seed): c for c in counts}
+    if len(grid) != len(counts) or len(grid) != len(repeats) * len(folds) * len(seeds):
+        raise ValueError("cross-validation cells must form a complete grid of repeats x folds x "
+                         "seeds, each cell once (cell_grid keeps the largest one)")
+    if len(folds) < 2:
+        raise ValueError("cross-validation needs at least two folds")
+    shape = (len(repeats), len(folds), len(seeds))
+    total, sq, sizes = np.zeros(shape), np.zeros(shape), np.zeros(shape[:2])
+    for (i, r), (j, k), (h, s) in itertools.product(*map(enumerate, (repeats, folds, seeds))):
+        c = grid[r, k, s]
+        total[i, j, h], sq[i, j, h] = c.a_only - c.b_only, c.a_only + c.b_only
+        if h and sizes[i, j] != c.n_test:
+            raise ValueError(f"repeat {r}, fold {k}: the seeds' cells hold different images")
+        sizes[i, j] = c.n_test
+    if len({int(x) for x in sizes.sum(axis=1)}) != 1:
+        raise ValueError("every repeat must partition the same images")
+    mean, theta = cv_fit(total, sq, sizes, image_sq)
+    design = Design(int(sizes[0].sum()), len(seeds), len(folds), len(repeats),
+                    float(np.sum(sizes ** 2)))
+    return float(mean), CVComponents(*(float(x) for x in theta), measured=design), design
+
+
+def cv_test(counts: Sequence[CellCounts], image_sq: int, confidence: float = CONFIDENCE
+            ) -> Test:
+    """The crossed CV t from a comparison's cell counts and image_sq (what comparisons.csv
+    carries): Δ = (A only − B only) / image-tests, its standard error and df from `cv_se_df` at
+    the design the cells make."""
+    mean, comp, design = cv_components(counts, image_sq)
+    se, df = comp.se_df(design)
+    t = _t_test(mean, se, df, CROSSED_CV, confidence)
+    t.counts = (sum(c.a_only for c in counts), sum(c.b_only for c in counts),
+                design.images * design.tests)
+    return t
+
+
 def compare_cells(cells: Sequence[Cell], confidence: float = CONFIDENCE) -> Test:
-    """A vs B over cross-validation cells: Δ = mean over cells of acc(A) − acc(B)."""
-    return corrected_t([_cell_mean(c.a) - _cell_mean(c.b) for c in cells],
-                       _n_test(cells), _n_train(cells), confidence)
+    """A vs B over cross-validation cells: Δ = A's accuracy minus B's over every image-test, with
+    the crossed CV t (`cv_test`) on the largest complete grid of cells (`cell_grid`)."""
+    kept, left = cell_grid(cells)
+    if not kept:
+        raise ValueError("no (repeat, seed) has all its folds")
+    t = cv_test(*cell_counts(kept), confidence)
+    if left:
+        t.note = f"{left} cells outside the complete grid of repeats x folds x seeds left out"
+    return t
 
 
 def accuracy_cells(cells: Sequence[Cell], confidence: float = CONFIDENCE
                    ) -> tuple[float, float, float, str]:
-    """One model's mean accuracy over cross-validation cells with its interval (the method of
-    `compare_cells`, on the accuracies instead of their differences), clipped to [0, 1]."""
-    t = corrected_t([_cell_mean(c.a) for c in cells], _n_test(cells), _n_train(cells),
-                    confidence)
+    """One model's accuracy over every image-test of cross-validation cells with its interval:
+    the crossed CV t of `compare_cells` on the outcomes instead of their differences, clipped to
+    [0, 1]."""
+    kept, _ = cell_grid([Cell(c.repeat, c.fold, c.seed, c.images, c.a, None, c.n_train)
+                         for c in cells])
+    t = cv_test(*cell_counts(kept), confidence)
     return t.delta, max(0.0, t.low), min(1.0, t.high), t.method
+
+
+def format_cells(counts: Sequence[CellCounts]) -> str:
+    """A comparison's cells as one comparisons.csv field: `repeat:fold:seed:a_only:b_only:n_test:
+    n_train` per cell, cells joined by `;` (`parse_cells` reads it back)."""
+    return ";".join(":".join(str(int(getattr(c, f.name))) for f in fields(CellCounts))
+                    for c in counts)
+
+
+def parse_cells(text: str) -> list[CellCounts]:
+    """The cells of a comparisons.csv field written by `format_cells`."""
+    try:
+        return [CellCounts(*(int(x) for x in part.split(":"))) for part in text.split(";")
+                if part.strip()]
+    except (TypeError, ValueError):
+        raise ValueError(f"not a list of repeat:fold:seed:a_only:b_only:n_test:n_train cells: "
+                         f"{text[:60]!r}") from None
 
 
 def corrected_t(x: Sequence[float], n_test: float, n_train: float,
@@ -278,7 +674,8 @@ def corrected_t(x: Sequence[float], n_test: float, n_train: float,
     """The corrected repeated k-fold t (Nadeau & Bengio 2003; Bouckaert & Frank 2004) on the J
     per-cell values x: Var(mean) = (1/J + n_test/n_train) s², J − 1 df. The second term stands
     for the correlation of cells whose training sets overlap. A zero spread is read as the
-    smallest the counts can show (one image of n_test in one cell), as `seed_fit` does."""
+    smallest the counts can show (one image of n_test in one cell), as `seed_fit` does. Not the
+    report's method (`compare_cells`): the calibration benchmark compares the two."""
     x = np.asarray(x, dtype=float)
     j = x.size
     if j < 2:
@@ -286,18 +683,6 @@ def corrected_t(x: Sequence[float], n_test: float, n_train: float,
     var = max(float(x.var(ddof=1)), 1.0 / (n_test * n_test * j))
     se = math.sqrt((1.0 / j + n_test / n_train) * var)
     return _t_test(float(x.mean()), se, j - 1, CORRECTED, confidence)
-
-
-def _cell_mean(outcomes) -> float:
-    return float(_outcomes(outcomes).mean())
-
-
-def _n_test(cells: Sequence[Cell]) -> float:
-    return float(np.mean([np.size(c.a) for c in cells]))
-
-
-def _n_train(cells: Sequence[Cell]) -> float:
-    return float(np.mean([c.n_train for c in cells]))
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -334,6 +719,13 @@ def mde(test: Test, m: int) -> float:
     return float(min(max(z * math.sqrt((b + c) / n / n), z * z / n), 1.0))
 
 
+def detectable(components: Components | CVComponents, design: Design, m: int) -> float:
+    """The |Δ| the report's test finds with 80% power at the Holm level alpha/m at `design`,
+    from a comparison's components (measured, or stated): `mde` of that design's test, capped at
+    1 likewise. For the design a cross-validated study ran, it is that study's `mde` exactly."""
+    return float(min(components.gap(design, ALPHA / max(m, 1) / 2), 1.0))
+
+
 def images_needed(delta: float, margin: float, discordance: float, m: int) -> tuple[int, int]:
     """One seed, at this discordance rate: (images to detect a difference of |Δ| with 80% power at
     alpha/m, images for TOST at alpha/m to show equivalence when the true Δ is the observed one);
@@ -359,23 +751,53 @@ class Components:
     img: float  # image x architecture interaction: the part seeds do not shrink
     seed: float  # run-to-run shift of a seed's mean difference
     res: float  # per-run, per-image disagreement
+    # where measured (`of`): (seeds, images, the crossed t's se and df, the seed-level t's se),
+    # so that at the measured design the planner gives the report's test, which uses the
+    # observed mean squares where a component was set to zero
+    measured: tuple[int, int, float, float, float] | None = None
 
     @classmethod
     def of(cls, d: np.ndarray) -> Components:
         s, n = np.shape(d)
         ms_img, ms_seed, ms_res = (float(x) for x in crossed_fit(d)[3])
-        return cls(max(0.0, (ms_img - ms_res) / s), max(0.0, (ms_seed - ms_res) / n), ms_res)
+        crossed, seed = crossed_t(d), seed_t(d)
+        measured = ((s, n, crossed.se, crossed.df, seed.se) if crossed.method == CROSSED
+                    else None)
+        return cls(max(0.0, (ms_img - ms_res) / s), max(0.0, (ms_seed - ms_res) / n), ms_res,
+                   measured)
 
     def decides(self, gap: float, seeds: int, images: float, level: float) -> bool:
         """Whether `seeds_t` at this many seeds and images reaches 80% power for a true distance
         `gap` from its bound, one-sided at `level` (both of its tests must)."""
-        if gap <= 0:
-            return False
+        return gap > 0 and max(self._gaps(seeds, images, level)) <= gap
+
+    def _gaps(self, seeds: int, images: float, level: float) -> tuple[float, float]:
+        """The distances `seeds_t`'s crossed and seed-level tests find with 80% power."""
+        if self.measured and self.measured[:2] == (seeds, images):
+            _, _, crossed_se, crossed_df, seed_se = self.measured
+            return _t_gap(crossed_se, crossed_df, level), _t_gap(seed_se, seeds - 1, level)
         ms_img, ms_seed = self.res + seeds * self.img, self.res + images * self.seed
         num, df = _satterthwaite(ms_img, ms_seed, self.res, images, seeds)
         crossed = _t_gap(math.sqrt(num / (images * seeds)), float(df), level)
         seed = _t_gap(math.sqrt((self.seed + self.res / images) / seeds), seeds - 1, level)
-        return max(crossed, seed) <= gap
+        return crossed, seed
+
+    def gap(self, design: Design, level: float) -> float:
+        """The true distance from a bound that the report's test at `design` finds with 80%
+        power, one-sided at `level`: one seed, McNemar's at the discordance the components
+        imply (img + seed + res); several, the larger of `seeds_t`'s two; cross-validation, the
+        crossed CV t (`cv`)."""
+        if design.folds:
+            return self.cv().gap(design, level)
+        if design.seeds == 1:
+            z = stats.norm.ppf(1 - level) + stats.norm.ppf(POWER)
+            n = design.images
+            return float(max(z * math.sqrt((self.img + self.seed + self.res) / n), z * z / n))
+        return max(self._gaps(design.seeds, design.images, level))
+
+    def cv(self) -> CVComponents:
+        """The cross-validated components: the run term as the training-set term."""
+        return CVComponents(self.img, self.seed, 0.0, self.res)
 
     def seeds(self, delta: float, margin: float, m: int, images: int, start: int = 2,
               limit: int = MAX_SEEDS) -> tuple[int, int]:
