@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from depthbench._io import atomic_write_json
+from depthbench._io import atomic_write_text
 from depthbench.configio import DEFAULT_TEST, DEFAULT_VAL, fractions_problem
 from depthbench.cpus import usable_cpu_count
 from depthbench.data.groups import image_units
@@ -119,8 +119,12 @@ class Manifest:
                         for e in self._entries],
         }
 
+    def to_json(self) -> str:
+        """split.json's text: the same manifest always gives the same bytes."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
     def save(self, path: str | os.PathLike) -> None:
-        atomic_write_json(path, self.to_dict())
+        atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Manifest:

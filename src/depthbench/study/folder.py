@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from depthbench._io import atomic_write_text, remove_stale_temps
+from depthbench._io import atomic_write_bytes, atomic_write_text, remove_stale_temps
 from depthbench.data import (
     Manifest,
     Partition,
@@ -220,22 +220,18 @@ def record_cells(study_dir: Path, partition: Partition, plans: list[RunPlan]) ->
     """Each run folder's split.json: its (repeat, fold) cell of the partition, written before the
     run is handed to an executor (a SLURM job, a worker), which finds it in its own folder. One
     already there must be of this partition and cell (a run resumes on the images it began on)."""
-    cells: dict[tuple[int, int], Manifest] = {}
+    cells: dict[tuple[int, int], bytes] = {}  # a cell's split.json, made once for its runs
     for plan in plans:
-        path = study_dir / plan.name / SPLIT_FILE
-        if path.is_file():
-            cv = Manifest.load(path).cv or {}
-            if (cv.get("partition"), cv.get("repeat"), cv.get("fold")) != (
-                    partition.hash, plan.repeat, plan.fold):
-                raise DataError(f"{path} is not the split of repeat {plan.repeat}, fold "
-                                f"{plan.fold} of this study's {FOLDS_FILE}; delete the run "
-                                f"folder {path.parent} to train it again on its cell")
-            continue
         key = (plan.repeat, plan.fold)
         if key not in cells:
-            cells[key] = partition.cell(*key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cells[key].save(path)
+            cells[key] = partition.cell(*key).to_json().encode()
+        path = study_dir / plan.name / SPLIT_FILE
+        if not path.is_file():
+            atomic_write_bytes(path, cells[key])
+        elif path.read_bytes() != cells[key]:
+            raise DataError(f"{path} is not the split of repeat {plan.repeat}, fold {plan.fold} "
+                            f"of this study's {FOLDS_FILE}; delete the run folder {path.parent} "
+                            "to train it again on its cell")
 
 
 def _refuse_if_on_slurm(study_dir: Path) -> None:
