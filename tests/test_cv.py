@@ -8,12 +8,8 @@ import hashlib
 import io
 import json
 import math
-import os
-import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,13 +19,16 @@ import yaml
 from rich.console import Console
 from scipy import stats
 
+import depthbench.cpus
+from conftest import make_grouped_folder
 from depthbench.cli.main import main
 from depthbench.data.folds import cell_seed
-from depthbench.errors import ConfigError
+from depthbench.errors import ConfigError, StudyInterrupted
 from depthbench.report import stats as S
 from depthbench.runrecord import RUN_DIR_PATTERN
-from depthbench.study import load_spec, plan_runs, run_study, validate_spec
-from depthbench.study.folder import check_folder
+from depthbench.study import load_spec, local, packing, plan_runs, run_study, validate_spec
+from depthbench.study.folder import check_folder, preflight, record_cells, record_study
+from depthbench.study.summary import Summary
 
 BASE = {"name": "t", "data": "synthetic", "models": ["resnet18", "seresnet18"]}
 
@@ -147,39 +146,44 @@ def test_slurm_jobs_each_find_their_cells_split(tmp_path, monkeypatch):
     assert not (out / "split.json").exists() and not (out / "report.md").exists()
 
 
+def test_packing_on_a_gpu_estimates_from_each_runs_split_and_keeps_repeats_whole(tmp_path,
+                                                                                monkeypatch):
+    """`jobs: auto` on a GPU (here a pretended one): the memory estimate reads the run folders'
+    own split.json, and longest-first stays within a repeat (and seed)."""
+    monkeypatch.setattr(packing, "visible_gpus", lambda: [packing.Gpu("0", 80 * 2**30,
+                                                                      80 * 2**30)])
+    monkeypatch.setattr(depthbench.cpus, "usable_cpus", lambda: list(range(16)))
+    monkeypatch.setattr(local, "_worker_context", lambda preload: None)  # no fork server
+    spec = validate_spec({**BASE, "models": ["resnet18", "resnet50"], "img_size": 64,
+                          "data": "synthetic:n=20,size=16,classes=2,seed=0",
+                          "split": {"folds": 2, "repeats": 2, "val": 0.2}})
+    out = tmp_path / "study"
+    out.mkdir()
+    start = preflight(spec, out)
+    assert record_study(out, spec, start, Console(file=io.StringIO())) is None
+    plans = plan_runs(spec)
+    record_cells(out, start.partition, plans)
+    s = local.LocalScheduler(spec, out, None, plans, Summary(out, len(plans)),
+                             Console(file=io.StringIO()))
+    assert s.jobs > 1 and set(s.peaks) == {p.name for p in plans}
+    order = [p.name for p in s.todo]
+    assert [RUN_DIR_PATTERN.match(n)["repeat"] for n in order] == ["0"] * 4 + ["1"] * 4
+    assert order[0].startswith("resnet50")  # the longest first, within repeat 0
+
+
 # ------------------------------------------------------------------------ one study end to end
 
-def tiny_folder(root: Path) -> tuple[Path, Path]:
-    """Three classes of 16 px images, with duplicates (in a class and across classes) and a
-    groups file in which pairs of images, and one pair across classes, belong together."""
-    from conftest import make_image_folder
+def cut_short_after(runs: int, monkeypatch) -> None:
+    """The study stops as a Ctrl-C stops it once `runs` runs have ended (in the runner, as the
+    signal would arrive: the workers still training are stopped, resumably)."""
+    ended = Summary.run_ended
 
-    make_image_folder(root, {"a": 12, "b": 12, "c": 12}, ext=".jpg")
-    shutil.copy(root / "a" / "0000.jpg", root / "a" / "copy.jpg")
-    shutil.copy(root / "a" / "0001.jpg", root / "b" / "copy.jpg")
-    rows = ["path,group"]
-    for p in sorted(q.relative_to(root).as_posix() for q in root.rglob("*.jpg")):
-        cls, name = p.split("/")
-        group = "across" if name == "0005.jpg" and cls in "bc" else f"{cls}-{len(rows) // 2}"
-        rows.append(f"{p},{group}")
-    groups = root.parent / "groups.csv"
-    groups.write_text("\n".join(rows) + "\n")
-    return root, groups
+    def run_ended(self, *args, **kwargs):
+        ended(self, *args, **kwargs)
+        if len(self.finished) + len(self.failed) >= runs:
+            raise KeyboardInterrupt
 
-
-def _depthbench(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "depthbench", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=os.environ.copy(), **kw)
-
-
-def _finished(out: Path) -> int:
-    done = 0
-    for p in out.glob("*/result.json"):
-        try:
-            done += json.loads(p.read_text())["status"] == "finished"
-        except (OSError, ValueError, KeyError):
-            pass
-    return done
+    monkeypatch.setattr(Summary, "run_ended", run_ended)
 
 
 def recompute_p(row: dict) -> float:
@@ -197,32 +201,25 @@ def recompute_p(row: dict) -> float:
 
 
 @pytest.mark.slow
-def test_cross_validated_study_end_to_end_cut_short_then_resumed(tmp_path):
-    data, groups = tiny_folder(tmp_path / "data")
+def test_cross_validated_study_end_to_end_cut_short_then_resumed(tmp_path, monkeypatch):
+    data = tmp_path / "data"  # 16 px images, duplicates and a groups file
+    groups = make_grouped_folder(data, {"a": 12, "b": 12, "c": 12}, ext=".jpg")
     spec = write(tmp_path / "cv.yaml", {
         "name": "cv", "data": str(data), "recipe": "source", "img_size": 16,
         "split": {"folds": 3, "repeats": 2, "val": 0.2, "groups": "groups.csv"},
         "overrides": {"epochs": 1, "batch_size": 8, "lr": 0.001, "limit_train_batches": 1},
         "models": ["resnet18", "seresnet18"], "jobs": 2})
     out = tmp_path / "cv"
-    cmd = ["run", "--config", str(spec), "--out", str(out)]
-    first = _depthbench(*cmd)
-    try:  # cut it short once some runs finished: SIGTERM, as a scheduler or a Ctrl-C would
-        end = time.monotonic() + 300
-        while _finished(out) < 3 and first.poll() is None and time.monotonic() < end:
-            time.sleep(0.1)
-        first.send_signal(signal.SIGTERM)
-        _, err = first.communicate(timeout=120)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    assert first.returncode == 130, err
+    cut_short_after(4, monkeypatch)  # in this process: the command's own start is paid once
+    with pytest.raises(StudyInterrupted, match="interrupted with 4 of 12 runs finished"):
+        run_study(load_spec(spec), out, console=Console(file=io.StringIO()))
+    monkeypatch.undo()
     assert not (out / "report.md").exists()  # the report comes once, at the end
-    done = _finished(out)
-    second = _depthbench(*cmd)
-    stdout, err = second.communicate(timeout=600)
-    assert second.returncode == 0, err
-    assert f"{done} runs already finished" in err and f"{12 - done} of 12 runs to go" in err, err
+    rerun = subprocess.run([sys.executable, "-m", "depthbench", "run", "--config", str(spec),
+                            "--out", str(out)], capture_output=True, text=True, timeout=600)
+    err = rerun.stderr
+    assert rerun.returncode == 0, err
+    assert "4 runs already finished" in err and "8 of 12 runs to go" in err, err
     assert "[12/12]" in err
 
     names = [f"{m}__base__s0__r{r}__f{k}" for m in ("resnet18", "seresnet18") for r in (0, 1)
@@ -268,4 +265,4 @@ def test_cross_validated_study_end_to_end_cut_short_then_resumed(tmp_path):
     assert "3-fold × 2 repeats: every image tested twice" in md
     assert "measured on the runs of repeat 0, fold 0" in md
     assert "the test predictions of repeat 0's 3 folds pooled" in md
-    assert stdout.splitlines()[0] == f"report: {out / 'report.md'}"
+    assert rerun.stdout.splitlines()[0] == f"report: {out / 'report.md'}"

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 
 import numpy as np
 import pytest
 
+from conftest import make_grouped_folder
 from depthbench.data import Manifest, make_split, open_source
 from depthbench.data.folds import Partition, cell_seed, make_folds, make_partition
 from depthbench.data.groups import read_groups
@@ -40,21 +40,11 @@ def test_a_group_never_straddles_folds_and_cells_seed_apart():
 
 # ------------------------------------------------------------------ a folder with duplicates
 
-def grouped_folder(image_folder):
-    """Three classes of distinct images, plus exact duplicates (one within a class, one across
-    classes) and a groups file: pairs of images per group, and one group across two classes.
-    Returns (root, groups CSV path)."""
-    root = image_folder({"a": 14, "b": 12, "c": 10})
-    shutil.copy(root / "a" / "0000.png", root / "a" / "dup.png")
-    shutil.copy(root / "a" / "0001.png", root / "b" / "dup.png")
-    rows = ["path,group"]
-    for p in sorted(q.relative_to(root).as_posix() for q in root.rglob("*.png")):
-        cls, stem = p.split("/")
-        group = "shared" if stem == "0003.png" and cls in "ab" else f"{cls}{sum(map(ord, stem)) % 5}"
-        rows.append(f"{p},{group}")
-    csv_path = root.parent / "groups.csv"
-    csv_path.write_text("\n".join(rows) + "\n")
-    return root, csv_path
+def grouped_folder(tmp_path):
+    """Three classes, exact duplicates within and across classes, a groups file with a group
+    across classes: (root, groups file)."""
+    root = tmp_path / "grouped"
+    return root, make_grouped_folder(root, {"a": 14, "b": 12, "c": 10})
 
 
 def units_of(source, groups: dict[str, str] | None) -> list[set[str]]:
@@ -66,8 +56,8 @@ def units_of(source, groups: dict[str, str] | None) -> list[set[str]]:
     return [v for v in keys.values() if len(v) > 1]
 
 
-def test_partition_tests_every_image_once_per_repeat_and_keeps_units_whole(image_folder):
-    root, csv_path = grouped_folder(image_folder)
+def test_partition_tests_every_image_once_per_repeat_and_keeps_units_whole(tmp_path):
+    root, csv_path = grouped_folder(tmp_path)
     source = open_source(str(root))
     groups = read_groups(source, csv_path)
     p = make_partition(source, folds=3, repeats=2, seed=7, val=0.2, groups=groups)
@@ -110,8 +100,8 @@ def test_without_groups_folds_are_stratified_and_validation_is_per_class(image_f
     assert trained == set(p.paths)
 
 
-def test_partition_and_cell_files_round_trip_and_refuse_an_edit(image_folder, tmp_path):
-    root, csv_path = grouped_folder(image_folder)
+def test_partition_and_cell_files_round_trip_and_refuse_an_edit(tmp_path):
+    root, csv_path = grouped_folder(tmp_path)
     source = open_source(str(root))
     p = make_partition(source, 3, 2, 0, groups=read_groups(source, csv_path),
                        groups_sha="abc")
@@ -132,8 +122,8 @@ def test_partition_and_cell_files_round_trip_and_refuse_an_edit(image_folder, tm
         Partition.load(tmp_path / "folds.json")
 
 
-def test_single_split_with_groups_keeps_them_whole_and_without_is_unchanged(image_folder):
-    root, csv_path = grouped_folder(image_folder)
+def test_single_split_with_groups_keeps_them_whole_and_without_is_unchanged(tmp_path, image_folder):
+    root, csv_path = grouped_folder(tmp_path)
     source = open_source(str(root))
     groups = read_groups(source, csv_path)
     m = make_split(source, val=0.2, test=0.3, seed=3, groups=groups)
