@@ -8,6 +8,7 @@ flowers layout (3,670 files) takes about a second.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -96,6 +97,23 @@ def make_image_folder(root: Path, counts: dict[str, int], start: int = 0,
             else:
                 make_image("RGB", (16, 16), seed=k).save(d / f"{j:04d}{ext}", quality=90)
     return root
+
+
+def make_grouped_folder(root: Path, counts: dict[str, int], ext: str = ".png") -> Path:
+    """`make_image_folder` plus exact duplicates (a copy of `a/0000` in class a, of `a/0001` in
+    class b) and a groups file `<root>/../groups.csv` (`path,group`): images in pairs, and one
+    group across classes a and b (their `0003` images). Returns the groups file's path."""
+    make_image_folder(root, counts, ext=ext)
+    shutil.copy(root / "a" / f"0000{ext}", root / "a" / f"copy{ext}")
+    shutil.copy(root / "a" / f"0001{ext}", root / "b" / f"copy{ext}")
+    rows = ["path,group"]
+    for p in sorted(q.relative_to(root).as_posix() for q in root.rglob(f"*{ext}")):
+        cls, name = p.split("/")
+        group = "across" if name == f"0003{ext}" and cls in "ab" else f"{cls}-{len(rows) // 2}"
+        rows.append(f"{p},{group}")
+    groups = root.parent / "groups.csv"
+    groups.write_text("\n".join(rows) + "\n")
+    return groups
 
 
 @pytest.fixture

@@ -60,6 +60,21 @@ def fractions_problem(val: float, test: float) -> tuple[str, str] | None:
     return None
 
 
+def fold_options_problem(folds: int | None, repeats: int | None, folds_name: str = "folds",
+                         repeats_name: str = "repeats") -> tuple[str, str] | None:
+    """(the option at fault, what is wrong) with a cross-validation design, or None: the one rule
+    of a study's `split:`, `run --folds/--repeats` and `data check --folds/--repeats` (K >= 2,
+    R >= 1, repeats only with folds). The names say how the caller spells the two options."""
+    if folds is not None and folds < 2:
+        return "folds", f"{folds_name} {folds}: cross-validation needs at least 2 folds"
+    if repeats is not None and repeats < 1:
+        return "repeats", f"{repeats_name} {repeats}: give at least 1 repeat"
+    if folds is None and repeats is not None and repeats != 1:
+        return "repeats", (f"{repeats_name} {repeats} without {folds_name}: repeats are of a "
+                           f"k-fold partition; give {folds_name} K as well")
+    return None
+
+
 # The input sizes a run may train at, in pixels: one rule for `train` and a study's `img_size`
 # (8 px still leaves ResNet a 1x1 map after its stride-32 stem and stages; Swin needs multiples
 # of 32, which the model itself checks).

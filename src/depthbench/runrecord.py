@@ -51,13 +51,18 @@ Status = Literal["finished", "failed", "running", "interrupted"]
 # A run in one of these states is done: a study neither trains nor waits for it again.
 FINAL_STATUSES = ("finished", "failed")
 
-# A study's run folder: `<model>__<variant>__s<seed>` (the study writes it, the report parses it).
-RUN_DIR_PATTERN = re.compile(r"^(?P<model>.+?)__(?P<variant>.+)__s(?P<seed>\d+)$")
+# A study's run folder: `<model>__<variant>__s<seed>`, and in a cross-validated study
+# `<model>__<variant>__s<seed>__r<repeat>__f<fold>` (the study writes it, the report parses it).
+RUN_DIR_PATTERN = re.compile(r"^(?P<model>.+?)__(?P<variant>.+?)__s(?P<seed>\d+)"
+                             r"(?:__r(?P<repeat>\d+)__f(?P<fold>\d+))?$")
 
 
-def run_dir_name(model: str, variant: str, seed: int) -> str:
-    """The folder of one grid point of a study, inside the study folder."""
-    return f"{model}__{variant}__s{seed}"
+def run_dir_name(model: str, variant: str, seed: int, repeat: int | None = None,
+                 fold: int | None = None) -> str:
+    """The folder of one grid point of a study, inside the study folder (with its repeat and
+    fold in a cross-validated study)."""
+    cell = f"__r{repeat}__f{fold}" if fold is not None else ""
+    return f"{model}__{variant}__s{seed}{cell}"
 
 
 # The variant of a model trained without an ablation.

@@ -31,6 +31,7 @@ from depthbench.engine.checkpoint import load_model_from_checkpoint
 from depthbench.engine.devices import device_type
 from depthbench.engine.record import package_version
 from depthbench.errors import ConfigError, DepthbenchError
+from depthbench.runrecord import RUN_DIR_PATTERN
 
 SUBSET_SEED = 0
 CAM_IMAGES = 8
@@ -256,8 +257,14 @@ def _cam_images(model, tgt, data: _Images, preds: torch.Tensor, dev: torch.devic
 
 
 def study_runs(study_dir: Path) -> list[Path]:
-    """Run folders (holding result.json) directly under a study folder, sorted by name."""
-    return sorted(p.parent for p in study_dir.glob("*/result.json"))
+    """Run folders (holding result.json) directly under a study folder, sorted by name; of a
+    cross-validated study, one cell's (repeat 0, fold 0), as `depthbench run` analyzes it."""
+    return sorted(p.parent for p in study_dir.glob("*/result.json") if _first_cell(p.parent.name))
+
+
+def _first_cell(name: str) -> bool:
+    named = RUN_DIR_PATTERN.match(name)
+    return not named or named["fold"] is None or int(named["repeat"]) == int(named["fold"]) == 0
 
 
 def cross_cka(records: dict[str, dict], grams: dict[str, list[torch.Tensor]]) -> None:

@@ -25,6 +25,13 @@ def add_arguments(p) -> None:
                    f"bundled name: {', '.join(BUNDLED_DATA)}; overrides the study's")
     p.add_argument("--out", metavar="DIR", help="study folder (default: runs/<study name>)")
     p.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1 (overrides the study's)")
+    p.add_argument("--folds", type=int, metavar="K",
+                   help="cross-validate: repeated stratified K-fold (K >= 2), one run per model, "
+                        "variant, seed, repeat and fold; every image is tested once per repeat "
+                        "(the study's test fraction is not used)")
+    p.add_argument("--repeats", type=int, metavar="R",
+                   help="with --folds (or split.folds): R partitions of the images, each "
+                        "shuffled anew (default 1)")
     p.add_argument("--jobs", metavar="auto|N",
                    help="runs at once (default auto: on a GPU machine as many per GPU as its "
                         "memory and the cores allow, else 1); the cores are divided among them")
@@ -51,7 +58,8 @@ def run(args) -> int:
 
     console = Console(stderr=True, soft_wrap=True)
     spec = load_spec(args.config, preset=args.preset, data=args.data, seeds=args.seeds,
-                     jobs=args.jobs, executor=args.executor)
+                     jobs=args.jobs, executor=args.executor, folds=args.folds,
+                     repeats=args.repeats)
     try:
         s = run_study(spec, args.out, retry_failed=args.retry_failed, console=console,
                       analyze=not args.no_analyze, detach=args.detach)

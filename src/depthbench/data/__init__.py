@@ -10,7 +10,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "check": ["check_dataset", "format_check", "small_classes"],
+    "check": ["check_dataset", "format_check", "small_classes", "small_for_folds"],
+    "folds": ["Partition", "cell_seed", "make_folds", "make_partition"],
+    "groups": ["groups_hash", "read_groups"],
     "datasets": ["CachedImages", "StreamingImages", "build_datasets", "cache_bytes"],
     "images": ["IMAGE_EXTENSIONS", "image_files", "open_rgb", "probe", "read_image", "to_rgb"],
     "sources": ["ELPV_CLASSES", "ImageSource", "SourceFile", "default_cache_dir", "open_source"],

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from depthbench.configio import DEFAULT_TEST, DEFAULT_VAL
+from depthbench.data.folds import make_partition
+from depthbench.data.groups import read_groups
 from depthbench.data.sources import open_source
 from depthbench.data.split import SPLITS, make_split
 
@@ -24,11 +26,16 @@ UNBALANCED_RATIO = 10.0
 
 
 def check_dataset(data: str, val: float = DEFAULT_VAL, test: float = DEFAULT_TEST,
-                  split_seed: int = 0, cache_dir=None) -> dict:
+                  split_seed: int = 0, cache_dir=None, *, folds: int | None = None,
+                  repeats: int = 1, groups: str | None = None) -> dict:
     """The `data check` document: `{data, root, images, classes, counts, split: {train, val, test},
-    split_counts, problems: [{path, problem, kind, severity}], errors, warnings, ignored, ...}`."""
+    split_counts, problems: [{path, problem, kind, severity}], errors, warnings, ignored, ...}`;
+    with `folds`, also `folds: {folds, repeats, seed, val, partition, counts}` (`counts[r][k]`:
+    the test images of each class in fold k of repeat r). `groups`: a `path,group` CSV file that
+    both the split and the folds respect."""
     source = open_source(data, cache_dir=cache_dir)
-    manifest = make_split(source, val=val, test=test, seed=split_seed)
+    named = read_groups(source, groups) if groups is not None else None
+    manifest = make_split(source, val=val, test=test, seed=split_seed, groups=named)
     problems = list(source.problems)
     problems += _duplicates(source, manifest)
 
@@ -36,6 +43,12 @@ def check_dataset(data: str, val: float = DEFAULT_VAL, test: float = DEFAULT_TES
     for f in source.files:
         counts[source.classes[f.label]] += 1
     problems += small_classes(counts, val, test)
+    cv = None
+    if folds is not None:
+        partition = make_partition(source, folds, repeats, split_seed, val, named)
+        problems += small_for_folds(counts, folds)
+        cv = {"folds": folds, "repeats": repeats, "seed": split_seed, "val": val,
+              "partition": partition.hash, "counts": partition.fold_counts()}
     big, small = max(counts, key=counts.get), min(counts, key=counts.get)
     if counts[big] >= UNBALANCED_RATIO * counts[small]:
         problems.append({"path": ".", "kind": "unbalanced", "severity": "warning",
@@ -59,6 +72,8 @@ def check_dataset(data: str, val: float = DEFAULT_VAL, test: float = DEFAULT_TES
         "errors": sum(p["severity"] == "error" for p in problems),
         "warnings": sum(p["severity"] == "warning" for p in problems),
         "ignored": len(source.ignored),
+        **({"groups": str(groups)} if groups is not None else {}),
+        **({"folds": cv} if cv else {}),
     }
 
 
@@ -74,6 +89,15 @@ def small_classes(counts: dict[str, int], val: float, test: float) -> list[dict]
                             "problem": f"class {cls!r} has {n} image{'s' if n != 1 else ''}: "
                                        f"int({n} * {frac:g}) = 0, so {name} gets none of it"})
     return out
+
+
+def small_for_folds(counts: dict[str, int], folds: int) -> list[dict]:
+    """A `class_too_small` warning per class with fewer images than folds: some folds test none
+    of it (their recall of the class is undefined)."""
+    return [{"path": cls, "kind": "class_too_small", "severity": "warning",
+             "problem": f"class {cls!r} has {n} image{'s' if n != 1 else ''}, fewer than the "
+                        f"{folds} folds: {folds - n} fold(s) test none of it"}
+            for cls, n in counts.items() if n < folds]
 
 
 def _duplicates(source, manifest) -> list[dict]:
@@ -122,6 +146,8 @@ def format_check(result: dict) -> str:
                                                           zip(r[1:], widths[1:])]))
         if k == 0 or k == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
+    if result.get("folds"):
+        lines += _fold_lines(result)
     if result["ignored"]:
         lines.append(f"{result['ignored']} non-image or hidden files ignored")
     probs = result["problems"]
@@ -134,3 +160,24 @@ def format_check(result: dict) -> str:
         for p in probs:
             lines.append(f"  {p['severity']:<7}  {p['path']:<{width}}  {p['kind']}: {p['problem']}")
     return "\n".join(lines)
+
+
+def _fold_lines(result: dict) -> list[str]:
+    """One table per repeat: the test images of each class in each fold."""
+    cv = result["folds"]
+    k, r = cv["folds"], cv["repeats"]
+    lines = [f"{k}-fold x {r} repeat{'s' if r != 1 else ''} (split_seed={cv['seed']}; each fold "
+             f"is a run's test split, val={cv['val']:g} of the rest validates): test images per "
+             "class and fold"]
+    for rep, per_fold in enumerate(cv["counts"]):
+        rows = [(f"repeat {rep}", *(f"fold {i}" for i in range(k)))]
+        for cls in result["classes"]:
+            rows.append((cls, *(str(f[cls]) for f in per_fold)))
+        rows.append(("total", *(str(sum(f.values())) for f in per_fold)))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for j, row in enumerate(rows):
+            lines.append("  ".join([row[0].ljust(widths[0])]
+                                   + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]))
+            if j == 0 or j == len(rows) - 2:
+                lines.append("  ".join("-" * w for w in widths))
+    return lines

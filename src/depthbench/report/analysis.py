@@ -15,6 +15,10 @@ shallower one, and the deepest against the shallowest), SE per depth (every SE-R
 ResNet of its depth), key dropout (each variant against its base), across families at matched
 cost (each Swin against the ResNet and the SE-ResNet nearest to it in GMACs at 224 px), and the
 source's "SE-ResNet-50 is best" (against the runner-up, when no other question made that pair).
+
+A cross-validated study pairs A and B on the (repeat, fold, seed) cells both finished (the same
+training and test images, the same training seed) through `stats.compare_cells`, and gives each
+model's accuracy through `stats.accuracy_cells`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ WORDS = {"a_better": "better", "b_better": "worse", "equivalent": "equivalent",
 QUESTIONS = {"depth": "Depth, per family", "se": "SE, per depth", "variant": "Key dropout",
              "across": "Across families at matched cost", "best": "Best model"}
 SOURCE_BEST = "seresnet50"  # the source study's claim "SE-ResNet-50 is best"
+# Cross-validated: confusion matrices, per-class recall and the majority baseline pool the test
+# predictions of this repeat's folds (every image once per seed)
+POOLED_REPEAT = 0
 CONTROL_FAMILIES = ("resnet", "seresnet")  # the source's controls for Swin, across families
 
 
@@ -77,6 +84,7 @@ class Comparison:
     verdict: str = "not_testable"
     decide: Decision | None = None  # what would decide an inconclusive one
     diffs: np.ndarray | None = None  # d[s, i] for several seeds
+    cells: list[S.Cell] | None = None  # a cross-validated study's (repeat, fold, seed) cells
 
     delta = property(lambda self: self.test.delta if self.test else float("nan"))
     low = property(lambda self: self.test.low if self.test else float("nan"))
@@ -246,11 +254,54 @@ class Analysis:
         for r in study.runs:  # already in the report's order
             self.groups.setdefault((r.model, r.variant), []).append(r)
         self.split = study.eval_split
+        self.design = study.design  # (folds, repeats) when cross-validated, else None
         self.comparisons: list[Comparison] = []
+        self._ids: dict[str, int] | None = None
+        self._accuracy: dict[tuple, tuple[float, float, float, str]] = {}
 
     @property
     def eval_name(self) -> str:
         return "test" if self.split == "test" else "validation"
+
+    @property
+    def cv(self) -> bool:
+        return self.design is not None
+
+    def design_text(self) -> str:
+        """`3-fold × 2 repeats: every image tested twice` (and by how many seeds); "" for a
+        single split."""
+        if not self.cv:
+            return ""
+        k, r = self.design
+        seeds = self.max_seeds()
+        times = {1: "once", 2: "twice"}.get(r, f"{r} times")
+        return (f"{k}-fold × {r} repeat{'s' if r != 1 else ''}: every image tested {times}"
+                + (f", by each of {seeds} seeds" if seeds > 1 else ""))
+
+    def pools(self, key) -> list[list[Run]]:
+        """The finished runs of `key` whose test predictions are pooled, one list per seed: the
+        run itself, or the folds of repeat `POOLED_REPEAT` when cross-validated."""
+        if not self.cv:
+            return [[r] for r in self.finished(key)]
+        by_seed: dict[int, list[Run]] = {}
+        for r in self.finished(key):
+            if r.repeat == POOLED_REPEAT:
+                by_seed.setdefault(r.seed, []).append(r)
+        return list(by_seed.values())
+
+    @property
+    def per(self) -> str:
+        """What a group's values vary over: its seeds, or its runs (cells) when cross-validated."""
+        return "runs" if self.cv else "seeds"
+
+    def image_ids(self) -> dict[str, int]:
+        """A cross-validated study's images by id: every image some finished run tested, sorted
+        by path (all of them, once a repeat of any model finished)."""
+        if self._ids is None:
+            paths = {p for r in self.study.runs if r.finished and r.cell_split
+                     for p in r.cell_split.test}
+            self._ids = {p: i for i, p in enumerate(sorted(paths))}
+        return self._ids
 
     # -- runs and values
     def finished(self, key) -> list[Run]:
@@ -267,10 +318,13 @@ class Analysis:
         return seen
 
     def max_seeds(self) -> int:
-        return max((len(self.finished(k)) for k in self.groups), default=0)
+        return max((len({r.seed for r in self.finished(k)}) for k in self.groups), default=0)
 
     def images(self) -> int:
-        """Images of the evaluation split (0 when no finished run recorded them)."""
+        """Images of the evaluation split (0 when no finished run recorded them); of a
+        cross-validated study, the images its folds test."""
+        if self.cv:
+            return len(self.image_ids())
         for runs in self.groups.values():
             for r in runs:
                 s = r.split("best", self.split) if r.finished else None
@@ -289,7 +343,7 @@ class Analysis:
         """The group's name (or `name`), marked when any of its runs is degenerate or did not
         learn ('degenerate in 1 of 3 seeds')."""
         fin = len(self.finished(key))
-        marks = [word + ("" if bad == fin else f" in {bad} of {fin} seeds")
+        marks = [word + ("" if bad == fin else f" in {bad} of {fin} {self.per}")
                  for word, bad in (("degenerate", len(self.degenerate_runs(key))),
                                    ("did not learn", len(self.unlearned_runs(key)))) if bad]
         return (name or group_label(key)) + (f" ({'; '.join(marks)})" if marks else "")
@@ -302,8 +356,20 @@ class Analysis:
 
     def accuracy_ci(self, key, which: str = "best") -> tuple[float, float, float, str]:
         """Mean accuracy on the evaluation split with its 95% CI: Wilson for one seed, the tests
-        of several seeds (`stats.mean_ci`) for several."""
+        of several seeds (`stats.mean_ci`) for several; cross-validated, `stats.accuracy_cells`
+        over the group's cells."""
+        if (key, which) not in self._accuracy:
+            self._accuracy[key, which] = self._accuracy_ci(key, which)
+        return self._accuracy[key, which]
+
+    def _accuracy_ci(self, key, which: str) -> tuple[float, float, float, str]:
         runs = self.finished(key)
+        if self.cv:
+            cells, _ = self._cells({r.cell: r for r in runs}, None, which)
+            if len(cells) >= 2:
+                return S.accuracy_cells(cells)
+            return mean(r.accuracy(which, self.split) for r in runs), float("nan"), float(
+                "nan"), ""
         outcomes = [r.outcomes(which, self.split) for r in runs]
         if runs and all(o is not None and o.size for o in outcomes) and len(
                 {o.size for o in outcomes}) == 1:
@@ -345,6 +411,9 @@ class Analysis:
                 return c
         c = Comparison(section, a, b, self.label(a), self.label(b), margin=self.margin)
         self.comparisons.append(c)
+        if self.cv:
+            self._compare_cells(c)
+            return c
         runs_a = {r.seed: r for r in self.finished(a)}
         runs_b = {r.seed: r for r in self.finished(b)}
         common = sorted(set(runs_a) & set(runs_b))
@@ -378,6 +447,51 @@ class Analysis:
         _, top, n = S.majority(paired[0].targets(self.split))
         c.majority = top / n
 
+    def _compare_cells(self, c: Comparison) -> None:
+        """A vs B over the (repeat, fold, seed) cells where both finished."""
+        runs_a = {r.cell: r for r in self.finished(c.a)}
+        runs_b = {r.cell: r for r in self.finished(c.b)}
+        cells, c.problem = self._cells(runs_a, runs_b)
+        if c.problem:
+            return
+        if len(cells) < 2:
+            c.problem = (f"fewer than two (repeat, fold, seed) cells where both {c.label_a} and "
+                         f"{c.label_b} finished")
+            return
+        c.cells, c.test = cells, S.compare_cells(cells)
+        counts = [S.discordant(x.a, x.b) for x in cells]
+        c.a_only, c.b_only = sum(b for b, _ in counts), sum(k for _, k in counts)
+        c.seeds = sorted({x.seed for x in cells})
+        c.n = len({int(i) for x in cells for i in x.images})
+        common = sorted(set(runs_a) & set(runs_b))
+        paired = [runs_a[k] for k in common] + [runs_b[k] for k in common]
+        c.degenerate = [r.name for r in paired if r.degenerate(self.split)]
+        self._mark_unlearned(c, paired)
+
+    def _cells(self, runs_a: dict, runs_b: dict | None, which: str = "best"
+               ) -> tuple[list[S.Cell], str | None]:
+        """The cells both run maps hold (one map: a model's accuracy, `b` None), with each
+        cell's test images by id; or the reason the records cannot pair them."""
+        ids = self.image_ids()
+        out = []
+        for key in sorted(set(runs_a) & set(runs_b if runs_b is not None else runs_a)):
+            ra, rb = runs_a[key], (runs_b or {}).get(key)
+            x = ra.outcomes(which, self.split)
+            y = rb.outcomes(which, self.split) if rb is not None else None
+            split = ra.cell_split
+            if x is None or (rb is not None and y is None):
+                return [], f"{ra.name}: no per-image predictions on {self.split}"
+            if split is None or len(split.test) != x.size:
+                return [], f"{ra.name}: its split.json does not list the cell's test images"
+            if rb is not None and (rb.cell_split is None or rb.cell_split.partition
+                                   != split.partition or rb.targets(self.split)
+                                   != ra.targets(self.split)):
+                return [], (f"{ra.name} and {rb.name} were tested on different images (their "
+                            "split manifests differ)")
+            out.append(S.Cell(split.repeat, split.fold, key[0],
+                              np.array([ids[p] for p in split.test]), x, y, split.n_train))
+        return out, None
+
     def finish(self) -> None:
         """Holm over every comparison made (p and TOST p), power, and the verdicts."""
         tested = [c for c in self.comparisons if c.test is not None]
@@ -395,7 +509,9 @@ class Analysis:
                 c.verdict = "equivalent"
             else:
                 c.verdict = "inconclusive"
-                c.decide = decide(c)
+                # a cross-validated comparison is decided by folds, repeats or seeds, which the
+                # single split's advice does not name: none rather than a wrong one
+                c.decide = decide(c) if c.cells is None else None
 
     def tally(self) -> dict[str, int]:
         return {v: sum(c.verdict == v for c in self.comparisons) for v in VERDICTS}

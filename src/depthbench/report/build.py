@@ -16,7 +16,7 @@ from pathlib import Path
 from depthbench._io import atomic_write_text
 from depthbench.report import overview, sections
 from depthbench.report.analysis import Analysis, Plan, plan_comparisons
-from depthbench.report.document import Document, to_html, to_markdown
+from depthbench.report.document import Document, Para, to_html, to_markdown
 from depthbench.report.exports import comparisons_csv, results_csv
 from depthbench.report.inside import inside_section
 from depthbench.report.records import load_study
@@ -70,10 +70,22 @@ def compose(an: Analysis, plan: Plan, fig_dir: Path) -> tuple[Document, set[str]
     sections.comparisons(doc, an, plan)
     sections.training(doc, an, fig_dir, written)
     sections.confusion(doc, an, fig_dir, written)
-    doc.add(*inside_section([r.path for r in an.study.runs], fig_dir, written))
+    doc.add(*_inside(an, fig_dir, written))
     sections.cost(doc, an)
     if an.study.is_flowers:
         sections.source(doc, an)
     sections.runs(doc, an)
     sections.methods(doc, an)
     return doc, written
+
+
+def _inside(an: Analysis, fig_dir: Path, written: set[str]) -> list:
+    """The "Inside the networks" section; of a cross-validated study, from one cell's runs (the
+    ones `depthbench run` analyzes), which it names."""
+    if not an.cv:
+        return inside_section([r.path for r in an.study.runs], fig_dir, written)
+    blocks = inside_section([r.path for r in an.study.runs if r.repeat == 0 and r.fold == 0],
+                            fig_dir, written)
+    return blocks[:1] + [Para("Cross-validated study: measured on the runs of repeat 0, fold 0 "
+                              "(one cell, tested on that fold's images); the other cells' "
+                              "networks are not analysed.", css="note")] + blocks[1:]

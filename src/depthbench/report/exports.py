@@ -1,17 +1,20 @@
 """The report's machine-readable files: results.csv (one row per run) and comparisons.csv (one row
-per comparison, with the counts that let anyone recompute its p-value)."""
+per comparison, with the counts that let anyone recompute its p-value; for a cross-validated
+study, each cell's counts)."""
 
 from __future__ import annotations
 
 import csv
 import io
 
+import numpy as np
+
 from depthbench.report import stats as S
 from depthbench.report.analysis import Analysis
 from depthbench.report.records import Run, Study
 
 RESULT_COLUMNS = [
-    "model", "family", "variant", "seed", "status", "failure_epoch", "failure_reason", "params",
+    "model", "family", "variant", "seed", "repeat", "fold", "status", "failure_epoch", "failure_reason", "params",
     "macs", "img_size", "macs_224", "epochs_completed", "best_epoch", "degenerate",
     "did_not_learn", "majority_rate",
     "best_train_loss", "best_train_acc", "best_train_eval_acc",
@@ -30,6 +33,7 @@ COMPARISON_COLUMNS = [
     "section", "a_model", "a_variant", "b_model", "b_variant", "seeds", "n_images", "a_only",
     "b_only", "delta_pts", "ci_low_pts", "ci_high_pts", "method", "p", "p_holm", "mde_pts",
     "margin_pts", "tost_p_holm", "verdict", "seeds_needed", "images_needed",
+    "folds", "repeats", "J", "n_test", "n_train", "cells",
 ]
 
 
@@ -44,7 +48,7 @@ def results_csv(study: Study) -> str:
     w.writeheader()
     for r in study.runs:  # in the report's order
         row = {"model": r.model, "family": r.family, "variant": r.variant, "seed": r.seed,
-               "status": r.status, "failure_epoch": r.failure_epoch,
+               "repeat": r.repeat, "fold": r.fold, "status": r.status, "failure_epoch": r.failure_epoch,
                "failure_reason": r.reason if not r.finished else None,
                "params": r.params, "macs": r.macs, "img_size": r.img_size,
                "macs_224": r.macs_224,
@@ -91,6 +95,11 @@ def comparisons_csv(an: Analysis) -> str:
     scipy.stats.binomtest(a_only, a_only + b_only, 0.5).pvalue is the row's p. `verdict` is one
     of analysis.VERDICTS; for an inconclusive row, seeds_needed / images_needed say what would
     detect its difference (seeds at this test-set size; else test images; empty: neither).
+
+    A cross-validated row (empty on the others) carries the design (`folds`, `repeats`), its J
+    cells with the mean test and training images of a cell (`n_test`, `n_train`), and every
+    cell as `r<repeat>f<fold>s<seed>:<A right>/<B right>/<test images>/<training images>`,
+    separated by `;`: what the row's method needs to recompute its p from this file alone.
     """
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COMPARISON_COLUMNS, lineterminator="\n")
@@ -106,8 +115,19 @@ def comparisons_csv(an: Analysis) -> str:
             "mde_pts": _pts(c.mde), "margin_pts": _pts(c.margin),
             "tost_p_holm": _num(c.tost_holm), "verdict": c.verdict,
             "seeds_needed": (c.decide.seeds or "") if c.decide else "",
-            "images_needed": (c.decide.images or "") if c.decide and not c.decide.seeds else ""})
+            "images_needed": (c.decide.images or "") if c.decide and not c.decide.seeds else "",
+            **_cells(an, c)})
     return buf.getvalue()
+
+
+def _cells(an: Analysis, c) -> dict:
+    if not c.cells:
+        return {"folds": an.design[0], "repeats": an.design[1]} if an.cv else {}
+    return {"folds": an.design[0], "repeats": an.design[1], "J": len(c.cells),
+            "n_test": f"{float(np.mean([x.a.size for x in c.cells])):.10g}",
+            "n_train": f"{float(np.mean([x.n_train for x in c.cells])):.10g}",
+            "cells": ";".join(f"r{x.repeat}f{x.fold}s{x.seed}:{int(x.a.sum())}/{int(x.b.sum())}/"
+                              f"{x.a.size}/{x.n_train}" for x in c.cells)}
 
 
 def _num(x) -> str:

@@ -25,6 +25,23 @@ ACC_CI = ("Wilson score interval with one seed; with several, the wider of the c
 VERDICT_FIGURE = "verdicts.png"
 
 
+def acc_ci_text(an: Analysis) -> str:
+    """How the accuracies' intervals were made (`ACC_CI`; the cells' method when
+    cross-validated)."""
+    if not an.cv:
+        return ACC_CI
+    methods = sorted({an.accuracy_ci(k)[3] for k in an.groups} - {""})
+    return f"{', '.join(methods) or 'none'} over each model's (repeat, fold, seed) cells"
+
+
+def delta_ci_text(an: Analysis) -> str:
+    """The comparisons' methods, for captions."""
+    if not an.cv:
+        return "exact McNemar with one seed, crossed and seed-level t with several"
+    methods = sorted({c.method for c in an.comparisons} - {""})
+    return f"{', '.join(methods) or 'none'} over the (repeat, fold, seed) cells"
+
+
 def verdict_groups(plan: Plan) -> list[tuple[str, list[F.VerdictRow]]]:
     """The verdict figure's rows: every comparison once, under its question (in points)."""
     # rows named without the degenerate marks (the verdict's colour and word carry them)
@@ -43,12 +60,11 @@ def at_a_glance(doc: Document, an: Analysis, plan: Plan, fig_dir: Path, written:
         figs.append(Figure(
             f"figures/{VERDICT_FIGURE}",
             f"Every comparison (Δ = A − B, {an.eval_name} accuracy; {S.CONFIDENCE:.0%} CI by "
-            "the row's method: exact McNemar with one seed, crossed and seed-level t with "
-            f"several): blue = a real difference (Holm over all {n}), green = shown equivalent "
-            f"within the shaded ±{100 * an.margin:g} points, grey = inconclusive, red = not "
-            "testable (a degenerate run, a run that did not learn, or runs that cannot be "
-            "paired); grey ticks: the difference each could detect; an arrow: the interval "
-            "goes on past the axis, to the value printed beside it.",
+            f"the row's method: {delta_ci_text(an)}): blue = a real difference (Holm over all "
+            f"{n}), green = shown equivalent within the shaded ±{100 * an.margin:g} points, grey "
+            "= inconclusive, red = not testable (a degenerate run, a run that did not learn, or "
+            "runs that cannot be paired); grey ticks: the difference each could detect; an "
+            "arrow: the interval goes on past the axis, to the value printed beside it.",
             alt=f"Verdicts at a glance: {n} comparisons"))
     acc = _accuracy_figure(an, fig_dir, written)
     if acc:
@@ -65,9 +81,14 @@ def _lead(an: Analysis) -> str:
     (a difference is called real only after the reader knows what it rests on)."""
     st, t = an.study, an.tally()
     fin, k = sum(r.finished for r in st.runs), an.max_seeds()
-    head = (f"{len(st.runs)} runs ({fin} finished) of {len(an.groups)} models and variants, "
-            f"up to {k} finished seed{'s' if k != 1 else ''} each; {an.eval_name} split, "
-            f"{an.images() or '?'} images.")
+    if an.cv:
+        head = (f"{len(st.runs)} runs ({fin} finished) of {len(an.groups)} models and variants, "
+                f"cross-validated ({an.design_text()}); each fold's test split, "
+                f"{an.images() or '?'} images in all.")
+    else:
+        head = (f"{len(st.runs)} runs ({fin} finished) of {len(an.groups)} models and variants, "
+                f"up to {k} finished seed{'s' if k != 1 else ''} each; {an.eval_name} split, "
+                f"{an.images() or '?'} images.")
     learned = _learned_text(an)
     head += f" {learned}" if learned else ""
     if not an.comparisons:
@@ -118,9 +139,9 @@ def _accuracy_figure(an: Analysis, fig_dir: Path, written: set) -> Figure | None
     written.add(name)
     return Figure(f"figures/{name}", f"{an.eval_name.capitalize()} accuracy at the selected "
                                      f"checkpoint against GMACs per image at {px} (log scale), "
-                                     f"{S.CONFIDENCE:.0%} CI ({ACC_CI}). GMACs are rounded to "
-                                     f"{F.GMACS_DIGITS} significant figures, so models of equal "
-                                     "cost share a position.")
+                                     f"{S.CONFIDENCE:.0%} CI ({acc_ci_text(an)}). GMACs are "
+                                     f"rounded to {F.GMACS_DIGITS} significant figures, so "
+                                     "models of equal cost share a position.")
 
 
 def _notes(an: Analysis, plan: Plan) -> list[Para]:
@@ -159,7 +180,7 @@ def _notes(an: Analysis, plan: Plan) -> list[Para]:
 
 def _seed_notes(an: Analysis) -> list[Para]:
     k = an.max_seeds()
-    if not k or k >= MIN_SEEDS_FOR_VARIANCE:
+    if not k or k >= MIN_SEEDS_FOR_VARIANCE or an.cv:  # each cell trains with a seed of its own
         return []
     if k == 1:
         text = ("With 1 seed per model, seed variance is not estimated: each test compares two "
@@ -213,10 +234,11 @@ def _baseline_note(an: Analysis, plan: Plan) -> Para | None:
 
 
 def majority_baseline(an: Analysis):
-    """(share, class name, count, total) of the most frequent class on the evaluation split."""
-    for runs in an.groups.values():
-        for r in runs:
-            t = r.targets(an.split)
+    """(share, class name, count, total) of the most frequent class on the evaluation split (a
+    cross-validated study: on a repeat's folds, every image once)."""
+    for key in an.groups:
+        for pool in an.pools(key):
+            t = [y for r in pool for y in r.targets(an.split) or []]
             if t:
                 top, count, total = S.majority(t)
                 classes = an.study.classes
@@ -237,9 +259,9 @@ def models_table(doc: Document, an: Analysis) -> None:
               + (["last epoch", f"{ev} acc (last)"] if differs else []))
     rows = [_model_row(an, key, differs) for key in an.groups]
     doc.add(Heading("Models"), Table(
-        header, rows, caption=f"Mean ± sd over seeds at the checkpoint validation selected; "
-        f"{ev} split; CI: {ACC_CI}; did not learn: the {S.CONFIDENCE:.0%} Wilson interval of a "
-        "run's accuracy does not lie above the majority-class rate"
+        header, rows, caption=f"Mean ± sd over {an.per} at the checkpoint validation selected; "
+        f"{ev} split; CI: {acc_ci_text(an)}; did not learn: the {S.CONFIDENCE:.0%} Wilson "
+        "interval of a run's accuracy does not lie above the majority-class rate"
         + ("; last-epoch columns where the last epoch is not the selected one" if differs
            else "")))
 
@@ -253,7 +275,7 @@ def _model_row(an: Analysis, key, differs: bool) -> list[str]:
     if not fin:
         return head + ["–"] * 5 + cost + ["–"] * 3 + (["–", "–"] if differs else [])
     acc, low, high, _ = an.accuracy_ci(key)
-    cells = ["/".join(str(r.checkpoint("best").get("epoch", "?")) for r in fin),
+    cells = [epochs_text(fin, "best"),
              mean_sd_text([r.accuracy("best", an.split) for r in fin]), ci_text(low, high),
              mean_sd_text([(r.class_metrics("best", an.split) or {}).get("balanced_accuracy")
                            for r in fin]),
@@ -267,7 +289,7 @@ def _model_row(an: Analysis, key, differs: bool) -> list[str]:
         same = all(r.checkpoint("last").get("epoch") == r.checkpoint("best").get("epoch")
                    for r in fin)
         tail += (["= selected", "= selected"] if same else [
-            "/".join(str(r.checkpoint("last").get("epoch", "?")) for r in fin),
+            epochs_text(fin, "last"),
             mean_sd_text([r.accuracy("last", an.split) for r in fin])])
     return head + cells + cost + tail
 
@@ -275,6 +297,16 @@ def _model_row(an: Analysis, key, differs: bool) -> list[str]:
 def _in_seeds(bad: int, runs: int) -> str:
     """A flag over a model's seeds: 'no', 'yes' (every seed), or '1 of 3'."""
     return "no" if not bad else "yes" if bad == runs else f"{bad} of {runs}"
+
+
+def epochs_text(runs, which: str) -> str:
+    """The epochs of a checkpoint over runs: each (`2/3/2`), or their range beyond a few runs
+    (a cross-validated group has dozens)."""
+    epochs = [r.checkpoint(which).get("epoch") for r in runs]
+    if len(epochs) <= 6 or any(not isinstance(e, int) for e in epochs):
+        return "/".join(str(e if e is not None else "?") for e in epochs)
+    lo, hi = min(epochs), max(epochs)
+    return str(lo) if lo == hi else f"{lo}–{hi}"
 
 
 def params_header(an: Analysis) -> str:

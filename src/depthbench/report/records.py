@@ -1,15 +1,19 @@
 """Read a study folder's run records (result.json, metrics.csv): the report's only input.
 
-The layout and schemas are the ones in docs/internals.md. A run folder is `<model>__<variant>__s<seed>`;
-a folder whose result.json is missing or unreadable still becomes a run (status "incomplete" or
-"unreadable") so the report shows it instead of dropping it. The study is the one its study.yaml
-describes now: run folders of models, variants or seeds it no longer lists (a study rerun with
-fewer seeds) are left out and named (`Study.left_out`).
+The layout and schemas are the ones in docs/internals.md. A run folder is `<model>__<variant>__s<seed>`,
+or `<model>__<variant>__s<seed>__r<repeat>__f<fold>` in a cross-validated study (whose runs train
+with their cell's seed: the study's seed is the folder name's); a folder whose result.json is
+missing or unreadable still becomes a run (status "incomplete" or "unreadable") so the report
+shows it instead of dropping it. The study is the one its study.yaml describes now: run folders of
+models, variants or seeds it no longer lists (a study rerun with fewer seeds) are left out and
+named (`Study.left_out`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +50,23 @@ class Run:
     metrics: list[dict] = field(default_factory=list)
     reason: str | None = None  # why it failed or is incomplete
     failure_epoch: int | None = None
+    repeat: int | None = None  # its cross-validation cell (None: the single split)
+    fold: int | None = None
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def cell(self) -> tuple[int, int, int]:
+        """(seed, repeat, fold): the cell A and B are paired on in a cross-validated study."""
+        return self.seed, self.repeat or 0, self.fold or 0
+
+    @cached_property
+    def cell_split(self) -> CellSplit | None:
+        """What the run's split.json says about its cross-validation cell (None when it has no
+        readable split.json of a cell)."""
+        return read_cell_split(self.path / "split.json")
 
     @property
     def finished(self) -> bool:
@@ -57,8 +74,10 @@ class Run:
 
     @property
     def sort_key(self) -> tuple:
-        """The report's order: models in the canonical order, base before variants, by seed."""
-        return (model_order(self.model), self.variant != BASE, self.variant, self.seed)
+        """The report's order: models in the canonical order, base before variants, by seed
+        (then repeat and fold)."""
+        return (model_order(self.model), self.variant != BASE, self.variant, self.seed,
+                self.repeat or 0, self.fold or 0)
 
     def checkpoint(self, which: str) -> dict:
         """`best` (selected by validation) or `last` section of result.json ({} if absent)."""
@@ -160,6 +179,30 @@ class Run:
                 np.array([r[column] for r in rows], dtype=float))
 
 
+@dataclass(frozen=True)
+class CellSplit:
+    """A cross-validation cell's split.json, as far as the report needs it."""
+
+    partition: str  # the hash of the study's partition
+    repeat: int
+    fold: int
+    folds: int
+    repeats: int
+    test: list[str]  # the test fold's image paths, in the order of the run's predictions
+    n_train: int
+
+
+def read_cell_split(path: Path) -> CellSplit | None:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        entries = d["entries"]
+        return CellSplit(str(d["partition"]), int(d["repeat"]), int(d["fold"]), int(d["folds"]),
+                         int(d["repeats"]), [e["path"] for e in entries if e["split"] == "test"],
+                         sum(e["split"] == "train" for e in entries))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+
+
 @dataclass
 class Study:
     path: Path
@@ -200,6 +243,19 @@ class Study:
     @property
     def is_flowers(self) -> bool:
         return sorted(c.lower() for c in self.classes) == list(FLOWERS)
+
+    @property
+    def design(self) -> tuple[int, int] | None:
+        """(folds, repeats) of a cross-validated study (from study.yaml, else its run folders),
+        None for a single split."""
+        split = self.spec.get("split") if isinstance(self.spec.get("split"), dict) else {}
+        if isinstance(split.get("folds"), int):
+            repeats = split.get("repeats")
+            return split["folds"], repeats if isinstance(repeats, int) else 1
+        cells = [(r.repeat, r.fold) for r in self.runs if r.fold is not None]
+        if not cells:
+            return None
+        return max(f for _, f in cells) + 1, max(r for r, _ in cells) + 1
 
 
 def load_study(study_dir: str | Path) -> Study:
@@ -243,6 +299,13 @@ def _listed(run: Run, spec: dict) -> bool:
         return False
     if isinstance(seeds, list) and run.seed not in seeds:
         return False
+    split = spec.get("split") if isinstance(spec.get("split"), dict) else {}
+    folds = split.get("folds")
+    if spec and (run.fold is None) != (folds is None):  # the other design's folders
+        return False
+    if run.fold is not None and isinstance(folds, int) and (
+            run.fold >= folds or run.repeat >= int(split.get("repeats") or 1)):
+        return False
     variants = spec.get("variants")
     if run.variant == BASE or not isinstance(variants, dict):
         return True
@@ -258,16 +321,18 @@ def load_run(run_dir: Path) -> Run:
     model = named["model"] if named else run_dir.name
     variant = named["variant"] if named else BASE
     seed = int(named["seed"]) if named else 0
+    cell = ({"repeat": int(named["repeat"]), "fold": int(named["fold"])}
+            if named and named["fold"] is not None else {})
     metrics, metrics_problem = read_metrics(run_dir / "metrics.csv")
     try:
         result = read_result(run_dir)
     except RecordError as e:
         return Run(run_dir, canonical(model), variant, seed, "unreadable", family_of(model),
-                   metrics=metrics, reason=f"result.json {e.detail}")
+                   metrics=metrics, reason=f"result.json {e.detail}", **cell)
     if result is None:
         reason = "no result.json (the run never finished; rerun the study to resume it)"
         return Run(run_dir, canonical(model), variant, seed, "incomplete", family_of(model),
-                   metrics=metrics, reason=reason)
+                   metrics=metrics, reason=reason, **cell)
     model = canonical(str(result.get("model") or model))
     status = str(result.get("status") or "incomplete")
     failure = result.get("failure") or {}
@@ -276,8 +341,11 @@ def load_run(run_dir: Path) -> Run:
         reason = f"{reason}; {metrics_problem}" if reason else metrics_problem
     if status == "running":
         reason = reason or "still running or interrupted (rerun the study to resume it)"
+    if not cell and result.get("seed") is not None:  # a cell's run trains with the cell's seed
+        seed = int(result["seed"])
     return Run(
         path=run_dir, model=model, variant=str(result.get("variant") or variant),
-        seed=int(result["seed"]) if result.get("seed") is not None else seed, status=status,
+        seed=seed, status=status,
         family=str(result.get("family") or family_of(model)), result=result, metrics=metrics,
-        reason=reason, failure_epoch=failure.get("epoch") if isinstance(failure, dict) else None)
+        reason=reason, failure_epoch=failure.get("epoch") if isinstance(failure, dict) else None,
+        **cell)

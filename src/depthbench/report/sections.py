@@ -16,6 +16,7 @@ from depthbench.report.analysis import (
     BASE,
     COMPARISON_HEADER,
     CONVERGED_TRAIN_ACC,
+    POOLED_REPEAT,
     QUESTIONS,
     Analysis,
     Comparison,
@@ -24,7 +25,7 @@ from depthbench.report.analysis import (
 )
 from depthbench.report.document import Bullets, Details, Document, Figure, Heading, Para, Table
 from depthbench.report.fmt import ci_text, gmacs_text, mean, mean_sd_text, ok, params_text, pct
-from depthbench.report.overview import params_header
+from depthbench.report.overview import delta_ci_text, epochs_text, params_header
 from depthbench.report.records import Run
 from depthbench.report.source import SOURCE_VAL_IMAGES, load_source
 
@@ -37,14 +38,15 @@ def comparisons(doc: Document, an: Analysis, plan: Plan) -> None:
         doc.add(Para("No pair of models finished: nothing to compare."))
         return
     m = sum(c.test is not None for c in an.comparisons)
+    paired = ("by (repeat, fold, seed) cell: the same training and test images, the same "
+              f"training seed ({an.design_text()})" if an.cv else "by seed and image")
     doc.add(Para(
         f"Δ = A − B in {an.eval_name} accuracy points at the checkpoints validation selected, "
-        f"paired by seed and image; Holm over all {m} comparisons. Verdict (A against B): "
+        f"paired {paired}; Holm over all {m} comparisons. Verdict (A against B): "
         "better / worse (Holm-adjusted p < 0.05), equivalent (within "
         f"±{100 * an.margin:g} points by TOST), inconclusive (neither), not testable "
         "(degenerate runs, runs that did not beat the majority class, or runs that cannot be "
-        "paired). Method per row: exact McNemar with "
-        "one seed, the crossed and seed-level t with several (Methods)."))
+        f"paired). Method per row: {delta_ci_text(an)} (Methods)."))
     for q, comps in plan.by_question():
         doc.add(Heading(QUESTIONS[q], level=3))
         if q == "variant":
@@ -105,9 +107,10 @@ def _variant_table(doc: Document, an: Analysis, comps: list[Comparison]) -> None
 
 
 def overfit(an: Analysis, c: Comparison) -> tuple[list, list, list]:
-    """Overfitting of B (the base) and of A (the variant) on each seed both ran, and A − B."""
-    ra = {r.seed: r for r in an.finished(c.a)}
-    rb = {r.seed: r for r in an.finished(c.b)}
+    """Overfitting of B (the base) and of A (the variant) on each seed (cell, when
+    cross-validated) both ran, and A − B."""
+    ra = {r.cell: r for r in an.finished(c.a)}
+    rb = {r.cell: r for r in an.finished(c.b)}
     common = sorted(set(ra) & set(rb))
     ov_a = [_overfit(an, ra[s]) for s in common]
     ov_b = [_overfit(an, rb[s]) for s in common]
@@ -131,7 +134,7 @@ def training(doc: Document, an: Analysis, fig_dir: Path, written: set) -> None:
     """The selected and the last epoch in one table (last-epoch columns only where they differ),
     then the learning curves."""
     doc.add(Heading("Training"), Para(
-        "Values are mean ± sample sd over seeds (no sd with one seed); train loss is the epoch "
+        f"Values are mean ± sample sd over {an.per} (no sd with one); train loss is the epoch "
         "mean over samples, train acc the running accuracy during the epoch. " + _recipe_line(an)))
     differs = any(r.checkpoint("last").get("epoch") != r.checkpoint("best").get("epoch")
                   for r in an.study.runs if r.finished)
@@ -154,7 +157,7 @@ def training(doc: Document, an: Analysis, fig_dir: Path, written: set) -> None:
 
 
 def _epoch_cells(runs: list[Run], which: str) -> list[str]:
-    return ["/".join(str(r.checkpoint(which).get("epoch", "?")) for r in runs),
+    return [epochs_text(runs, which),
             mean_sd_text([r.checkpoint(which).get("train_loss") for r in runs], "loss"),
             mean_sd_text([r.checkpoint(which).get("train_acc") for r in runs]),
             mean_sd_text([r.accuracy(which, "val") for r in runs])]
@@ -165,10 +168,10 @@ def _recipe_line(an: Analysis) -> str:
                 if isinstance(r.result.get("config"), dict)), None)
     if not cfg:
         return "Recipe: not recorded."
-    shown = [f"{k}={cfg[k]}" for k in ("data", "recipe", "epochs", "batch_size", "lr",
-                                        "optimizer", "scheduler", "dihedral", "flips", "img_size",
-                                        "val", "test", "precision")
-             if cfg.get(k) is not None]
+    keys = ("data", "recipe", "epochs", "batch_size", "lr", "optimizer", "scheduler", "dihedral",
+            "flips", "img_size", "val", "test", "precision")
+    shown = [f"{k}={cfg[k]}" for k in keys  # a fold, not a fraction, is a cell's test split
+             if cfg.get(k) is not None and not (k == "test" and an.cv)]
     return "Recipe (first run's resolved config): " + ", ".join(shown) + "."
 
 
@@ -199,8 +202,8 @@ def curves(doc: Document, an: Analysis, fig_dir: Path, written: set) -> None:
         any_fig = True
         doc.add(Figure(f"figures/{name}",
                        f"{family_display(fam)}: train loss (epoch mean) and validation "
-                       "accuracy per epoch; line = mean over seeds, band = min–max over seeds "
-                       "(n = seeds)."))
+                       f"accuracy per epoch; line = mean over {an.per}, band = min–max over "
+                       f"{an.per} (n = {an.per})."))
     if not any_fig:
         doc.add(Para("No finished run has per-epoch records (metrics.csv)."))
 
@@ -223,40 +226,56 @@ def confusion(doc: Document, an: Analysis, fig_dir: Path, written: set) -> None:
     classes = an.study.classes
     any_fig = False
     recall_rows = []
+    pooled = (f"the test predictions of repeat {POOLED_REPEAT}'s {an.design[0]} folds pooled "
+              "(every image once per seed)" if an.cv else "")
     for fam in an.families():
         key = an.selected([k for k in an.groups if an.groups[k][0].family == fam])
         if key is None:
             continue
-        mats = [m for m in (_confusion(an, r, len(classes)) for r in an.finished(key))
-                if m is not None]
+        mats = [m for m in (_confusion(an, r, len(classes)) for pool in an.pools(key)
+                            for r in pool) if m is not None]
         if not mats or any(m.shape != mats[0].shape for m in mats):
             continue
         total = np.sum(mats, axis=0)
         labels = classes if len(classes) == total.shape[0] else [str(i) for i in
                                                                  range(total.shape[0])]
+        seeds = len(an.pools(key))
         name = f"confusion_{fam}.png"
-        title = f"{group_label(key)} ({an.eval_name}, {len(mats)} seed(s) summed)"
+        title = (f"{group_label(key)} ({an.eval_name}, "
+                 + (f"repeat {POOLED_REPEAT}, " if an.cv else "") + f"{seeds} seed(s) summed)")
         F.confusion_matrix(total, labels, title, fig_dir / name)
         written.add(name)
         any_fig = True
         doc.add(Figure(f"figures/{name}",
                        f"{family_display(fam)}: {an.label(key)}, the family's highest mean "
                        f"validation accuracy; {an.eval_name} images, selected checkpoint, "
-                       f"counts summed over {len(mats)} seed(s), colour = fraction of true class."))
+                       + (f"{pooled}, " if an.cv else "")
+                       + f"counts summed over {seeds} seed(s), colour = fraction of true class."))
     for key in an.groups:
-        per_run = [r.class_metrics("best", an.split) for r in an.finished(key)]
-        per_run = [m["recall"] for m in per_run if m]
-        if per_run and len(classes) and all(len(x) == len(per_run[0]) for x in per_run):
-            recall_rows.append([an.label(key), str(len(per_run))] + [
-                mean_sd_text([x[i] for x in per_run]) for i in range(len(per_run[0]))])
+        per_seed = [_pooled_recall(pool, an.split, len(classes)) for pool in an.pools(key)]
+        per_seed = [x for x in per_seed if x]
+        if per_seed and len(classes) and all(len(x) == len(per_seed[0]) for x in per_seed):
+            recall_rows.append([an.label(key), str(len(per_seed))] + [
+                mean_sd_text([x[i] for x in per_seed]) for i in range(len(per_seed[0]))])
     if recall_rows:
         width = max(len(r) for r in recall_rows) - 2
         names = classes if len(classes) == width else [str(i) for i in range(width)]
-        doc.add(Table(["model", "runs"] + [f"recall: {c}" for c in names], recall_rows,
+        doc.add(Table(["model", "seeds" if an.cv else "runs"] + [f"recall: {c}" for c in names],
+                      recall_rows,
                       caption=f"Per-class recall on the {an.eval_name} split at the selected "
-                              "checkpoint, mean ± sd over seeds"))
+                              "checkpoint, mean ± sd over seeds"
+                              + (f"; each seed's recall from {pooled}" if an.cv else "")))
     if not any_fig:
         doc.add(Para(f"No finished run recorded a confusion matrix on the {an.eval_name} split."))
+
+
+def _pooled_recall(runs: list[Run], split: str, k: int) -> list | None:
+    """Per-class recall of the runs' predictions taken together (one run: its own)."""
+    parts = [r.split("best", split) or {} for r in runs]
+    if not parts or any(p.get("predictions") is None or p.get("targets") is None for p in parts):
+        return None
+    return S.class_metrics([t for p in parts for t in p["targets"]],
+                           [y for p in parts for y in p["predictions"]], k)["recall"]
 
 
 
@@ -412,10 +431,22 @@ def _run_row(an: Analysis, r: Run) -> list[str]:
 # -------------------------------------------------------------------------------------- methods
 def methods(doc: Document, an: Analysis) -> None:
     m = sum(c.test is not None for c in an.comparisons)
+    holm = (f"Multiple comparisons: Holm over all {m} distinct comparisons in this report (each "
+            "counted once, whichever question asked for it; the comparisons across families "
+            "included). 'A beats B' only when the Holm-adjusted p is below 0.05.")
+    if an.cv:
+        doc.add(Heading("Methods"), Bullets([_METHODS_FIXED[0], _cv_method(an), holm, (
+            f"Equivalence: two one-sided tests (TOST) that |Δ| < {100 * an.margin:g} points "
+            "(study option report.equivalence_margin), Holm-adjusted over the same comparisons, "
+            "on the row's method. 'Equivalent' / 'does not help' only when it passes; otherwise "
+            "'inconclusive'."),
+            "Detectable difference: the |Δ| the row's method finds with 80% power by a "
+            "two-sided test at α/m (the Holm level of the smallest p), from the noncentral t "
+            "with its standard error and degrees of freedom; capped at 100 points.",
+            *_METHODS_FIXED[6:], _converged()]))
+        return
     doc.add(Heading("Methods"), Bullets(_METHODS_FIXED[:2] + [
-        f"Multiple comparisons: Holm over all {m} distinct comparisons in this report (each "
-        "counted once, whichever question asked for it; the comparisons across families "
-        "included). 'A beats B' only when the Holm-adjusted p is below 0.05.",
+        holm,
         f"Equivalence: two one-sided tests (TOST) that |Δ| < {100 * an.margin:g} points (study "
         "option report.equivalence_margin), Holm-adjusted over the same comparisons; with one "
         "seed on an exact bound for Δ (Clopper–Pearson boxes for the disagreement rate and for "
@@ -429,11 +460,36 @@ def methods(doc: Document, an: Analysis) -> None:
         "Comparisons resting on one are 'not testable under this budget' whatever their "
         "p-value (they still count in Holm's m), and so are the source's claims resting on "
         "them.",
-        f"Converged: last-epoch train accuracy ≥ {100 * CONVERGED_TRAIN_ACC:.0f}% (mean over "
-        "seeds; the eval-mode train-subset accuracy when recorded). Overfitting: eval-mode "
-        "accuracy of the selected checkpoint on a fixed train subset (the same images in every "
-        "run) − evaluation accuracy; not shown when runs did not record it.",
+        _converged(),
     ]))
+
+
+def _converged() -> str:
+    return (f"Converged: last-epoch train accuracy ≥ {100 * CONVERGED_TRAIN_ACC:.0f}% (mean over "
+            "seeds; the eval-mode train-subset accuracy when recorded). Overfitting: eval-mode "
+            "accuracy of the selected checkpoint on a fixed train subset (the same images in "
+            "every run) − evaluation accuracy; not shown when runs did not record it.")
+
+
+def _cv_method(an: Analysis) -> str:
+    k, r = an.design
+    split = an.study.spec.get("split") if isinstance(an.study.spec.get("split"), dict) else {}
+    val = split.get("val")
+    grouped = " and the groups file's groups" if split.get("groups") else ""
+    return (
+        f"Cross-validation, {k}-fold × {r} repeat{'s' if r != 1 else ''}: each repeat partitions "
+        "the images into folds stratified by class (scikit-learn's StratifiedKFold, or "
+        f"StratifiedGroupKFold so that exact duplicates{grouped} share a fold; each repeat "
+        "shuffled from the split seed and the repeat), so every image is tested once per repeat "
+        "and seed. In each (repeat, fold) cell the fold is the test split, "
+        + (f"{100 * val:g}% " if isinstance(val, int | float) else "a fraction ")
+        + "of each class of the other images selects the checkpoint, the rest train; every "
+        "model of a cell trains with that cell's seed. A and B are compared on the cells both "
+        f"finished: {delta_ci_text(an)}; a model's accuracy by the same method over its cells. "
+        "Confusion matrices and per-class recall pool the folds of repeat "
+        f"{POOLED_REPEAT} (every image once per seed). comparisons.csv carries each row's "
+        "cells (correct counts of A and B, test and training images), from which its p "
+        "recomputes.")
 
 
 _METHODS_FIXED = [

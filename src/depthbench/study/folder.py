@@ -6,7 +6,8 @@ values), the device the runs ask for, their pretrained weights, the data and its
 start therefore leaves the folder as it was, and the corrected command is not refused. Once the
 study starts, `record_study` writes `study.yaml` (the study as it now stands: a rerun with fewer
 seeds records them, and the report leaves the other seeds' folders out, naming them) and the
-split manifest, once.
+split manifest, once; a cross-validated study writes its partition (`folds.json`) instead, and
+`record_cells` gives each run folder the split.json of its (repeat, fold) cell, derived from it.
 """
 
 from __future__ import annotations
@@ -17,14 +18,24 @@ from pathlib import Path
 
 import yaml
 
-from depthbench._io import atomic_write_text, remove_stale_temps
-from depthbench.data import Manifest, make_split, open_source, small_classes
+from depthbench._io import atomic_write_bytes, atomic_write_text, remove_stale_temps
+from depthbench.data import (
+    Manifest,
+    Partition,
+    groups_hash,
+    make_partition,
+    make_split,
+    open_source,
+    read_groups,
+    small_classes,
+    small_for_folds,
+)
 from depthbench.engine.config import OPERATIONAL_KEYS, low_lr_warning
 from depthbench.engine.devices import device_type
-from depthbench.errors import ConfigError
+from depthbench.errors import ConfigError, DataError
 from depthbench.folderlock import holder
 from depthbench.runrecord import RUN_DIR_PATTERN
-from depthbench.study.grid import plan_runs
+from depthbench.study.grid import RunPlan, plan_runs
 from depthbench.study.schema import StudySpec
 from depthbench.study.slurm import active_jobs
 
@@ -35,14 +46,19 @@ from depthbench.study.slurm import active_jobs
 _RERUN_MAY_CHANGE = {"seeds", "jobs", "executor", "report"}
 
 
+SPLIT_FILE = "split.json"  # the single split's manifest, for every run
+FOLDS_FILE = "folds.json"  # a cross-validated study's partition, each run's split derived from it
+
+
 @dataclass
 class Start:
     """What the checks found, for the study to start with: the split (the folder's, or a new one
-    not saved yet) and the warnings to print once it starts."""
+    not saved yet; a partition when cross-validated) and the warnings to print once it starts."""
 
-    manifest: Manifest
+    manifest: Manifest | None
     new_split: bool
     warnings: list[str]
+    partition: Partition | None = None
 
 
 def preflight(spec: StudySpec, study_dir: Path) -> Start:
@@ -62,17 +78,47 @@ def preflight(spec: StudySpec, study_dir: Path) -> Start:
     if pretrained and not Path(pretrained).expanduser().is_file():
         raise ConfigError(f"study {spec.name}: overrides.pretrained: {pretrained} not found")
     source = open_source(spec.data)
-    path = study_dir / "split.json"
     s = spec.split
+    groups = read_groups(source, s.groups) if s.groups is not None else None
+    lr = low_lr_warning(plan_runs(spec)[0].train_config())
+    lr = [lr] if lr else []
+    if s.folds is not None:
+        partition, new = _partition(spec, study_dir, source, groups)
+        counts = {c: sum(y == label for y in partition.labels)
+                  for label, c in enumerate(partition.classes)}
+        warnings = small_classes(counts, s.val, 0.0) + small_for_folds(counts, s.folds)
+        return Start(None, new, [p["problem"] for p in warnings] + lr, partition)
+    path = study_dir / SPLIT_FILE
     if path.is_file():
         manifest = Manifest.load(path)
         manifest.verify(source)
     else:
-        manifest = make_split(source, val=s.val, test=s.test, seed=s.seed)
+        manifest = make_split(source, val=s.val, test=s.test, seed=s.seed, groups=groups)
     counts = {cls: sum(n.values()) for cls, n in manifest.class_counts().items()}
     warnings = [p["problem"] for p in small_classes(counts, s.val, s.test)]
-    lr = low_lr_warning(plan_runs(spec)[0].train_config())
-    return Start(manifest, not path.is_file(), warnings + ([lr] if lr else []))
+    return Start(manifest, not path.is_file(), warnings + lr)
+
+
+def _partition(spec: StudySpec, study_dir: Path, source, groups) -> tuple[Partition, bool]:
+    """The study folder's partition, checked against the data and the groups file (a changed
+    file would cut a group, or test an image a run trained on), else a new one not saved yet."""
+    s = spec.split
+    sha = groups_hash(s.groups) if s.groups is not None else None
+    path = study_dir / FOLDS_FILE
+    if not path.is_file():
+        return make_partition(source, s.folds, s.repeats, s.seed, s.val, groups, sha), True
+    partition = Partition.load(path)
+    partition.verify(source)
+    made = (partition.folds, partition.repeats, partition.seed, partition.val)
+    if made != (s.folds, s.repeats, s.seed, s.val):
+        raise DataError(f"{path} was made for folds {made[0]}, repeats {made[1]}, seed {made[2]}, "
+                        f"val {made[3]:g}, not this study's; restore it, or start a new study "
+                        "folder (--out)")
+    if partition.groups_sha != sha:
+        raise DataError(f"{path}: the groups file {s.groups or '(none)'} is not the one the "
+                        "study's folds were made with; restore it, or start a new study folder "
+                        "(--out) to make new folds")
+    return partition, False
 
 
 def check_folder(study_dir: Path, spec: StudySpec) -> None:
@@ -141,18 +187,51 @@ def remove_study_temps(study_dir: Path) -> None:
 # the study folder, once the study starts
 
 
-def record_study(study_dir: Path, spec: StudySpec, start: Start, console) -> Path:
+def record_study(study_dir: Path, spec: StudySpec, start: Start, console) -> Path | None:
     """study.yaml, the study as it now stands (a rerun with fewer seeds says so: the report then
-    leaves the other seeds' folders out and names them), and the split manifest, written once."""
+    leaves the other seeds' folders out and names them), and the split manifest, written once;
+    returns its path. A cross-validated study writes its partition instead and returns None:
+    each run's split is its own split.json (`record_cells`)."""
     atomic_write_text(study_dir / "study.yaml", yaml.safe_dump(spec.model_dump(mode="json"),
                                                                sort_keys=False))
-    path = study_dir / "split.json"
+    if start.partition is not None:
+        if start.new_split:
+            p = start.partition
+            p.save(study_dir / FOLDS_FILE)
+            console.print(f"{study_dir}: {design_text(p.folds, p.repeats)} of {spec.data}: "
+                          f"{len(p)} images ({len(p.classes)} classes), about {len(p) // p.folds} "
+                          "test images a fold")
+        return None
+    path = study_dir / SPLIT_FILE
     if start.new_split:
         start.manifest.save(path)
         counts = start.manifest.counts()
         console.print(f"{study_dir}: split {spec.data}: {counts['train']} train, {counts['val']} "
                       f"val, {counts['test']} test images ({len(start.manifest.classes)} classes)")
     return path
+
+
+def design_text(folds: int, repeats: int) -> str:
+    """`5-fold x 2 repeats`."""
+    return f"{folds}-fold x {repeats} repeat{'s' if repeats != 1 else ''}"
+
+
+def record_cells(study_dir: Path, partition: Partition, plans: list[RunPlan]) -> None:
+    """Each run folder's split.json: its (repeat, fold) cell of the partition, written before the
+    run is handed to an executor (a SLURM job, a worker), which finds it in its own folder. One
+    already there must be of this partition and cell (a run resumes on the images it began on)."""
+    cells: dict[tuple[int, int], bytes] = {}  # a cell's split.json, made once for its runs
+    for plan in plans:
+        key = (plan.repeat, plan.fold)
+        if key not in cells:
+            cells[key] = partition.cell(*key).to_json().encode()
+        path = study_dir / plan.name / SPLIT_FILE
+        if not path.is_file():
+            atomic_write_bytes(path, cells[key])
+        elif path.read_bytes() != cells[key]:
+            raise DataError(f"{path} is not the split of repeat {plan.repeat}, fold {plan.fold} "
+                            f"of this study's {FOLDS_FILE}; delete the run folder {path.parent} "
+                            "to train it again on its cell")
 
 
 def _refuse_if_on_slurm(study_dir: Path) -> None:

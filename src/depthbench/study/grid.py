@@ -1,11 +1,14 @@
 """The grid of a study: one `RunPlan` per (seed, model, variant), each a run folder
-`<model>__<variant>__s<seed>` with its own fully resolved `TrainConfig`."""
+`<model>__<variant>__s<seed>` with its own fully resolved `TrainConfig`; in a cross-validated
+study one per (repeat, seed, fold, model, variant), `<model>__<variant>__s<seed>__r<repeat>__f<fold>`,
+trained with the cell's seed (`data.folds.cell_seed`: every model of a cell alike)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from depthbench.data.folds import cell_seed
 from depthbench.engine.config import TrainConfig, make_config
 from depthbench.errors import ConfigError
 from depthbench.names import ABLATIONS, VARIANT_OPTIONS, family_of
@@ -17,6 +20,7 @@ _STUDY_KEYS = {
     "model": "models", "data": "data", "recipe": "recipe", "img_size": "img_size",
     "seed": "seeds", "split_seed": "split.seed", "val": "split.val", "test": "split.test",
     "out": "--out", **{k: f"variants.{k}" for k in VARIANT_OPTIONS},
+    "folds": "split.folds",
     "window_size": "model_options (per family: {swin: {window_size: N}})",
 }
 
@@ -28,10 +32,23 @@ class RunPlan:
     variant: str  # "base", "keydrop0.1", "sedrop0.1", ...
     seed: int
     variant_options: dict[str, Any] = field(default_factory=dict)
+    repeat: int | None = None  # the cross-validation cell (None: the single split)
+    fold: int | None = None
 
     @property
     def name(self) -> str:
-        return run_dir_name(self.model, self.variant, self.seed)
+        return run_dir_name(self.model, self.variant, self.seed, self.repeat, self.fold)
+
+    @property
+    def block(self) -> tuple[int, int]:
+        """The runs that belong together in the order of the grid, (repeat, seed): a scheduler
+        keeps a block's runs before the next block's, so a study cut short has whole blocks."""
+        return (self.repeat or 0, self.seed)
+
+    @property
+    def train_seed(self) -> int:
+        """The seed the run trains with: the study's seed, or its cross-validation cell's."""
+        return self.seed if self.fold is None else cell_seed(self.seed, self.repeat, self.fold)
 
     def model_options(self) -> dict[str, Any]:
         opts = self.spec.model_options
@@ -41,9 +58,10 @@ class RunPlan:
     def train_config(self, source: str = "study") -> TrainConfig:
         """The run's resolved TrainConfig (recipe defaults, then overrides, then the grid point)."""
         s = self.spec
+        # a cell's split is its own split.json; no fraction of the config makes it (test 0)
         values = {**s.overrides, "recipe": s.recipe, "model": self.model, "data": s.data,
-                  "img_size": s.img_size, "seed": self.seed, "split_seed": s.split.seed,
-                  "val": s.split.val, "test": s.split.test, **self.model_options()}
+                  "img_size": s.img_size, "seed": self.train_seed, "split_seed": s.split.seed,
+                  "val": s.split.val, "test": s.split.test or 0.0, **self.model_options()}
         return make_config(values, source=f"{source} ({self.name})").resolved()
 
 
@@ -65,11 +83,19 @@ def variants_for(spec: StudySpec, model: str) -> list[tuple[str, dict[str, Any]]
 
 
 def plan_runs(spec: StudySpec) -> list[RunPlan]:
-    """Every grid point, seed by seed (so a study cut short still has whole seeds to compare)."""
-    return [RunPlan(spec, model, variant, seed, opts)
+    """Every grid point, seed by seed (so a study cut short still has whole seeds to compare);
+    cross-validated, repeat by repeat, then seed by seed, then fold by fold (so a study cut
+    short has whole repeats: every image tested once per seed)."""
+    models = [(model, variant, opts) for model in spec.models
+              for variant, opts in variants_for(spec, model)]
+    if spec.split.folds is None:
+        return [RunPlan(spec, model, variant, seed, opts)
+                for seed in spec.seeds for model, variant, opts in models]
+    return [RunPlan(spec, model, variant, seed, opts, repeat, fold)
+            for repeat in range(spec.split.repeats)
             for seed in spec.seeds
-            for model in spec.models
-            for variant, opts in variants_for(spec, model)]
+            for fold in range(spec.split.folds)
+            for model, variant, opts in models]
 
 
 def check_overrides(spec: StudySpec, label: str) -> None:

@@ -37,7 +37,7 @@ from depthbench.models.complexity import model_macs
 from depthbench.runrecord import FINAL_STATUSES
 from depthbench.study import packing
 from depthbench.study.grid import RunPlan
-from depthbench.study.records import epochs_done, read_result, write_failure
+from depthbench.study.records import epochs_done, read_result, run_split, write_failure
 from depthbench.study.schema import StudySpec
 from depthbench.study.summary import Summary
 from depthbench.study.worker import PRELOAD, STOP_GRACE_S, run_worker
@@ -58,8 +58,8 @@ class _Active:
 class LocalScheduler:
     """Train `todo` on this machine, `jobs` runs at a time, each in a worker process."""
 
-    def __init__(self, spec: StudySpec, study_dir: Path, split_path: Path, todo: list[RunPlan],
-                 summary: Summary, console):
+    def __init__(self, spec: StudySpec, study_dir: Path, split_path: Path | None,
+                 todo: list[RunPlan], summary: Summary, console):
         self.spec, self.dir, self.split = spec, study_dir, split_path
         self.todo, self.summary, self.console = deque(todo), summary, console
         self.configs = {p.name: p.train_config() for p in todo}
@@ -71,8 +71,9 @@ class LocalScheduler:
         left = {p.name: self.cost[p.name] * max(0, self.configs[p.name].epochs
                                                 - epochs_done(study_dir / p.name)) for p in todo}
         self.total_units = sum(left.values())
-        if self.jobs > 1:  # longest first within a seed, so no long run ends alone on one slot
-            self.todo = deque(sorted(todo, key=lambda p: (p.seed, -left[p.name])))
+        if self.jobs > 1:  # longest first within a seed (a repeat's seed when cross-validated),
+            # so no long run ends alone on one slot
+            self.todo = deque(sorted(todo, key=lambda p: (p.block, -left[p.name])))
 
     def _plan_places(self, todo: list[RunPlan]) -> None:
         """How many runs at a time (`jobs`), on which GPU and cores: without a GPU one run (or
@@ -97,7 +98,8 @@ class LocalScheduler:
         elif self.spec.jobs != "auto":
             self.jobs = min(self.spec.jobs, len(todo))
         else:
-            self.peaks = _peaks(todo, self.configs, self.split, max(budgets), self.console)
+            self.peaks = _peaks(todo, self.configs, run_split(self.dir / todo[0].name, self.split),
+                                max(budgets), self.console)
             self.jobs = min(len(todo), packing.slots(list(self.peaks.values()), budgets, len(cpus)))
             lo, hi = (f(self.peaks.values()) / packing.GiB for f in (min, max))
             memory = (f" ({sum(g.free for g in self.gpus) / packing.GiB:.0f} GiB free; est. "
@@ -174,8 +176,8 @@ class LocalScheduler:
                                "this run waits for it, then continues from where it stopped")
         proc = self.ctx.Process(
             target=run_worker, name=plan.name, daemon=False,
-            args=(str(run_dir), config.model_dump(mode="json"), str(self.split), plan.variant,
-                  threads, gpu, str(log_path), cores))
+            args=(str(run_dir), config.model_dump(mode="json"), str(run_split(run_dir, self.split)),
+                  plan.variant, threads, gpu, str(log_path), cores))
         proc.start()
         act = _Active(plan, proc, time.monotonic(), epochs_done(run_dir), gpu=gpu_index)
         act.task = self.progress.add_task(f"  {plan.name}", total=config.epochs,

@@ -26,6 +26,12 @@ def status_of(run_dir: Path) -> str:
     return "started" if run_dir.is_dir() and any(run_dir.iterdir()) else "new"
 
 
+def run_split(run_dir: Path, study_split: Path | None) -> Path:
+    """The split.json a run trains on: the study's one manifest, or (a cross-validated study,
+    `study_split` None) the run folder's own, which the runner wrote for its cell."""
+    return study_split if study_split is not None else run_dir / "split.json"
+
+
 def epochs_done(run_dir: Path) -> int:
     """Rows in metrics.csv: the epochs this run has completed so far."""
     try:

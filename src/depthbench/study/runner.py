@@ -24,6 +24,7 @@ from depthbench.study.folder import (
     Start,
     check_folder,
     preflight,
+    record_cells,
     record_study,
     remove_study_temps,
 )
@@ -69,8 +70,7 @@ def run_study(spec: StudySpec, out: str | Path | None = None, *, retry_failed: b
                          detach=detach, cluster=cluster)
         if not summary.pending:
             if analyze:  # SE, attention, CKA, Grad-CAM; the report then shows them
-                summary.analyzed = _analyze(study_dir, [p.name for p in plan_runs(spec)],
-                                            console)
+                summary.analyzed = _analyze(study_dir, analyzed_runs(spec), console)
             summary.report = build_report(study_dir)
     summary.seconds = time.monotonic() - t0
     return summary
@@ -81,6 +81,8 @@ def _train(spec: StudySpec, study_dir: Path, start: Start, console, *, retry_fai
     """The runs not finished yet, by the study's executor; a Ctrl-C stops them resumably."""
     split_path = record_study(study_dir, spec, start, console)
     summary, todo = _todo(study_dir, plan_runs(spec), retry_failed, console)
+    if start.partition is not None:  # each run finds its cell's split in its own folder
+        record_cells(study_dir, start.partition, todo)
     if spec.executor.kind == "slurm":
         scheduler = SlurmScheduler(spec, study_dir, split_path, todo, summary, console,
                                    retry_failed=retry_failed, detach=detach, cluster=cluster)
@@ -118,6 +120,13 @@ def _todo(study_dir: Path, plans: list[RunPlan], retry_failed: bool,
                       + (f", {len(summary.failed)} failed before (kept; --retry-failed runs "
                          "them again)" if summary.failed else ""))
     return summary, todo
+
+
+def analyzed_runs(spec: StudySpec) -> list[str]:
+    """The runs `analyze` measures: every run, or in a cross-validated study one cell's (repeat
+    0, fold 0; the networks inside are much alike from fold to fold, and the measurements are
+    the costly part of the analysis)."""
+    return [p.name for p in plan_runs(spec) if not p.repeat and not p.fold]
 
 
 def _analyze(study_dir: Path, runs: list[str], console) -> int:

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -25,6 +26,7 @@ from depthbench.configio import (
     IMG_SIZE_RANGE,
     KeyedError,
     Recipe,
+    fold_options_problem,
     fractions_problem,
 )
 from depthbench.errors import ConfigError
@@ -55,18 +57,52 @@ class _Strict(BaseModel):
 
 
 class SplitSpec(_Strict):
-    """Per-class split fractions, `int(n * fraction)` images of each class (the source's rule)."""
+    """How the images are split. Without `folds`, one split by per-class fractions,
+    `int(n * fraction)` images of each class (the source's rule). With `folds: K`, repeated
+    stratified K-fold cross-validation: each of `repeats` partitions tests every image once, and
+    each (repeat, fold) cell validates on `val` of each class of the other images; there is no
+    test fraction then (`test` is null). `groups`: a CSV file `path,group` naming a group per
+    image (a patient, a module, a session) that never straddles train and test."""
 
     val: float = DEFAULT_VAL
-    test: float = DEFAULT_TEST
+    test: float | None = DEFAULT_TEST  # the single split's; None with folds
     seed: int = 0
+    folds: int | None = None  # K >= 2: cross-validation; None: the single split
+    repeats: int = 1  # R >= 1 partitions, each with its own shuffle (folds only)
+    groups: str | None = None  # CSV `path,group`; a relative path is taken from the study file
+
+    @model_validator(mode="before")
+    @classmethod
+    def _test_only_without_folds(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        if raw.get("folds") is None:
+            return {"test": DEFAULT_TEST, **raw}
+        if raw.get("test") is not None:
+            raise KeyedError(("split", "test"), f"{raw['test']} with folds: {raw['folds']}: in "
+                             "cross-validation every image is tested in its fold, so there is no "
+                             "test fraction; drop test (or folds)")
+        return {**raw, "test": None}
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> SplitSpec:
-        problem = fractions_problem(self.val, self.test)
+        problem = fractions_problem(self.val, self.test or 0.0)
         if problem:
             raise ValueError(problem[1])
+        problem = fold_options_problem(self.folds, self.repeats)
+        if problem:
+            raise KeyedError(("split", problem[0]), problem[1])
         return self
+
+    @model_serializer(mode="wrap")
+    def _single_split_as_before(self, handler) -> dict[str, Any]:
+        """The cross-validation keys are left out at their defaults, so a study without them
+        records (and compares with an older study folder) exactly the keys it always had."""
+        out = handler(self)
+        for key, default in (("folds", None), ("repeats", 1), ("groups", None)):
+            if out.get(key) == default:
+                out.pop(key, None)
+        return out
 
 
 class VariantSpec(_Strict):

@@ -44,7 +44,7 @@ from depthbench.cpus import usable_cpu_count
 from depthbench.errors import ConfigError, DepthbenchError, RunFailed
 from depthbench.runrecord import FINAL_STATUSES
 from depthbench.study.grid import RunPlan
-from depthbench.study.records import annotate_run, read_result, write_failure
+from depthbench.study.records import annotate_run, read_result, run_split, write_failure
 from depthbench.study.worker import train_run
 
 SUBMITIT_DIR = ".slurm"
@@ -190,7 +190,7 @@ def _threads() -> int:
 class SlurmScheduler:
     """Submit the runs not yet queued, then (unless detached) follow every run's job to its end."""
 
-    def __init__(self, spec, study_dir: Path, split_path: Path, todo: list[RunPlan], summary,
+    def __init__(self, spec, study_dir: Path, split_path: Path | None, todo: list[RunPlan], summary,
                  console, *, retry_failed: bool = False, detach: bool = False,
                  cluster: str = "slurm"):
         self.spec, self.dir, self.split, self.todo = spec, study_dir, split_path, todo
@@ -291,7 +291,7 @@ class SlurmScheduler:
             run_dir = self.dir / plan.name
             run_dir.mkdir(parents=True, exist_ok=True)
             calls.append(TrainRun(str(run_dir), plan.train_config().model_dump(mode="json"),
-                                  str(self.split), plan.variant,
+                                  str(run_split(run_dir, self.split)), plan.variant,
                                   gpus=self.spec.executor.gpus_per_run))
         try:
             jobs = ex.submit_array(calls)

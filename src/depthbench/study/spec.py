@@ -21,6 +21,7 @@ from depthbench.configio import (
     BUNDLED_DATA,
     DEFAULT_PRESET,
     config_error,
+    fold_options_problem,
     preset_names,
     preset_path,
     read_yaml_mapping,
@@ -49,12 +50,16 @@ def load_spec(
     seeds: int | None = None,
     jobs: int | str | None = None,
     executor: str | None = None,
+    folds: int | None = None,
+    repeats: int | None = None,
 ) -> StudySpec:
     """Read a study YAML (or a preset), apply command-line overrides, validate, check overrides.
 
     `seeds` is a count (`--seeds 2` → seeds [0, 1]); `jobs` `auto` or a count; `executor` the
-    kind (`--executor slurm`). A relative data path in a YAML file is taken
-    relative to that file's folder; one given on the command line, relative to the working folder.
+    kind (`--executor slurm`); `folds` and `repeats` make the study cross-validated (`--folds 5`
+    replaces the file's test fraction, which folds do not use). A relative data or groups path
+    in a YAML file is taken relative to that file's folder; one given on the command line,
+    relative to the working folder.
     """
     if path is not None and preset is not None:
         raise ConfigError("give either --config STUDY.yaml or --preset NAME, not both")
@@ -66,6 +71,11 @@ def load_spec(
         raw["data"] = _resolve_data(data, Path.cwd())
     elif isinstance(raw.get("data"), str):
         raw["data"] = _resolve_data(raw["data"], src.parent)
+    if isinstance(raw.get("split"), dict) and isinstance(raw["split"].get("groups"), str):
+        raw["split"] = {**raw["split"], "groups": _resolve_path(raw["split"]["groups"],
+                                                                 src.parent)}
+    if folds is not None or repeats is not None:
+        raw["split"] = _fold_overrides(raw.get("split"), folds, repeats, label)
     if seeds is not None:
         if seeds < 1:
             raise ConfigError(f"--seeds {seeds}: give at least 1")
@@ -134,6 +144,30 @@ def spec_to_yaml(spec: StudySpec) -> str:
 def _resolve_data(data: str, base: Path) -> str:
     if data.split(":", 1)[0] in BUNDLED_DATA:
         return data
-    p = Path(data).expanduser()
+    return _resolve_path(data, base)
+
+
+def _resolve_path(path: str, base: Path) -> str:
+    p = Path(path).expanduser()
     return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def _fold_overrides(split: Any, folds: int | None, repeats: int | None, label: str) -> dict:
+    """The study's `split:` with `--folds`/`--repeats` applied. `--folds` turns a single split
+    into cross-validation, so the file's test fraction (a preset's, say) no longer applies and
+    is dropped; `--repeats` alone needs folds from the file."""
+    if split is not None and not isinstance(split, dict):
+        raise ConfigError(f"{label}: split: expected a mapping (val, test, seed, folds, ...)")
+    split = dict(split or {})
+    problem = fold_options_problem(folds if folds is not None else split.get("folds"),
+                                   repeats, "--folds", "--repeats")
+    if problem:
+        raise ConfigError(problem[1] + (" (or split.folds in the study file)"
+                                        if problem[0] == "repeats" and folds is None else ""))
+    if folds is not None:
+        split["folds"] = folds
+        split.pop("test", None)
+    if repeats is not None:
+        split["repeats"] = repeats
+    return split
 
