@@ -30,6 +30,7 @@ from depthbench.study.folder import (
 from depthbench.study.grid import RunPlan, plan_runs
 from depthbench.study.local import LocalScheduler
 from depthbench.study.lock import StudyLock
+from depthbench.study.plan import announce
 from depthbench.study.records import read_result, status_of
 from depthbench.study.slurm import SlurmScheduler, require_client
 from depthbench.study.spec import StudySpec
@@ -57,6 +58,9 @@ def run_study(spec: StudySpec, out: str | Path | None = None, *, retry_failed: b
         require_client()
     t0 = time.monotonic()
     start = preflight(spec, study_dir)  # nothing written before every check passed
+    # the runs, time and disk first; a disk too small is refused here, before any write
+    for line in announce(spec, study_dir, start.manifest, retry_failed=retry_failed).lines:
+        console.print(line)
     with StudyLock(study_dir) as lock, _sigterm_as_interrupt():
         check_folder(study_dir, spec)  # again: another run may have ended in the meantime
         remove_study_temps(study_dir)  # half-written files of a killed run (kill -9, power cut)
