@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 import yaml
@@ -82,7 +83,7 @@ def test_plan_times_each_model_once_and_keeps_it(timed):
     total = doc["costs"]["total"]
     assert total["disk_bytes"] == sum(m["disk_bytes"] for m in models.values()) + 4 * 2**20
     assert total["seconds_this_machine"] >= max(m["seconds"] for m in models.values())
-    assert "assumed" in total["gpu_assumption"]
+    assert "assumed" in total["gpu_basis"]  # no GPU measured here: the stated throughput
     # kept: one timing per model (the DropKey variant costs its model's), under this machine
     kept = json.loads((cache_dir / timing.RATES_FILE).read_text())
     (key, machine), = kept["machines"].items()
@@ -96,7 +97,7 @@ def test_plan_text_on_the_smoke_preset_reuses_the_timings(cache, capsys, tmp_pat
     out = capsys.readouterr().out
     for words in ("Design: single split, 1 seed: 4 runs", "30 train, 12 val", "18 test",
                   "swin_tiny_patch4_window7_224  base, keydrop0.1", "timed before",
-                  "GPU time is an estimate, not a measurement", "5-fold x 2, 1 seed",
+                  "GPU time is an estimate, not a measured run: an A100/H100-class GPU at an assumed", "5-fold x 2, 1 seed",
                   "10-fold x 1, 1 seed", "Cheapest design detecting 3 points: –"):
         assert words in out, (words, out)
     alternatives = out.split("Alternatives", 1)[1]
@@ -186,3 +187,22 @@ def test_rough_figures_are_labelled_when_nothing_was_measured(monkeypatch, tmp_p
     spec = load_spec(study_file(tmp_path, "rough", models=["resnet18"]))
     lines = estimate.announce(spec, tmp_path / "s", make_split(open_source(spec.data), 0.2, 0.3)).lines
     assert "rough: FLOPs at an assumed" in lines[1], lines
+
+
+def test_a_gpu_rate_measured_by_plan_is_used_and_named(cache, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("DEPTHBENCH_CACHE", str(tmp_path / "cache"))
+    shutil.copytree(cache, tmp_path / "cache")
+    before = plan_json(capsys, "--preset", "smoke", "--jobs", "2", "--out", str(tmp_path / "s"))
+    gpu = timing.machine_key("NVIDIA H100 80GB HBM3", "bf16-mixed", 8)
+    timing.RateStore().update(gpu, "cuda", {"k": timing.Timing(
+        train_s_per_image=1e-4, eval_s_per_image=3e-5, cold_s=0.5, setup_s=1.0, batch_timed=8,
+        flops_per_s=GPU_RATE, measured="2026-01-02")})
+    after = plan_json(capsys, "--preset", "smoke", "--jobs", "2", "--out", str(tmp_path / "s"))
+    basis = after["costs"]["total"]["gpu_basis"]
+    assert basis.startswith(f"{gpu}, as `depthbench plan` measured it") and "assumed" not in basis
+    # the rate is ten times the stated one: every run's GPU estimate shrinks
+    assert all(a["gpu_seconds"] < b["gpu_seconds"]
+               for a, b in zip(after["costs"]["runs"], before["costs"]["runs"]))
+
+
+GPU_RATE = 10 * 60e12

@@ -94,7 +94,7 @@ def format_plan(doc: dict) -> str:
               "included); step memory: one training step's tensors (a GPU run adds its CUDA "
               "context); disk: checkpoints (best.safetensors 4 B/param, last.ckpt with the "
               "optimizer state) and records.",
-              f"  GPU time is an estimate, not a measurement: {t['gpu_assumption']}."]
+              f"  GPU time is an estimate, not a measured run: {t['gpu_basis']}."]
     if c["longer_than_a_day"]:
         lines.append(f"  This study would take more than a day on this machine "
                      f"({duration(t['seconds_this_machine'])}): train it on a cluster "

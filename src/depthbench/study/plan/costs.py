@@ -46,12 +46,25 @@ RUN_FIXED_S = 4.0
 ANALYSIS_RUN_S = 1.5
 REPORT_S = 10.0
 
-# For a GPU: the stated throughput of the estimate (never a measurement), in training FLOP/s
-# sustained in bf16, and the least a training step takes there (kernel launches, the optimizer
-# step, the host loop: small models on small images do not fill a GPU).
-GPU_ASSUMED = "an A100/H100-class GPU at an assumed 60 TFLOP/s sustained (bf16), at least 15 ms a step"
+# For a GPU, where no GPU's rate was measured: the stated throughput of the estimate (never a
+# measurement), in training FLOP/s sustained in bf16; and the least a training step takes on
+# any GPU (kernel launches, the optimizer step, the host loop: small models on small images do
+# not fill a GPU).
 GPU_FLOPS = 60e12
 GPU_STEP_FLOOR_S = 0.015
+GPU_ASSUMED = (f"an A100/H100-class GPU at an assumed {GPU_FLOPS / 1e12:.0f} TFLOP/s sustained "
+               "(bf16)")
+
+
+@dataclass(frozen=True)
+class GpuBasis:
+    """What a GPU estimate rests on: a training FLOP rate and where it comes from."""
+
+    flops_per_s: float = GPU_FLOPS
+    source: str = GPU_ASSUMED
+
+    def describe(self) -> str:
+        return f"{self.source}, at least {GPU_STEP_FLOOR_S * 1e3:.0f} ms a step"
 
 
 @dataclass(frozen=True)
@@ -95,10 +108,11 @@ def checkpoint_bytes(params: int, optimizer: str) -> int:
 
 def run_cost(config: TrainConfig, variant: str, sizes: Sizes, *, params: int, macs: int,
              timing: Timing | None, rate: float, manifest_bytes: int, write_rate: float,
-             peak: bool = True) -> RunCost:
+             gpu: GpuBasis = GpuBasis(), peak: bool = True) -> RunCost:
     """The cost of one run of `config` on `sizes`. `timing`: the model's measured seconds (None:
     its FLOPs at `rate`); `manifest_bytes`: its split.json's; `write_rate`: the disk's bytes/s;
-    `peak`: estimate the training step's memory (a second of counting on the meta device)."""
+    `gpu`: the rate of the GPU estimate; `peak`: estimate the training step's memory (a second
+    of counting on the meta device)."""
     steps, per_epoch = epoch_images(sizes.train, config.batch_size, config.limit_train_batches)
     epochs = config.epochs
     train_images = epochs * per_epoch
@@ -123,13 +137,13 @@ def run_cost(config: TrainConfig, variant: str, sizes: Sizes, *, params: int, ma
     # the analysis: a forward pass of its images with hooks, then Grad-CAM's backward passes
     analysis = (ANALYSIS_RUN_S + analyzed * eval_per_image
                 + CAM_IMAGES * TRAIN_PASSES * eval_per_image)
-    gpu = (RUN_FIXED_S + max(train_flops / GPU_FLOPS, epochs * steps * GPU_STEP_FLOOR_S)
-           + eval_flops / GPU_FLOPS)
+    gpu_s = (RUN_FIXED_S + max(train_flops / gpu.flops_per_s, epochs * steps * GPU_STEP_FLOOR_S)
+             + eval_flops / gpu.flops_per_s)
     peak_bytes = step_memory(config) if peak else 0
     records = (RUN_RECORD_BYTES + manifest_bytes
                + RECORD_BYTES_PER_IMAGE * 2 * (sizes.val + sizes.test))
     return RunCost(config.model, variant, params, macs, train_images, eval_images, train_flops,
-                   eval_flops, seconds, analysis, gpu, peak_bytes, ckpt, records)
+                   eval_flops, seconds, analysis, gpu_s, peak_bytes, ckpt, records)
 
 
 def step_memory(config: TrainConfig) -> int:

@@ -81,6 +81,7 @@ class StudyPlan:
     timing_source: dict[str, str]  # model -> how its seconds were obtained
     worker_start_s: float
     target: float
+    gpu: costs.GpuBasis
     points: list[tuple[str, str]] = field(default_factory=list)  # (model, variant)
 
     def cheapest(self) -> Design | None:
@@ -154,7 +155,7 @@ class StudyPlan:
                           "seconds_this_machine": s.wall_seconds,
                           "worker_start_seconds": self.worker_start_s,
                           "gpu_seconds_estimate": s.gpu_seconds,
-                          "gpu_assumption": costs.GPU_ASSUMED,
+                          "gpu_basis": self.gpu.describe(),
                           "peak_bytes_per_run": max((r.peak_bytes for r in s.runs), default=0),
                           "disk_bytes": s.disk_bytes},
                 "longer_than_a_day": self.longer_than_a_day()},
@@ -203,7 +204,8 @@ def plan_study(spec: StudySpec, study_dir: Path, *, folds: int | None = None,
     alternatives = [study_cost if d == study_design else cost_of(d, peak=False)
                     for d in design.alternatives(study_design)]
     return StudyPlan(spec, c.machine, c.num_classes, len(c.manifest), study_cost, alternatives,
-                     source, c.entry().get("worker_start_s", 0.0), target, list(c.configs))
+                     source, c.entry().get("worker_start_s", 0.0), target, c.gpu,
+                     list(c.configs))
 
 
 @dataclass
@@ -246,7 +248,7 @@ def announce(spec: StudySpec, study_dir: Path, manifest, *, retry_failed: bool =
     lines = [f"{study_dir}: {len(plans)} runs{to_go}: {_grid_words(c.configs, d)}"]
     gpu = sum(r.gpu_seconds for r in runs)
     if spec.executor.kind == "slurm":
-        lines.append(f"time: about {duration(gpu)} of GPU time (estimate: {costs.GPU_ASSUMED})")
+        lines.append(f"time: about {duration(gpu)} of GPU time (estimate: {c.gpu.describe()})")
     else:
         lines.append(f"time: about {duration(seconds)} on this machine ({c.machine.describe()}; "
                      f"{how})")
@@ -280,6 +282,10 @@ class _Costing:
         self.timings = {m: self.store.timing(self.machine.key, k) for m, k in self.keys.items()}
         self._counts = _counts(self.store, self.configs, self.num_classes)
         self.manifest_bytes = len(json.dumps(manifest.to_dict(), indent=2))
+        kept = self.store.gpu_record()  # a GPU's rate measured by `plan` there, named
+        self.gpu = (costs.GpuBasis(kept[1], f"{kept[0]}, as `depthbench plan` measured it "
+                                            f"({self.store.machine(kept[0]).get('measured')})")
+                    if kept else costs.GpuBasis())
 
     def entry(self) -> dict:
         return self.store.machine(self.machine.key)
@@ -297,7 +303,7 @@ class _Costing:
         return {(model, variant): costs.run_cost(
                     c, variant, sizes, **self.counts(c), timing=self.timings[model],
                     rate=self.rate(), manifest_bytes=self.manifest_bytes,
-                    write_rate=write_rate, peak=peak)
+                    write_rate=write_rate, gpu=self.gpu, peak=peak)
                 for (model, variant), c in self.configs.items()}
 
     def wall(self, runs: list[RunCost]) -> float:

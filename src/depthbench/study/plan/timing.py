@@ -53,10 +53,10 @@ ROUGH_FLOPS_PER_CORE = 20e9
 # A timed step should take about this long at the rough rate: a batch that would take longer
 # is timed smaller (not below MIN_TIMED_BATCH, where a step's fixed cost would dominate) and
 # scaled per image, so `plan` answers within a minute.
-STEP_TARGET_S = 0.5
+STEP_TARGET_S = 1.0
 MIN_TIMED_BATCH = 8
-# Timed steps after the first (cold) one; their mean is the step's time.
-WARM_STEPS = 3
+# Timed training steps after the first (cold) one; their mean is the step's time.
+WARM_STEPS = 2
 # Bytes written once to time this disk's writes (checkpoints).
 WRITE_PROBE_BYTES = 32 * 2**20
 
@@ -267,22 +267,18 @@ def _time_one(job) -> tuple[str, dict, float]:
             torch.cuda.synchronize()
         return time.perf_counter() - t
 
-    first_train, warm_train = _first_and_warm(train)
-    first_eval, warm_eval = _first_and_warm(evaluate)
+    first_train, warm_train = _first_and_warm(train, WARM_STEPS)
+    first_eval, warm_eval = _first_and_warm(evaluate, 1)  # no backward: a small part of a run
     return key, {"train_s_per_image": warm_train / batch, "eval_s_per_image": warm_eval / batch,
                  "cold_s": max(0.0, first_train - warm_train) + max(0.0, first_eval - warm_eval),
                  "setup_s": setup_s, "batch_timed": batch}, began
 
 
-def _first_and_warm(run) -> tuple[float, float]:
-    """The first call's seconds (`run(1)`), and a warm call's: the mean of up to WARM_STEPS
-    more, fewer when one already took more than twice the target (a loaded machine)."""
+def _first_and_warm(run, steps: int) -> tuple[float, float]:
+    """The first call's seconds (`run(1)`: what a new worker pays once), and a warm call's:
+    the mean of `steps` more."""
     first = run(1)
-    warm = [run(1)]
-    if warm[0] <= 2 * STEP_TARGET_S and WARM_STEPS > 1:
-        warm.append(run(WARM_STEPS - 1) / (WARM_STEPS - 1))
-        return first, (warm[0] + warm[1] * (WARM_STEPS - 1)) / WARM_STEPS
-    return first, warm[0]
+    return first, run(steps) / steps
 
 
 def rough_rate(device: str, threads: int) -> float:
