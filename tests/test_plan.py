@@ -150,7 +150,7 @@ def test_run_prints_the_plan_first_and_counts_only_what_is_left(cache, monkeypat
     monkeypatch.setattr("depthbench.study.runner._train", stop)
     assert main(["run", "--preset", "smoke", "--jobs", "2", "--out", str(out)]) == 2
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == (f"{out}: 4 runs (3 to go): 3 models, 4 model x variant, "
+    assert lines[0] == (f"{out}: 4 runs (3 left to train): 3 models, 4 model x variant, "
                         "single split, 1 seed"), lines
     assert lines[1].startswith("time: about ") and "as `depthbench plan` timed" in lines[1]
     assert lines[2].startswith("disk: ") and "free" in lines[2]

@@ -42,8 +42,8 @@ ANALYSIS_IMAGES = 256
 # with studies' own clocks): per run, the worker's data (the decoded cache, the split's
 # verification), its records and evaluation set-up; per analyzed run, its hooks, CKA and
 # figures; per study, its checks and the report with its figures.
-RUN_FIXED_S = 4.0
-ANALYSIS_RUN_S = 1.5
+RUN_FIXED_S = 2.0
+ANALYSIS_RUN_S = 3.5
 REPORT_S = 10.0
 
 # For a GPU, where no GPU's rate was measured: the stated throughput of the estimate (never a

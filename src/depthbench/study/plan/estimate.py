@@ -13,7 +13,7 @@ from pathlib import Path
 from depthbench.cpus import usable_cpu_count
 from depthbench.engine.config import TrainConfig
 from depthbench.engine.devices import device_type, resolve_precision
-from depthbench.errors import DepthbenchError
+from depthbench.errors import ConfigError, DepthbenchError
 from depthbench.models.complexity import count_params, meta_model, model_macs
 from depthbench.study import packing
 from depthbench.study.folder import preflight
@@ -244,8 +244,8 @@ def announce(spec: StudySpec, study_dir: Path, manifest, *, retry_failed: bool =
     else:
         how = (f"rough: FLOPs at an assumed {c.rate() / 1e9:.3g} GFLOP/s, nothing measured on "
                "this machine yet; `depthbench plan` measures it")
-    to_go = f" ({len(todo)} to go)" if len(todo) != len(plans) else ""
-    lines = [f"{study_dir}: {len(plans)} runs{to_go}: {_grid_words(c.configs, d)}"]
+    left = f" ({len(todo)} left to train)" if len(todo) != len(plans) else ""
+    lines = [f"{study_dir}: {len(plans)} runs{left}: {_grid_words(c.configs, d)}"]
     gpu = sum(r.gpu_seconds for r in runs)
     if spec.executor.kind == "slurm":
         lines.append(f"time: about {duration(gpu)} of GPU time (estimate: {c.gpu.describe()})")
@@ -342,7 +342,10 @@ def _machine(spec: StudySpec, configs: dict[tuple[str, str], TrainConfig], image
     them (`study.local`): on the CPU `jobs` runs (auto: one) with the cores divided; on GPUs
     `auto` packs runs by their estimated peak memory."""
     first = next(iter(configs.values()))
-    device = device_type(first.accelerator)
+    try:
+        device = device_type(first.accelerator)
+    except ConfigError:  # `accelerator: gpu` of a SLURM study planned on a machine without one
+        device = "cpu"
     precision = resolve_precision(first.precision, device)
     cpus = usable_cpu_count()
     runs = len(plan_runs(spec))
