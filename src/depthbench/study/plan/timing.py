@@ -51,10 +51,11 @@ RATES_FILE = "plan_rates.json"
 # FLOPs of these models (labelled as rough wherever it is used).
 ROUGH_FLOPS_PER_CORE = 20e9
 # A timed step should take about this long at the rough rate: a batch that would take longer
-# is timed smaller (not below MIN_TIMED_BATCH, where a step's fixed cost would dominate) and
-# scaled per image, so `plan` answers within a minute.
+# is timed smaller and scaled per image, so `plan` answers within a minute; but not below
+# MIN_TIMED_BATCH images, where the step's fixed cost and small matrix products would overstate
+# the per-image time. The rough rate picks it, not a rate measured under another load.
 STEP_TARGET_S = 1.0
-MIN_TIMED_BATCH = 8
+MIN_TIMED_BATCH = 4
 # Timed training steps after the first (cold) one; their mean is the step's time.
 WARM_STEPS = 2
 # Bytes written once to time this disk's writes (checkpoints).
@@ -163,7 +164,7 @@ class RateStore:
 
 def timed_batch(batch_size: int, flops_per_image: float, device: str, threads: int) -> int:
     """The batch a model is timed at: the study's, or smaller where a step of it would take
-    long at the rough rate (never below MIN_TIMED_BATCH, nor above the study's)."""
+    longer than STEP_TARGET_S at the rough rate."""
     step_s = flops_per_image * batch_size / rough_rate(device, threads)
     if step_s <= STEP_TARGET_S:
         return batch_size
