@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import json
 
-from depthbench.configio import BUNDLED_DATA, DEFAULT_PRESET, preset_names
+from depthbench.cli.studyargs import add_study_arguments
 from depthbench.errors import RunFailed, StudyInterrupted
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--preset", choices=preset_names(),
-                   help=f"a study shipped with depthbench (default: {DEFAULT_PRESET})")
-    p.add_argument("--config", metavar="STUDY.yaml", help="your own study file (instead of --preset)")
-    p.add_argument("--data", metavar="DATA", help="image folder (one sub-folder per class) or a "
-                   f"bundled name: {', '.join(BUNDLED_DATA)}; overrides the study's")
+    add_study_arguments(p)
     p.add_argument("--out", metavar="DIR", help="study folder (default: runs/<study name>)")
     p.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1 (overrides the study's)")
     p.add_argument("--folds", type=int, metavar="K",

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("depthbench.cli.cmd_train", "train one model on one dataset"),
     "evaluate": ("depthbench.cli.cmd_evaluate", "evaluate a checkpoint on a split"),
     "predict": ("depthbench.cli.cmd_predict", "classify images with a checkpoint"),
+    "plan": ("depthbench.cli.cmd_plan", "a study's design, costs and alternatives, before training"),
     "run": ("depthbench.cli.cmd_run", "run a whole study (the main job)"),
     "analyze": ("depthbench.cli.cmd_analyze", "look inside trained models"),
     "report": ("depthbench.cli.cmd_report", "rebuild a study's report from its records"),

@@ -31,6 +31,7 @@ from depthbench.study.folder import (
 from depthbench.study.grid import RunPlan, plan_runs
 from depthbench.study.local import LocalScheduler
 from depthbench.study.lock import StudyLock
+from depthbench.study.plan import announce
 from depthbench.study.records import read_result, status_of
 from depthbench.study.slurm import SlurmScheduler, require_client
 from depthbench.study.spec import StudySpec
@@ -58,7 +59,11 @@ def run_study(spec: StudySpec, out: str | Path | None = None, *, retry_failed: b
         require_client()
     t0 = time.monotonic()
     start = preflight(spec, study_dir)  # nothing written before every check passed
+    # runs, time and disk, said first once the folder is ours; a disk too small is refused now
+    plan = announce(spec, study_dir, start.manifest, retry_failed=retry_failed)
     with StudyLock(study_dir) as lock, _sigterm_as_interrupt():
+        for line in plan.lines:
+            console.print(line)
         check_folder(study_dir, spec)  # again: another run may have ended in the meantime
         remove_study_temps(study_dir)  # half-written files of a killed run (kill -9, power cut)
         if lock.took_over:

@@ -1,0 +1,208 @@
+"""`depthbench plan` and `run`'s first lines: the design, the costs and the alternatives before
+anything trains, the per-machine timings kept and reused, and the refusal of a disk too small.
+
+One study is timed for real (a ResNet-18 and a Swin-T at 32 px, as the smoke preset trains
+them); every other test reads the timings that one kept, so only it pays for timed steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+import yaml
+
+from depthbench import runrecord
+from depthbench.cli.main import main
+from depthbench.data import make_split, open_source
+from depthbench.data.split import train_eval_manifest
+from depthbench.errors import DepthbenchError
+from depthbench.study import load_spec, plan_runs, run_study
+from depthbench.study.plan import estimate, timing
+
+SMOKE = {"data": "synthetic:n=60,size=32,classes=3,seed=0", "split": {"val": 0.2, "test": 0.3},
+         "recipe": "modern", "img_size": 32,
+         "overrides": {"epochs": 2, "batch_size": 8, "lr": 0.001, "warmup_epochs": 0,
+                       "limit_train_batches": 2}}
+
+
+def study_file(tmp_path, name: str, **changes) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, **SMOKE, **changes}))
+    return str(path)
+
+
+def plan_json(capsys, *argv: str) -> dict:
+    assert main(["plan", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def timed(tmp_path_factory):
+    """A rate file in which `plan` has timed the smoke preset's three models (two runs at a
+    time, one thread each, as tests/test_run.py trains it), and the plan that timed them."""
+    folder = tmp_path_factory.mktemp("timed")
+    old = os.environ["DEPTHBENCH_CACHE"]
+    os.environ["DEPTHBENCH_CACHE"] = str(folder / "cache")
+    plan = estimate.plan_study(load_spec(preset="smoke", jobs=2), folder / "study")
+    yield folder / "cache", plan
+    os.environ["DEPTHBENCH_CACHE"] = old
+
+
+@pytest.fixture
+def cache(timed, monkeypatch):
+    """The kept timings in the cache folder; timing anything now fails the test."""
+    monkeypatch.setenv("DEPTHBENCH_CACHE", str(timed[0]))
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("timed again, though this machine kept the timings")
+
+    monkeypatch.setattr(timing, "measure", no_timing)
+    return timed[0]
+
+
+def test_plan_times_each_model_once_and_keeps_it(timed):
+    cache_dir, plan = timed
+    doc = plan.to_dict()
+    d = doc["design"]
+    assert d["runs"] == 4 == len(plan_runs(plan.spec))
+    assert d["runs_by_model"] == {"resnet18": {"base": 1}, "seresnet18": {"base": 1},
+                                  "swin_tiny_patch4_window7_224": {"base": 1, "keydrop0.1": 1}}
+    # the split `run` makes: int(20 * 0.2) val and int(20 * 0.3) test of each of 3 classes
+    assert d["images_per_run"] == {"train": 30, "val": 12, "test": 18, "train_eval": 18}
+    models = {m["model"]: m for m in doc["costs"]["models"]}
+    assert all(m["timing"] == "timed now" for m in models.values())
+    r18 = models["resnet18"]
+    # training FLOPs: 3 forward passes a training image, 2 epochs of 2 batches of 8 images
+    assert r18["train_flops"] == pytest.approx(3 * 2 * r18["macs"] * 2 * 2 * 8)
+    # the checkpoints alone: best.safetensors 4 B/param, last.ckpt 12 B/param (AdamW)
+    assert r18["disk_bytes"] > 16 * r18["params"]
+    assert r18["peak_bytes"] > 0 and r18["seconds"] > 0 and r18["gpu_seconds"] > 0
+    total = doc["costs"]["total"]
+    assert total["disk_bytes"] == sum(m["disk_bytes"] for m in models.values()) + 4 * 2**20
+    assert total["seconds_this_machine"] >= max(m["seconds"] for m in models.values())
+    assert "assumed" in total["gpu_basis"]  # no GPU measured here: the stated throughput
+    # kept: one timing per model (the DropKey variant costs its model's), under this machine
+    kept = json.loads((cache_dir / timing.RATES_FILE).read_text())
+    (key, machine), = kept["machines"].items()
+    assert key.endswith(f"{plan.machine.threads} threads") and machine["flops_per_s"] > 0
+    assert sorted(json.loads(k)[0] for k in machine["models"]) == [
+        "resnet18", "seresnet18", "swin_tiny_patch4_window7_224"]
+
+
+def test_plan_text_on_the_smoke_preset_reuses_the_timings(cache, capsys, tmp_path):
+    assert main(["plan", "--preset", "smoke", "--jobs", "2", "--out", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    for words in ("Design: single split, 1 seed: 4 runs", "30 train, 12 val", "18 test",
+                  "swin_tiny_patch4_window7_224  base, keydrop0.1", "timed before",
+                  "GPU time is an estimate, not a measured run: an A100/H100-class GPU at an assumed", "5-fold x 2, 1 seed",
+                  "10-fold x 1, 1 seed", "Cheapest design detecting 3 points: –"):
+        assert words in out, (words, out)
+    alternatives = out.split("Alternatives", 1)[1]
+    assert alternatives.count("–") >= 2 * 6  # no detectable difference is invented
+    assert not (tmp_path / "s").exists()  # plan writes nothing into the study folder
+
+
+def test_plan_json_on_a_flowers_folder_with_folds(cache, capsys, flowers_dir, tmp_path):
+    config = study_file(tmp_path, "fl", data=str(flowers_dir), split={"val": 0.1, "test": 0.1},
+                        models=["resnet18", "swin_tiny_patch4_window7_224"], jobs=2)
+    doc = plan_json(capsys, "--config", config, "--seeds", "2", "--out", str(tmp_path / "fl"))
+    manifest = make_split(open_source(str(flowers_dir)), val=0.1, test=0.1)
+    counts = manifest.counts()
+    assert doc["design"]["images_per_run"] == {
+        "train": counts["train"], "val": counts["val"], "test": counts["test"],
+        "train_eval": len(train_eval_manifest(manifest))}
+    assert doc["design"]["runs"] == 4 and doc["classes"] == 5
+    runs = {a["design"]: a["runs"] for a in doc["alternatives"]}
+    assert runs == {"single split, 2 seeds": 4, "single split, 1 seed": 2,
+                    "single split, 3 seeds": 6, "single split, 5 seeds": 10,
+                    "5-fold x 1, 1 seed": 10, "5-fold x 2, 1 seed": 20, "10-fold x 1, 1 seed": 20}
+    assert all(a["detectable_worst"] is None and a["reaches_target"] is None
+               for a in doc["alternatives"])
+
+    cv = plan_json(capsys, "--config", config, "--folds", "5", "--repeats", "2", "--target", "2",
+                   "--out", str(tmp_path / "fl"))
+    d = cv["design"]
+    assert (d["folds"], d["repeats"], d["runs"]) == (5, 2, 2 * 1 * 5 * 2)
+    sizes = d["images_per_run"]
+    assert sizes["test"] == round(len(manifest) / 5)  # every image tested once per repeat
+    assert sizes["train"] + sizes["val"] + sizes["test"] == len(manifest)
+    assert cv["target_points"] == 2 and cv["cheapest_reaching_target"] is None
+    # a 10-fold run trains on more images, and tests on half as many, as a 5-fold run
+    one = {a["design"]: a["images"] for a in cv["alternatives"]}
+    five, ten = one["5-fold x 1, 1 seed"], one["10-fold x 1, 1 seed"]
+    assert ten["train"] > five["train"] and abs(2 * ten["test"] - five["test"]) <= 1
+
+
+def test_run_prints_the_plan_first_and_counts_only_what_is_left(cache, monkeypatch, tmp_path,
+                                                                capsys):
+    out = tmp_path / "study"
+    spec = load_spec(preset="smoke", jobs=2)
+    first = runrecord.run_dir_name("resnet18", "base", 0)
+    runrecord.write_result(out / first, {"status": "finished", "model": "resnet18",
+                                         "variant": "base", "seed": 0})
+
+    def stop(*args, **kwargs):  # the lines are printed; training is not this test's business
+        raise DepthbenchError("stopped before training")
+
+    monkeypatch.setattr("depthbench.study.runner._train", stop)
+    assert main(["run", "--preset", "smoke", "--jobs", "2", "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == (f"{out}: 4 runs (3 left to train): 3 models, 4 model x variant, "
+                        "single split, 1 seed"), lines
+    assert lines[1].startswith("time: about ") and "as `depthbench plan` timed" in lines[1]
+    assert lines[2].startswith("disk: ") and "free" in lines[2]
+    left = estimate.announce(spec, out, make_split(open_source(spec.data), 0.2, 0.3))
+    whole = estimate.announce(spec, tmp_path / "new", make_split(open_source(spec.data), 0.2, 0.3))
+    assert 0 < left.need_bytes < whole.need_bytes  # the finished run is not written again
+
+
+def test_run_refuses_a_disk_too_small_before_writing(cache, monkeypatch, tmp_path, capsys):
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    monkeypatch.setattr(estimate, "free_bytes", lambda path: 10**6)
+    assert main(["run", "--preset", "smoke", "--jobs", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "needs" in err and "1.0 MB free" in err, err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    with pytest.raises(DepthbenchError, match="of disk"):
+        run_study(load_spec(preset="smoke"), tmp_path / "other")
+    assert not (tmp_path / "other").exists()
+
+
+def test_run_says_when_a_study_takes_more_than_a_day(cache, tmp_path):
+    spec = load_spec(study_file(tmp_path, "long", models=["resnet18"], jobs=2,
+                                overrides={**SMOKE["overrides"], "epochs": 10**6}))
+    lines = estimate.announce(spec, tmp_path / "long",
+                              make_split(open_source(spec.data), 0.2, 0.3)).lines
+    assert "more than a day" in lines[2] and "--executor slurm" in lines[2], lines
+
+
+def test_rough_figures_are_labelled_when_nothing_was_measured(monkeypatch, tmp_path):
+    monkeypatch.setenv("DEPTHBENCH_CACHE", str(tmp_path / "empty"))
+    spec = load_spec(study_file(tmp_path, "rough", models=["resnet18"]))
+    lines = estimate.announce(spec, tmp_path / "s", make_split(open_source(spec.data), 0.2, 0.3)).lines
+    assert "rough: FLOPs at an assumed" in lines[1], lines
+
+
+def test_a_gpu_rate_measured_by_plan_is_used_and_named(cache, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("DEPTHBENCH_CACHE", str(tmp_path / "cache"))
+    shutil.copytree(cache, tmp_path / "cache")
+    before = plan_json(capsys, "--preset", "smoke", "--jobs", "2", "--out", str(tmp_path / "s"))
+    gpu = timing.machine_key("NVIDIA H100 80GB HBM3", "bf16-mixed", 8)
+    timing.RateStore().update(gpu, "cuda", {"k": timing.Timing(
+        train_s_per_image=1e-4, eval_s_per_image=3e-5, cold_s=0.5, setup_s=1.0, batch_timed=8,
+        flops_per_s=GPU_RATE, measured="2026-01-02")})
+    after = plan_json(capsys, "--preset", "smoke", "--jobs", "2", "--out", str(tmp_path / "s"))
+    basis = after["costs"]["total"]["gpu_basis"]
+    assert basis.startswith(f"{gpu}, as `depthbench plan` measured it") and "assumed" not in basis
+    # the rate is ten times the stated one: every run's GPU estimate shrinks
+    assert all(a["gpu_seconds"] < b["gpu_seconds"]
+               for a, b in zip(after["costs"]["runs"], before["costs"]["runs"]))
+
+
+GPU_RATE = 10 * 60e12
