@@ -60,6 +60,12 @@ class Start:
     warnings: list[str]
     partition: Partition | None = None
 
+    @property
+    def images(self) -> Manifest:
+        """A manifest of every image the study uses: the split, or a cross-validated study's
+        first cell (what planning counts)."""
+        return self.manifest if self.manifest is not None else self.partition.cell(0, 0)
+
 
 def preflight(spec: StudySpec, study_dir: Path) -> Start:
     """Everything that fails a study for all its runs, checked before a file is written: the

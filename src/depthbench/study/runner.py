@@ -60,7 +60,7 @@ def run_study(spec: StudySpec, out: str | Path | None = None, *, retry_failed: b
     t0 = time.monotonic()
     start = preflight(spec, study_dir)  # nothing written before every check passed
     # runs, time and disk, said first once the folder is ours; a disk too small is refused now
-    plan = announce(spec, study_dir, start.manifest, retry_failed=retry_failed)
+    plan = announce(spec, study_dir, start.images, retry_failed=retry_failed)
     with StudyLock(study_dir) as lock, _sigterm_as_interrupt():
         for line in plan.lines:
             console.print(line)

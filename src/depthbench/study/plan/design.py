@@ -55,17 +55,18 @@ class Sizes:
 
 
 def protocol(spec, folds: int | None = None, repeats: int | None = None) -> Design:
-    """The study's design: its seeds and, from `--folds K --repeats R`, cross-validation (the
-    single split otherwise). The study spec carries no cross-validation keys yet; once it does,
-    they are read here and the options override them."""
+    """The study's design: its seeds and its split protocol (`split.folds`/`split.repeats`,
+    cross-validation; the single split otherwise); `--folds K --repeats R` override them."""
     if folds is not None and folds < 2:
         raise ConfigError(f"--folds {folds}: give at least 2 (or leave it out for the single "
                           "split)")
     if repeats is not None and repeats < 1:
         raise ConfigError(f"--repeats {repeats}: give at least 1")
+    folds = folds if folds is not None else spec.split.folds
     if repeats is not None and folds is None:
         raise ConfigError("--repeats: only with --folds K (cross-validation)")
-    return Design(seeds=len(spec.seeds), folds=folds, repeats=repeats or 1)
+    repeats = repeats if repeats is not None else (spec.split.repeats if spec.split.folds else 1)
+    return Design(seeds=len(spec.seeds), folds=folds, repeats=repeats)
 
 
 def sizes(manifest: Manifest, design: Design, val: float, seed: int = 0) -> Sizes:

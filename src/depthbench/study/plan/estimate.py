@@ -175,7 +175,7 @@ def plan_study(spec: StudySpec, study_dir: Path, *, folds: int | None = None,
     study_dir = Path(study_dir)
     start = preflight(spec, study_dir)  # the checks `run` makes first; writes nothing
     study_design = design.protocol(spec, folds, repeats)
-    c = _Costing(spec, start.manifest)
+    c = _Costing(spec, start.images)
     source = {m: f"timed before ({t.measured})" for m, t in c.timings.items() if t}
     todo = {m for m, t in c.timings.items() if remeasure or t is None}
     if todo:
