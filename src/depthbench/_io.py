@@ -2,6 +2,13 @@
 
 A write goes to a temporary file in the same folder, is flushed and fsynced, then renamed over the
 target: a crash at any moment leaves either the old file or the new one, never a torn one.
+
+A write is also never cut by an interrupt (`held_interrupts`): SIGINT, SIGTERM and SIGUSR2 (the
+stop signals of a run, a study's worker and a SLURM job) that arrive while a file is written are
+held until the write has ended (renamed, or failed and removed), then handed to the handlers they
+would have reached. So a stopped run's checkpoint is whole, and its record says `interrupted`:
+an interrupt raised inside torch's zip writer makes it fail with an error of its own, which would
+hide the interrupt and record the run as failed.
 """
 
 from __future__ import annotations
@@ -10,17 +17,70 @@ import contextlib
 import json
 import os
 import pickle
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from depthbench.errors import CheckpointError, DepthbenchError
 
+# The signals that stop a run: Ctrl-C, SIGTERM (a study's runner stopping its workers, and the
+# worker's own watcher when the runner died) and SIGUSR2 (SLURM's warning before a time limit).
+HELD_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR2")
+                     if hasattr(signal, name))
+
+_held: list[int] | None = None  # the signals held so far, while the main thread holds them
+
+
+@contextlib.contextmanager
+def held_interrupts() -> Iterator[None]:
+    """Hold HELD_SIGNALS while the block runs; when it ends (however it ends), deliver each one
+    that arrived, once, in order of arrival, to the handler it would have reached then
+    (`signal.raise_signal`: a handler that raises, raises there, and the delivery ends with it;
+    the default action acts there).
+
+    Only the outermost block holds: a flush of several files holds once around all of them, so
+    they all say the same epoch. Python runs signal handlers in the main thread only, so that is
+    the one thread a write can be interrupted in; elsewhere (and for a signal whose handler was
+    installed outside Python) there is nothing to hold.
+    """
+    global _held
+    if _held is not None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    found = {}
+    try:
+        for s in HELD_SIGNALS:
+            if signal.getsignal(s) is not None:
+                found[s] = signal.signal(s, lambda signum, frame: arrived.append(signum))
+        _held = arrived
+        yield
+    finally:
+        _held = None
+        for s, handler in found.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(arrived):
+            signal.raise_signal(s)
+
+
+def held_signals() -> tuple[int, ...]:
+    """The signals the current `held_interrupts` block holds so far (none outside one)."""
+    return tuple(_held or ())
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
-    """Open a temporary sibling of `path` for writing; rename it over `path` on success."""
+    """Open a temporary sibling of `path` for writing; rename it over `path` on success. Stop
+    signals wait until the file is renamed or removed (`held_interrupts`)."""
+    with held_interrupts(), _atomic_open(path, mode, **kwargs) as f:
+        yield f
+
+
+@contextlib.contextmanager
+def _atomic_open(path: str | os.PathLike, mode: str, **kwargs: Any) -> Iterator[IO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -34,3 +34,27 @@ class StudyInterrupted(DepthbenchError):
     """Ctrl-C or SIGTERM stopped a study; finished runs are kept, started ones resume."""
 
     exit_code = 130
+
+
+class StopSignal(Exception):
+    """A stop signal (Ctrl-C, SIGTERM, SIGUSR2) seen by a loop that stops cleanly at its next
+    step: an interrupt, not a fault of the run."""
+
+
+def first_cause(exc: BaseException) -> BaseException:
+    """The exception a chain started with: `__cause__` (`raise ... from`), else `__context__`
+    (raised while handling), followed to the end (`from None` hides a context from the
+    traceback, not from this)."""
+    seen = {id(exc)}
+    while (nxt := exc.__cause__ or exc.__context__) is not None and id(nxt) not in seen:
+        seen.add(id(nxt))
+        exc = nxt
+    return exc
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether `exc` is named by an interrupt: its chain starts with `KeyboardInterrupt` (Ctrl-C,
+    a stop signal's handler) or a `StopSignal`. Whatever the interrupt set off on its way out (a
+    writer that failed because it was cut, a cleanup that raised) is not a fault of the run: the
+    run was stopped, and is recorded and reported as interrupted, never as failed."""
+    return isinstance(first_cause(exc), KeyboardInterrupt | StopSignal)
