@@ -82,7 +82,7 @@ def test_recipes_fill_only_what_is_not_given():
 
 @pytest.mark.parametrize("values, match", [
     ({"model": "resnet18", "data": "x", "bacth_size": 8},
-     "bacth_size: unknown key; valid keys here: model, data"),
+     r"bacth_size: unknown key \(did you mean batch_size\?\); valid keys here: model, data"),
     ({"model": "resnet18", "data": "x", "lr": -1}, r"config: lr: .*greater than 0 \(got -1\)"),
     ({"model": "resnet18", "data": "x", "recipe": "fancy"},
      r"recipe: .*'source' or 'modern' \(got 'fancy'\)"),

@@ -138,6 +138,28 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
+# What a file that is not weights looks like, by `weights_format`.
+NOT_WEIGHTS = {"empty": "an empty file", "text": "a text file: a YAML, JSON or other config?",
+               "other": "neither safetensors nor a torch.save file"}
+
+
+def weights_format(path: str | os.PathLike) -> str:
+    """What a weights file holds, by its first bytes: `safetensors` (an 8-byte header length,
+    then the JSON header), `torch` (torch.save's zip archive, or the pickle of an older
+    torch.save), else `empty`, `text` or `other` (`NOT_WEIGHTS`). No torch: the command line
+    checks a file with it before torch loads."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    if head.startswith((b"PK\x03\x04", b"\x80")):
+        return "torch"
+    if len(head) > 8 and head[8:9] == b"{":
+        return "safetensors"
+    return "empty" if not head else "other" if b"\0" in head else "text"
+
+
 def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """`torch.load(weights_only=True)`: tensors and plain containers only, never code."""
     import torch  # imported on use: this module is torch-free (the report imports it)
@@ -145,6 +167,10 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    kind = weights_format(path)
+    if kind != "torch":  # torch.load's own message would blame unpickling, truncated
+        raise CheckpointError(f"cannot read {path}: not a PyTorch (torch.save) file; it is "
+                              f"{NOT_WEIGHTS.get(kind, 'a safetensors file')}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:

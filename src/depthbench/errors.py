@@ -5,6 +5,17 @@ Anything a user can cause (a missing path, an unknown model, a bad value, an uns
 never with a traceback. The message names the culprit (file, key or value) and says what to do.
 """
 
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """` (did you mean <choice>?)` for the valid choice closest to a misspelt `word` (difflib's
+    similarity, case and spaces aside), or "" when none is close: the hint of every error that
+    names an unknown model, key or option."""
+    close = difflib.get_close_matches(str(word).strip().lower(), list(choices), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
 
 class DepthbenchError(Exception):
     """An error caused by the user's input, reported as one line."""

@@ -45,14 +45,17 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    # on use: `--help` stays free of torch
+    # on use: `--help` stays free of torch, and a study's keys, names and data are checked
+    # before torch loads (`load_spec` imports it only to build the models on the meta device)
     from rich.console import Console
 
-    from depthbench.study import load_spec, run_study
+    from depthbench.study.spec import load_spec
 
     console = Console(stderr=True, soft_wrap=True)
     spec = load_spec(args.config, preset=args.preset, data=args.data, seeds=args.seeds,
-                     jobs=args.jobs, executor=args.executor)
+                     jobs=args.jobs, executor=args.executor, check_data=True)
+    from depthbench.study.runner import run_study
+
     try:
         s = run_study(spec, args.out, retry_failed=args.retry_failed, console=console,
                       analyze=not args.no_analyze, detach=args.detach)
