@@ -452,6 +452,8 @@ def test_nan_loss_fails_that_run_and_the_study_goes_on(reference):
 
 # ------------------------------------------------------------------------------ the lock
 
+OWNER = ".lock.owner"
+
 def test_second_run_on_a_locked_folder_is_refused(env):
     from depthbench.study.lock import StudyLock
 
@@ -465,15 +467,23 @@ def test_second_run_on_a_locked_folder_is_refused(env):
     assert not any(out.glob("resnet18*")), "the refused run touched the study"
 
 
+def held_elsewhere(lock: str, folder: Path, seconds: float = 60) -> subprocess.Popen:
+    """Another process that holds `folder` with `lock` (`depthbench.study.lock.StudyLock`,
+    `depthbench.engine.runlock.RunLock`) for `seconds`, once it has taken it."""
+    module, name = lock.rsplit(".", 1)
+    proc = subprocess.Popen([sys.executable, "-c", (
+        f"import time; from {module} import {name}\n"
+        f"with {name}({str(folder)!r}):\n    print('held', flush=True); time.sleep({seconds})")],
+        stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
 def test_stale_lock_of_a_killed_process_is_taken_over(tmp_path):
     from depthbench.study.lock import OWNER_NAME, StudyLock, StudyLocked
 
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from depthbench.study.lock import StudyLock\n"
-        f"with StudyLock({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = held_elsewhere("depthbench.study.lock.StudyLock", tmp_path)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(StudyLocked, match=str(holder.pid)), StudyLock(tmp_path):
             pass
     finally:
@@ -483,6 +493,59 @@ def test_stale_lock_of_a_killed_process_is_taken_over(tmp_path):
     with StudyLock(tmp_path) as lock:
         assert lock.took_over and lock.took_over["pid"] == holder.pid
         assert json.loads((tmp_path / OWNER_NAME).read_text())["pid"] == os.getpid()
+
+
+def test_a_start_that_wrote_nothing_leaves_no_lock_behind(tmp_path):
+    """A run folder that a failed start created goes with its lock; a folder with records keeps
+    its empty `.lock` (a waiter must find the file it opened)."""
+    from depthbench.engine.runlock import RunLock
+
+    run = tmp_path / "new"
+    with pytest.raises(RuntimeError, match="bad data"), RunLock(run):
+        raise RuntimeError("bad data")
+    assert not run.exists()
+    run.mkdir()
+    (run / "split.json").write_text("{}")
+    with RunLock(run):
+        pass
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "split.json"]
+
+
+def test_a_waiter_whose_folder_went_away_takes_the_new_one(tmp_path):
+    """The holder of a folder it wrote nothing into removes folder and lock while it holds it; a
+    process already waiting on that lock file then holds a new one, never the removed file."""
+    from depthbench.engine.runlock import RunLock
+    from depthbench.folderlock import holder as held_by
+
+    run = tmp_path / "new"
+    first = held_elsewhere("depthbench.engine.runlock.RunLock", run, seconds=1.5)
+    try:
+        with RunLock(run, wait=60):  # opens the lock file now, gets it once `first` lets go
+            assert first.wait(timeout=30) == 0 and run.is_dir()
+            assert json.loads((run / OWNER).read_text())["pid"] == os.getpid()
+            probe = subprocess.run([sys.executable, "-c", (
+                "from depthbench.folderlock import holder\n"
+                f"print(holder({str(run)!r}).get('pid'))")], capture_output=True, text=True)
+            assert probe.stdout.strip() == str(os.getpid()), probe  # held: refused to others
+    finally:
+        first.kill()
+        first.wait()
+    assert held_by(run) is None and not run.exists()
+
+
+def test_a_dead_trainers_owner_record_goes_when_the_study_starts(tmp_path):
+    from depthbench.study.folder import remove_study_temps
+
+    run = tmp_path / "study" / "resnet18__base__s0"
+    holder = held_elsewhere("depthbench.engine.runlock.RunLock", run)
+    try:
+        (run / "train.log").write_text("worker pid 1\n")
+    finally:
+        holder.kill()  # kill -9: its owner record stays
+        holder.wait()
+    assert (run / OWNER).is_file()
+    remove_study_temps(run.parent)
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "train.log"]
 
 
 # ------------------------------------------------------------------------------ a full disk
