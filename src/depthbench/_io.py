@@ -151,12 +151,14 @@ def weights_format(path: str | os.PathLike) -> str:
     try:
         with open(path, "rb") as f:
             head = f.read(512)
+            size = os.fstat(f.fileno()).st_size
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
-    if head.startswith((b"PK\x03\x04", b"\x80")):
-        return "torch"
-    if len(head) > 8 and head[8:9] == b"{":
+    # safetensors first: its header length may begin with any byte, the pickle opcode too
+    if head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= size:
         return "safetensors"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80" and head[1:2] in b"\x02\x03\x04\x05":
+        return "torch"
     return "empty" if not head else "other" if b"\0" in head else "text"
 
 
