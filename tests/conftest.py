@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -147,3 +148,53 @@ def synthetic_source():
     from depthbench.data import open_source
 
     return open_source(SYNTHETIC)
+
+
+# ---------------------------------------------------------------------------- a signal mid-write
+
+
+class _SignalInsideWrite:
+    """A file being written whose first `write` raises `signum` in this process: its handler
+    runs there, in the middle of the write (inside torch's zip writer, for a checkpoint)."""
+
+    def __init__(self, f, signum: int):
+        self._f, self._signum, self.sent = f, signum, False
+
+    def write(self, data):
+        if not self.sent:
+            self.sent = True
+            signal.raise_signal(self._signum)  # runs the Python handler now, before returning
+        return self._f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+@pytest.fixture
+def signal_inside_write(monkeypatch) -> Callable[..., None]:
+    """`signal_inside_write(name, signum, nth=1)`: the `nth` atomic write of a file named `name`
+    (its temporary `.name.*.tmp`) in this process gets `signum` in the middle of its data."""
+    import depthbench._io as dio
+
+    real = os.fdopen
+
+    def arm(name: str, signum: int, nth: int = 1) -> None:
+        seen = []
+
+        def fdopen(fd, *args, **kwargs):
+            f = real(fd, *args, **kwargs)
+            if Path(os.readlink(f"/proc/self/fd/{fd}")).name.startswith(f".{name}."):
+                seen.append(fd)
+                if len(seen) == nth:
+                    return _SignalInsideWrite(f, signum)
+            return f
+
+        monkeypatch.setattr(dio.os, "fdopen", fdopen)
+
+    return arm

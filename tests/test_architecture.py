@@ -3,6 +3,7 @@ one home: each test fails when a second, different copy of the fact comes back. 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,73 @@ def test_presets_are_the_preset_files(monkeypatch):
     assert load_spec().name == configio.DEFAULT_PRESET
     with pytest.raises(ConfigError, match="unknown preset 'nope'; choose from modern"):
         load_spec(preset="nope")
+
+
+# A typo in each command, and the one line it must answer with before torch loads.
+FAST_ERRORS = {
+    "unknown model": (["train", "--model", "resnet19", "--data", "synthetic", "--out", "{tmp}/t1"],
+                      "unknown model 'resnet19' (did you mean resnet18?)"),
+    "no data folder": (["train", "--model", "resnet18", "--data", "{tmp}/cels", "--out",
+                        "{tmp}/t2"], "data folder not found: {tmp}/cels"),
+    "data is a file": (["train", "--model", "resnet18", "--data", "{tmp}/study.yaml", "--out",
+                        "{tmp}/t3"], "data path {tmp}/study.yaml is a file"),
+    "option of another family": (["train", "--model", "resnet18", "--data", "synthetic",
+                                  "--key-drop", "0.1", "--out", "{tmp}/t4"],
+                                 "option key_drop=0.1 does not apply to resnet18"),
+    "pretrained YAML": (["train", "--model", "resnet18", "--data", "synthetic", "--pretrained",
+                         "{tmp}/study.yaml", "--out", "{tmp}/t5"],
+                        "pretrained weights {tmp}/study.yaml: not a weights file (a text file"),
+    "resume nothing": (["train", "--model", "resnet18", "--data", "synthetic", "--out", "{tmp}/t6",
+                        "--resume"], "--resume: no run to resume in {tmp}/t6 (no such folder)"),
+    "study key": (["run", "--config", "{tmp}/seed.yaml", "--out", "{tmp}/s1"],
+                  "seed.yaml: seed: unknown key (did you mean seeds?)"),
+    "override key": (["run", "--config", "{tmp}/batchsize.yaml", "--out", "{tmp}/s2"],
+                     "batchsize.yaml: overrides.batchsize: unknown training option (did you mean "
+                     "batch_size?)"),
+    "study data": (["run", "--config", "{tmp}/study.yaml", "--data", "{tmp}/cels", "--out",
+                    "{tmp}/s3"], "data folder not found: {tmp}/cels"),
+    "evaluate a YAML": (["evaluate", "{tmp}/study.yaml", "--data", "synthetic"],
+                        "{tmp}/study.yaml is not a checkpoint"),
+    "evaluate batch": (["evaluate", "{tmp}/w.safetensors", "--data", "synthetic", "--batch-size",
+                        "0"], "--batch-size 0: give at least 1"),
+    "predict top-k": (["predict", "{tmp}/w.safetensors", "{tmp}/a.png", "--top-k", "0"],
+                      "--top-k 0: must be at least 1"),
+    "predict nothing": (["predict", "{tmp}/none.safetensors", "{tmp}/a.png"],
+                        "checkpoint not found: {tmp}/none.safetensors"),
+}
+
+_PROBE = """
+import contextlib, io, json, sys
+from depthbench.cli.main import main
+out = {}
+for name, argv in json.loads(sys.argv[1]).items():
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        out[name] = [main(argv), err.getvalue()]
+print(json.dumps({"answers": out, "torch": "torch" in sys.modules}))
+"""
+
+
+def test_a_typo_answers_in_one_line_before_torch_loads(tmp_path):
+    """`train`, `run`, `evaluate` and `predict` check names, keys, values and paths before they
+    load torch (the time each takes: benchmarks/bench_cli_errors.py). One process for all."""
+    import yaml
+
+    smoke = yaml.safe_load((ROOT / "src/depthbench/configs/presets/smoke.yaml").read_text())
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(smoke))
+    (tmp_path / "seed.yaml").write_text(yaml.safe_dump(smoke | {"seed": 1}))
+    bad = smoke | {"overrides": {**smoke.get("overrides", {}), "batchsize": 8}}
+    (tmp_path / "batchsize.yaml").write_text(yaml.safe_dump(bad))
+    (tmp_path / "w.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}" + b" " * 14)
+    argvs = {k: [a.format(tmp=tmp_path) for a in argv] for k, (argv, _) in FAST_ERRORS.items()}
+    p = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(argvs)], capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    for name, (_, line) in FAST_ERRORS.items():
+        rc, err = doc["answers"][name]
+        assert rc == 2 and err.count("\n") == 1, (name, rc, err)
+        assert line.format(tmp=tmp_path) in err, (name, err)
+    assert not doc["torch"], "a typo waited for torch"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [  # no run or study folder made
+        "batchsize.yaml", "seed.yaml", "study.yaml", "w.safetensors"]

@@ -7,8 +7,10 @@ import os
 import pytest
 import timm
 import torch
+from safetensors.torch import save as st_save
 from safetensors.torch import save_file
 
+from depthbench._io import weights_format
 from depthbench.cli.main import main
 from depthbench.engine import TrainConfig, load_pretrained, make_config
 from depthbench.engine.optim import build_optimizer
@@ -82,7 +84,7 @@ def test_recipes_fill_only_what_is_not_given():
 
 @pytest.mark.parametrize("values, match", [
     ({"model": "resnet18", "data": "x", "bacth_size": 8},
-     "bacth_size: unknown key; valid keys here: model, data"),
+     r"bacth_size: unknown key \(did you mean batch_size\?\); valid keys here: model, data"),
     ({"model": "resnet18", "data": "x", "lr": -1}, r"config: lr: .*greater than 0 \(got -1\)"),
     ({"model": "resnet18", "data": "x", "recipe": "fancy"},
      r"recipe: .*'source' or 'modern' \(got 'fancy'\)"),
@@ -138,3 +140,20 @@ def test_the_old_recipe_name_is_read_with_a_one_line_notice(capsys, monkeypatch)
     err = capsys.readouterr().err
     assert err == ("depthbench: recipe 'seed' is now called 'source'; the old name still works "
                    "but will be removed\n")  # once per process
+
+
+def test_weights_are_told_by_their_first_bytes(tmp_path):
+    """`_io.weights_format`: safetensors (its header length may begin with 0x80, pickle's first
+    opcode), torch.save's zip and its older pickle, and what is no weights file, named."""
+    name = "w"
+    while (data := st_save({name: torch.zeros(1)}))[0] != 0x80:  # a header of 128 + 256k bytes
+        name += "w"
+    files = {"st.safetensors": data, "e": b"", "c.yaml": b"model: resnet18\n",
+             "p.png": b"\x89PNG\r\n\x1a\n\x00\x00"}
+    for file, content in files.items():
+        (tmp_path / file).write_bytes(content)
+    torch.save({"w": torch.zeros(1)}, tmp_path / "zip.pt")
+    torch.save({"w": torch.zeros(1)}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    kinds = {p.name: weights_format(p) for p in tmp_path.iterdir()}
+    assert kinds == {"st.safetensors": "safetensors", "zip.pt": "torch", "old.pt": "torch",
+                     "e": "empty", "c.yaml": "text", "p.png": "other"}

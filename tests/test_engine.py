@@ -407,6 +407,33 @@ def test_a_stop_writes_the_held_epoch_before_a_requeue(tmp_path, cache, held_ref
     assert outcome(part) == outcome(held_reference)
 
 
+def test_an_interrupt_inside_the_last_flush_stops_the_run_after_it(
+        tmp_path, cache, held_reference, signal_inside_write):
+    """Epochs 2 and 3 are held; the flush after the loop writes them, outside the loop's stop
+    flag, where a study's worker raises on SIGTERM (its runner died). The signal arrives inside
+    last.ckpt: the flush ends first, the run is `interrupted` at epoch 3 (not failed by torch's
+    torn zip writer), and resuming it gives the uninterrupted run."""
+    part = tmp_path / "part"
+
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal_inside_write("last.ckpt", signal.SIGTERM, nth=2)  # the 1st: epoch 1's flush
+    old = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(tiny(cache, **HELD), part, progress=False, resume=False)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert torch.load(part / "last.ckpt", weights_only=True)["epoch"] == 3
+    assert [r["epoch"] for r in read_rows(part)] == ["1", "2", "3"]
+    result = json.loads((part / "result.json").read_text())
+    assert (result["status"], result["epochs_completed"]) == ("interrupted", 3)
+    assert not list(part.glob(".*.tmp"))
+    train(tiny(cache, **HELD), part, progress=False, resume=True)
+    assert outcome(part) == outcome(held_reference)
+
+
 @pytest.mark.slow
 def test_kill9_loses_the_held_epochs_and_the_rerun_is_the_same(tmp_path, cache, held_reference):
     """kill -9 after epoch 2 (held in memory, not written): the records on disk all say epoch 1,

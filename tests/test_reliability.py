@@ -9,13 +9,16 @@ training cross-entropy by NaN once metrics.csv shows epoch 1 done), so the refer
 shows a failed run recorded with its epoch and reason while the study goes on (the hook finds
 its run by the worker's process name, or by `--out` for a worker started as a command).
 
-The kill chain interrupts one study folder at four moments picked by watching its files (the
-data cache being built, an epoch under way, a checkpoint being written, the report being built),
-each after a random delay, with kill -9 (runner and workers at once, like a power cut), SIGTERM
-and SIGINT; after each stop every record must parse, and after the final rerun every run's metrics
-(all but seconds, throughput and timestamps) must equal those of an uninterrupted study.
-The delays come from DEPTHBENCH_KILL_SEED (default 0, so a failure replays as it is); set it
-to other values to explore other moments.
+The kill chain stops one study folder at six moments, each placed on purpose, not by timing: the
+fork server importing torch (Ctrl-C to the process group), the data cache being built (kill -9 of
+runner and workers at once), and four writes, inside which the same `sitecustomize.py` pauses a
+chosen process (`DEPTHBENCH_TEST_PAUSE`: the Nth atomic write of a file, named by the end of its
+path) until a stop signal is held there: seed 0's last flush, outside the training loop (kill -9
+of the runner alone: its worker's watcher stops it), seed 1's first record (SIGTERM to that
+worker alone), seed 1's failure record (kill -9 of everything) and the report's results.csv
+(SIGTERM to the runner). After each stop every record must parse, no run stopped by a signal may
+be recorded as failed, and after the final rerun every run's metrics (all but seconds,
+throughput and timestamps) must equal those of an uninterrupted study.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import functools
 import io
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -79,6 +81,33 @@ if os.environ.get("DEPTHBENCH_TEST_NAN_RUN"):
         return loss
 
     torch.nn.CrossEntropyLoss.forward = forward
+
+# depthbench tests: pause inside atomic writes until a stop signal is held there.
+# DEPTHBENCH_TEST_PAUSE="<end of a path>#N;...": the Nth write of such a file in a process;
+# DEPTHBENCH_TEST_PAUSED: the file that then gets the line "<pid> <path>".
+if os.environ.get("DEPTHBENCH_TEST_PAUSE"):
+    import contextlib, time
+    import depthbench._io as _io
+    _rules = [(tail, int(n)) for tail, _, n in
+              (r.partition("#") for r in os.environ["DEPTHBENCH_TEST_PAUSE"].split(";"))]
+    _writes = {}
+    _atomic_open = _io.atomic_open
+
+    @contextlib.contextmanager
+    def _pausing_open(path, *args, **kwargs):
+        with _atomic_open(path, *args, **kwargs) as f:
+            for tail, nth in _rules:
+                if str(path).endswith(tail):
+                    _writes[tail] = _writes.get(tail, 0) + 1
+                    if _writes[tail] == nth:
+                        with open(os.environ["DEPTHBENCH_TEST_PAUSED"], "a") as mark:
+                            mark.write(f"{os.getpid()} {path}\\n")
+                        deadline = time.monotonic() + 60
+                        while not _io.held_signals() and time.monotonic() < deadline:
+                            time.sleep(0.01)
+            yield f
+
+    _io.atomic_open = _pausing_open
 '''
 
 
@@ -91,7 +120,9 @@ def mini_study(path: Path) -> Path:
                 models=["resnet18"], variants={}, seeds=2, jobs=1)
     # fp32: two uninterrupted runs under CPU bf16-mixed with 2 threads can differ in the last
     # digits (oneDNN's bf16 weight-gradient reductions); this test is about interruptions
-    spec["overrides"].update(epochs=2, batch_size=8, limit_train_batches=1, precision="32")
+    # checkpoint_every: epoch 1 is written, epoch 2 held and written after the training loop
+    spec["overrides"].update(epochs=2, batch_size=8, limit_train_batches=1, precision="32",
+                             checkpoint_every=60)
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return path
 
@@ -117,15 +148,20 @@ def _session_with_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_run(env: dict, out: Path, cache: Path) -> subprocess.Popen:
+def start_run(env: dict, out: Path, cache: Path, pause: str | None = None) -> subprocess.Popen:
+    """`depthbench run` of the mini study into `out`; `pause`: the write to pause in
+    (`DEPTHBENCH_TEST_PAUSE`), whose marker is then `proc.paused`."""
     e = dict(env["env"], DEPTHBENCH_CACHE=str(cache))
+    paused = out.parent / f"{out.name}.{time.monotonic_ns()}.paused"
+    if pause:
+        e.update(DEPTHBENCH_TEST_PAUSE=pause, DEPTHBENCH_TEST_PAUSED=str(paused))
     log = out.parent / f"{out.name}.{time.monotonic_ns()}.log"
     f = open(log, "w+", encoding="utf-8")  # noqa: SIM115 - read back by finish()
     proc = subprocess.Popen([sys.executable, "-m", "depthbench", "run", "--config", env["study"],
                              "--out", out], stdout=f, stderr=subprocess.STDOUT, env=e,
                             cwd=env["tmp"], preexec_fn=_session_with_sigint)
     proc.log = f  # type: ignore[attr-defined]
-    proc.started = time.time()  # type: ignore[attr-defined]
+    proc.paused = paused  # type: ignore[attr-defined]
     return proc
 
 
@@ -138,6 +174,7 @@ def finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
     proc.log.seek(0)
     text = proc.log.read()
     proc.log.close()
+    assert "Error in sitecustomize" not in text, text  # the test's hooks must be in place
     return rc, text
 
 
@@ -311,70 +348,87 @@ def reference(env, reference_proc):
 
 # ------------------------------------------------------------------------------ the kill chain
 
-def _written_by(study: Path, pattern: str):
-    """A file written since this runner started (one left by an earlier one does not count)."""
-    def ready(proc) -> bool:
-        for f in study.glob(pattern):
-            with contextlib.suppress(OSError):
-                if f.stat().st_mtime >= proc.started:
-                    return True
-        return False
-    return ready
+S0, S1 = "resnet18__base__s0", NAN_RUN
+
+
+def _status(study: Path, run: str) -> tuple[str, int]:
+    r = json.loads((study / run / "result.json").read_text(encoding="utf-8"))
+    return r["status"], r["epochs_completed"]
+
+
+def _pauses(proc: subprocess.Popen) -> list[str]:
+    """The writes an invocation has paused in so far: `<pid> <path>` each (whole lines only)."""
+    return proc.paused.read_text().split("\n")[:-1] if proc.paused.exists() else []
+
+
+def _stop(proc: subprocess.Popen, how) -> None:
+    """kill9 stops the runner and its workers at once, kill9-runner the runner alone (its
+    workers must end by themselves), SIGINT-group is a terminal's Ctrl-C (the whole process
+    group), SIGTERM-worker goes to the worker paused last, a signal to the runner alone (as
+    `kill PID` does)."""
+    if how == "kill9":
+        kill9(proc)
+    elif how == "kill9-runner":
+        kill9_runner(proc)
+    elif how == "SIGINT-group":
+        os.killpg(proc.pid, signal.SIGINT)
+    elif how == "SIGTERM-worker":
+        os.kill(int(_pauses(proc)[-1].split()[0]), signal.SIGTERM)
+    else:
+        proc.send_signal(how)
 
 
 @pytest.mark.slow
 def test_kill_anywhere_then_rerun_gives_the_same_study(env, reference_proc, request):
-    seed = int(os.environ.get("DEPTHBENCH_KILL_SEED", "0"))  # fixed: a failure replays
-    rng = random.Random(seed)
-    tag = f"(DEPTHBENCH_KILL_SEED={seed})"
+    from depthbench._io import safe_torch_load
+
     study, cache = env["tmp"] / "chain", env["tmp"] / "cache_chain"
-    # (moment, what to watch (given the runner), how to stop): kill9 stops the runner and its
-    # workers at once, kill9-runner the runner alone (its workers must then end by themselves),
-    # SIGINT-group is a terminal's Ctrl-C (the whole process group), a signal goes to the runner
-    moments = [
-        ("the fork server starting", lambda proc: _forkserver_starting(proc, study)(),
-         "SIGINT-group"),
-        ("data cache build", lambda proc: any((cache / "decoded").rglob("*")), "kill9"),
-        ("an epoch", _written_by(study, "resnet18__base__s0/result.json"), signal.SIGTERM),
-        ("a run training", lambda proc: any(map(_is_worker, descendants(proc.pid))),
-         "kill9-runner"),
-        ("a checkpoint write", lambda proc: any(study.glob("*/.last.ckpt.*.tmp"))
-         or any(study.glob("*/.best.safetensors.*.tmp")), "kill9"),
-        ("the report", lambda proc: any((study / n).exists() for n in
-                                        ("results.csv", "report.md", "figures")), signal.SIGINT),
+    # one invocation each: its stops in order, each (moment, the write paused in or what to
+    # watch, how to stop it)
+    invocations = [
+        [("the fork server starting", lambda proc: _forkserver_starting(proc, study)(),
+          "SIGINT-group")],
+        [("data cache build", lambda proc: any((cache / "decoded").rglob("*")), "kill9")],
+        [("seed 0's last flush", f"{S0}/last.ckpt#2", "kill9-runner")],
+        [("seed 1's first record", f"{S1}/result.json#1", "SIGTERM-worker"),
+         ("the report", "results.csv#1", signal.SIGTERM)],
+        [("seed 1's failure record", f"{S1}/result.json#3", "kill9")],
     ]
     previous = None
-    for what, ready, how in moments:
-        proc = start_run(env, study, cache)
-        hit = wait_for(proc, functools.partial(ready, proc))
-        if what not in ("a checkpoint write", "the report"):  # those two last well under 0.3 s
-            time.sleep(rng.uniform(0, 0.3))
-        assert hit and proc.poll() is None, f"the study ended before {what} {tag}"
+    for stops in invocations:
+        pauses = [moment for _, moment, _ in stops if isinstance(moment, str)]
+        proc = start_run(env, study, cache, pause=";".join(pauses) or None)
+        waited = 0
+        for what, moment, how in stops:
+            if isinstance(moment, str):
+                waited += 1
+                ready = functools.partial(lambda p, n: len(_pauses(p)) >= n, proc, waited)
+            else:
+                ready = functools.partial(moment, proc)
+            assert wait_for(proc, ready) and proc.poll() is None, f"the study ended before {what}"
+            _stop(proc, how)
+        rc, log = finish(proc)
         if how in ("kill9", "kill9-runner"):
-            (kill9 if how == "kill9" else kill9_runner)(proc)
-            rc, log = finish(proc)
+            assert rc < 0, f"{how} during {what}: exit {rc}\n{log}"
         else:
-            if how == "SIGINT-group":
-                os.killpg(proc.pid, signal.SIGINT)
-            else:
-                proc.send_signal(how)  # to the runner only, as `kill PID` would
-            rc, log = finish(proc)
             assert "Traceback" not in log, log
-            if what == "the report" and rc == 3 and "report: " in log:
-                # a tiny study's report can be done before the signal arrives: nothing to stop
-                print(f"the report finished before {how!r} arrived {tag}")
-            else:
-                assert rc == 130, f"{how!r} during {what}: exit {rc} {tag}\n{log}"
-                assert "rerun the same command" in log, f"no resume hint after {how!r} {tag}\n{log}"
-        if previous == "kill9":
-            assert "took over the lock" in log, f"stale lock not reported {tag}\n{log}"
-        previous = "kill9" if str(how).startswith("kill9") else "signal"
+            assert rc == 130, f"{how!r} during {what}: exit {rc}\n{log}"
+            assert "rerun the same command" in log, f"no resume hint after {how!r}\n{log}"
+        if previous in ("kill9", "kill9-runner"):
+            assert "took over the lock" in log, f"stale lock not reported\n{log}"
+        previous = how
         check_records(study)  # nothing torn, whatever the moment
+        if what == "seed 0's last flush":  # its watcher stopped the worker after the write
+            assert _status(study, S0) == ("interrupted", 2)
+            assert safe_torch_load(study / S0 / "last.ckpt")["epoch"] == 2
+        if what == "the report":  # seed 1 was stopped, not failed; the runner said so, went on
+            assert _status(study, S1)[0] == "running" and _status(study, S0)[0] == "finished"
+            assert f"{S1}: interrupted" in log and "FAILED" not in log, log
     rc, log = finish(start_run(env, study, cache))
-    assert rc == 3, f"final rerun: not exit 3 for its failed run {tag}\n{log}"
+    assert rc == 3, f"final rerun: not exit 3 for its failed run\n{log}"
     leftovers = check_records(study)
     reference = request.getfixturevalue("reference")
-    assert outcome(study) == outcome(reference[0]), f"resumed study differs {tag}"
+    assert outcome(study) == outcome(reference[0]), "resumed study differs"
     assert not leftovers, f"temporary files left behind: {leftovers}"
 
 
@@ -398,6 +452,8 @@ def test_nan_loss_fails_that_run_and_the_study_goes_on(reference):
 
 # ------------------------------------------------------------------------------ the lock
 
+OWNER = ".lock.owner"
+
 def test_second_run_on_a_locked_folder_is_refused(env):
     from depthbench.study.lock import StudyLock
 
@@ -411,15 +467,23 @@ def test_second_run_on_a_locked_folder_is_refused(env):
     assert not any(out.glob("resnet18*")), "the refused run touched the study"
 
 
+def held_elsewhere(lock: str, folder: Path, seconds: float = 60) -> subprocess.Popen:
+    """Another process that holds `folder` with `lock` (`depthbench.study.lock.StudyLock`,
+    `depthbench.engine.runlock.RunLock`) for `seconds`, once it has taken it."""
+    module, name = lock.rsplit(".", 1)
+    proc = subprocess.Popen([sys.executable, "-c", (
+        f"import time; from {module} import {name}\n"
+        f"with {name}({str(folder)!r}):\n    print('held', flush=True); time.sleep({seconds})")],
+        stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
 def test_stale_lock_of_a_killed_process_is_taken_over(tmp_path):
     from depthbench.study.lock import OWNER_NAME, StudyLock, StudyLocked
 
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from depthbench.study.lock import StudyLock\n"
-        f"with StudyLock({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = held_elsewhere("depthbench.study.lock.StudyLock", tmp_path)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(StudyLocked, match=str(holder.pid)), StudyLock(tmp_path):
             pass
     finally:
@@ -429,6 +493,59 @@ def test_stale_lock_of_a_killed_process_is_taken_over(tmp_path):
     with StudyLock(tmp_path) as lock:
         assert lock.took_over and lock.took_over["pid"] == holder.pid
         assert json.loads((tmp_path / OWNER_NAME).read_text())["pid"] == os.getpid()
+
+
+def test_a_start_that_wrote_nothing_leaves_no_lock_behind(tmp_path):
+    """A run folder that a failed start created goes with its lock; a folder with records keeps
+    its empty `.lock` (a waiter must find the file it opened)."""
+    from depthbench.engine.runlock import RunLock
+
+    run = tmp_path / "new"
+    with pytest.raises(RuntimeError, match="bad data"), RunLock(run):
+        raise RuntimeError("bad data")
+    assert not run.exists()
+    run.mkdir()
+    (run / "split.json").write_text("{}")
+    with RunLock(run):
+        pass
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "split.json"]
+
+
+def test_a_waiter_whose_folder_went_away_takes_the_new_one(tmp_path):
+    """The holder of a folder it wrote nothing into removes folder and lock while it holds it; a
+    process already waiting on that lock file then holds a new one, never the removed file."""
+    from depthbench.engine.runlock import RunLock
+    from depthbench.folderlock import holder as held_by
+
+    run = tmp_path / "new"
+    first = held_elsewhere("depthbench.engine.runlock.RunLock", run, seconds=1.5)
+    try:
+        with RunLock(run, wait=60):  # opens the lock file now, gets it once `first` lets go
+            assert first.wait(timeout=30) == 0 and run.is_dir()
+            assert json.loads((run / OWNER).read_text())["pid"] == os.getpid()
+            probe = subprocess.run([sys.executable, "-c", (
+                "from depthbench.folderlock import holder\n"
+                f"print(holder({str(run)!r}).get('pid'))")], capture_output=True, text=True)
+            assert probe.stdout.strip() == str(os.getpid()), probe  # held: refused to others
+    finally:
+        first.kill()
+        first.wait()
+    assert held_by(run) is None and not run.exists()
+
+
+def test_a_dead_trainers_owner_record_goes_when_the_study_starts(tmp_path):
+    from depthbench.study.folder import remove_study_temps
+
+    run = tmp_path / "study" / "resnet18__base__s0"
+    holder = held_elsewhere("depthbench.engine.runlock.RunLock", run)
+    try:
+        (run / "train.log").write_text("worker pid 1\n")
+    finally:
+        holder.kill()  # kill -9: its owner record stays
+        holder.wait()
+    assert (run / OWNER).is_file()
+    remove_study_temps(run.parent)
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "train.log"]
 
 
 # ------------------------------------------------------------------------------ a full disk

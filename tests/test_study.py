@@ -82,9 +82,11 @@ def test_smoke_seeds_override_and_grid_order():
 
 @pytest.mark.parametrize("change, message", [
     ({"models": ["resnet18", "seresnet34", "resnet19"]}, r"models\[2\]: unknown model 'resnet19'"),
-    ({"modles": ["resnet18"]}, r"modles: unknown key; valid keys here: name, data"),
+    ({"modles": ["resnet18"]},
+     r"modles: unknown key \(did you mean models\?\); valid keys here: name, data"),
     ({"split": {"val": 0.5, "test": 0.5}}, r"split: val \+ test = 1 leaves no training images"),
-    ({"split": {"vall": 0.1}}, r"split\.vall: unknown key; valid keys here: val, test, seed"),
+    ({"split": {"vall": 0.1}},
+     r"split\.vall: unknown key \(did you mean val\?\); valid keys here: val, test, seed"),
     ({"img_size": "big"}, r"img_size: .*integer"),
     ({"seeds": 0}, r"seeds: 0 seeds"),
     ({"seeds": [1, 1]}, r"seeds: seeds \[1, 1\] repeat a value"),
@@ -103,7 +105,8 @@ def test_spec_errors_name_the_key(change, message):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"overrides": {"epoch": 3}}, r"overrides\.epoch: unknown training option; valid: .*epochs"),
+    ({"overrides": {"epoch": 3}},
+     r"overrides\.epoch: unknown training option \(did you mean epochs\?\)"),
     ({"overrides": {"seed": 3}}, r"overrides\.seed: set by the study itself; use `seeds`"),
     ({"overrides": {"key_drop": 0.1}}, r"use `variants\.key_drop`"),
     ({"overrides": {"epochs": 0}}, r"overrides: epochs: .*greater than or equal to 1 \(got 0\)"),

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, BeforeValidator, ValidationError
 
-from depthbench.errors import ConfigError
+from depthbench.errors import ConfigError, did_you_mean
 
 # The training recipes. `source` reproduces the source study; it was called `seed` until the
 # random `seed` beside it made that name ambiguous: the old name is still read, with a notice.
@@ -150,7 +150,8 @@ def config_error(e: ValidationError, label: str, model: type[BaseModel],
     if isinstance(exc, KeyedError):
         loc, msg = exc.loc, str(exc)
     elif err["type"] == "extra_forbidden":
-        msg = f"unknown key; valid keys here: {', '.join(_keys_at(model, loc[:-1]))}"
+        valid = _keys_at(model, loc[:-1])
+        msg = f"unknown key{did_you_mean(loc[-1], valid)}; valid keys here: {', '.join(valid)}"
     elif err["type"] == "missing":
         msg = "missing; this key is required" + (missing_hint(str(loc[-1])) if missing_hint else "")
     msg = re.sub(r"^(Value error|Assertion failed), ", "", msg)

@@ -5,7 +5,13 @@ The mutual exclusion is an OS file lock on `<folder>/.lock` (`filelock`, flock o
 kernel releases it when its process dies, however it dies, so the lock of a killed process is
 free and simply taken over. Beside it, `<folder>/.lock.owner` names the holder (pid, host, start
 time) for the refusal message; a leftover owner file of a dead process is overwritten by the next
-holder, which keeps it as `took_over` to say so.
+holder, which keeps it as `took_over` to say so, and removes it when it lets go.
+
+The lock file itself stays, empty, in a folder that holds anything else: a process that opened it
+to wait must find the same file when its holder lets go (filelock keeps Unix lock files for that
+reason). A folder that holds nothing but the lock (a start that failed, or was killed, before it
+wrote anything) goes with its lock: the holder removes the lock file while it still holds it, so
+a waiter that opened it finds it unlinked (filelock checks) and starts again on a new one.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from depthbench.errors import DepthbenchError
 
 LOCK_NAME = ".lock"
 OWNER_NAME = ".lock.owner"
+_ATTEMPTS = 20  # a folder removed under a waiter that many times in a row: give up
 
 
 class FolderLocked(DepthbenchError):
@@ -53,10 +60,9 @@ class FolderLock:
         return f"{self.dir} is in use by another process ({who})"
 
     def __enter__(self):
-        self.dir.mkdir(parents=True, exist_ok=True)
         owner_path = self.dir / OWNER_NAME
         try:
-            self._lock.acquire()
+            self._acquire(0)
         except Timeout:
             owner = read_owner(self.dir)
             if self.wait <= 0:
@@ -64,7 +70,7 @@ class FolderLock:
             if self.on_wait:
                 self.on_wait(owner)
             try:
-                self._lock.acquire(timeout=-1 if math.isinf(self.wait) else self.wait)
+                self._acquire(-1 if math.isinf(self.wait) else self.wait)
             except Timeout:
                 raise self.error(self.refusal(describe(read_owner(self.dir))), owner) from None
         previous = read_owner(self.dir)
@@ -74,9 +80,26 @@ class FolderLock:
                                        "started": time.strftime("%Y-%m-%d %H:%M:%S")})
         return self
 
+    def _acquire(self, timeout: float) -> None:
+        """The file lock, in the folder (created if missing); again when the folder went away
+        under a waiter (its holder's start wrote nothing and removed it: module docstring)."""
+        for attempt in range(_ATTEMPTS):
+            self.dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self._lock.acquire(timeout=timeout)
+                return
+            except FileNotFoundError:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+
     def __exit__(self, *exc) -> None:
         try:
             (self.dir / OWNER_NAME).unlink(missing_ok=True)
+            if {p.name for p in self.dir.iterdir()} <= {LOCK_NAME}:  # nothing but the lock
+                (self.dir / LOCK_NAME).unlink(missing_ok=True)  # held still: module docstring
+                self.dir.rmdir()
+        except OSError:  # left as it is: the next holder tries again
+            pass
         finally:
             self._lock.release()
 

@@ -9,10 +9,9 @@ spec: read by `--help`) and the report (no torch) all read it.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
-from depthbench.errors import ConfigError
+from depthbench.errors import ConfigError, did_you_mean
 
 # canonical name -> (family, display name), in the canonical order
 MODELS: dict[str, tuple[str, str]] = {
@@ -75,6 +74,28 @@ def family_options(family: str) -> tuple[str, ...]:
     return tuple(k for k, (fams, _) in MODEL_OPTIONS.items() if family in fams)
 
 
+def model_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options of `options` that model `name` (canonical) takes. An unknown option, or one
+    that does not apply to its family at a value other than its "off" value, is a ConfigError:
+    never a silent no-op (a config carrying every option at its default fits any family)."""
+    fam = MODELS[name][0]
+    allowed = family_options(fam)
+    taken = {}
+    for key, value in options.items():
+        if key not in MODEL_OPTIONS:
+            raise ConfigError(f"unknown model option {key!r} for {name}"
+                              f"{did_you_mean(key, MODEL_OPTIONS)}; valid options: "
+                              f"{', '.join(allowed)}")
+        if key in allowed:
+            taken[key] = value
+        elif value != MODEL_OPTIONS[key][1]:
+            owners = [f for f in FAMILIES if key in family_options(f)]
+            raise ConfigError(f"option {key}={value!r} does not apply to {name} ({fam}); it is "
+                              f"for {'/'.join(owners)} models. Options for {name}: "
+                              f"{', '.join(allowed)}")
+    return taken
+
+
 # --- names --------------------------------------------------------------------------------------
 
 def _lookup(name: str) -> str | None:
@@ -89,9 +110,8 @@ def resolve_name(name: str) -> str:
     key = _lookup(name)
     if key is None:
         valid = list(MODELS) + list(ALIASES)
-        close = difflib.get_close_matches(str(name).strip().lower(), valid, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise ConfigError(f"unknown model {name!r}{hint}; valid names: {', '.join(valid)}")
+        raise ConfigError(f"unknown model {name!r}{did_you_mean(name, valid)}; valid names: "
+                          f"{', '.join(valid)}")
     return key
 
 

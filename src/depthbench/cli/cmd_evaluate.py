@@ -16,6 +16,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    # on use: `--help` loads no numpy, PIL or torch
+    from depthbench.engine.inputs import check_evaluate
+
+    check_evaluate(args.checkpoint, args.data, args.batch_size)  # a typo answers before torch
     from depthbench.engine import evaluate_checkpoint  # on use: `--help` stays torch-free
 
     r = evaluate_checkpoint(args.checkpoint, args.data, args.split, batch_size=args.batch_size,

@@ -22,6 +22,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    # on use: `--help` loads no numpy, PIL or torch
+    from depthbench.engine.inputs import check_predict
+
+    check_predict(args.checkpoint, args.top_k)  # a typo answers before torch loads
     from depthbench.engine import predict  # on use: `--help` stays torch-free
 
     preds = predict(args.checkpoint, args.images, top_k=args.top_k, accelerator=args.accelerator)

@@ -6,7 +6,8 @@ into runs/quick. Rerunning the same command skips finished runs and resumes unfi
 Progress goes to stderr; the paths of the results (report.md, report.html, results.csv,
 comparisons.csv) to stdout, or one JSON document with `--json`. Exit status: 0 when every run
 finished (or is queued on SLURM with --detach), 3 when any run failed (the report is built and
-shows it), 2 on a user error before anything ran, 130 when interrupted.
+shows it), 2 on a user error before anything ran, 130 when interrupted (the study, or one of its
+runs by a signal of its own: rerunning resumes it).
 """
 
 from __future__ import annotations
@@ -47,15 +48,18 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    # on use: `--help` stays free of torch
+    # on use: `--help` stays free of torch, and a study's keys, names and data are checked
+    # before torch loads (`load_spec` imports it only to build the models on the meta device)
     from rich.console import Console
 
-    from depthbench.study import load_spec, run_study
+    from depthbench.study.spec import load_spec
 
     console = Console(stderr=True, soft_wrap=True)
     spec = load_spec(args.config, preset=args.preset, data=args.data, seeds=args.seeds,
                      jobs=args.jobs, executor=args.executor, folds=args.folds,
-                     repeats=args.repeats)
+                     repeats=args.repeats, check_data=True)
+    from depthbench.study.runner import run_study
+
     try:
         s = run_study(spec, args.out, retry_failed=args.retry_failed, console=console,
                       analyze=not args.no_analyze, detach=args.detach)
@@ -70,12 +74,16 @@ def run(args) -> int:
                       "when a later `depthbench run` finds them all done")
         return 0
     console.print(f"{s.study_dir}: {len(s.finished)} of {s.total} runs finished"
-                  + (f", {len(s.failed)} failed" if s.failed else "") + f" ({s.seconds / 60:.1f} min)")
+                  + (f", {len(s.failed)} failed" if s.failed else "")
+                  + (f", {len(s.interrupted)} interrupted (rerun the same command to resume "
+                     "them)" if s.interrupted else "") + f" ({s.seconds / 60:.1f} min)")
     for name, reason in s.failed.items():
         console.print(f"[red]  failed: {name}: {reason}")
     if not args.json:
         for key, path in _outputs(s).items():
             print(f"{key.split('_')[0]}: {path}")
+    if s.interrupted:
+        return StudyInterrupted.exit_code
     return RunFailed.exit_code if s.failed else 0
 
 
@@ -88,5 +96,6 @@ def _outputs(s) -> dict[str, str]:
 
 def _document(s) -> dict:
     return {"study": str(s.study_dir), "runs": s.total, "finished": s.finished,
-            "failed": s.failed, "pending": s.pending, "analyzed": s.analyzed,
+            "failed": s.failed, "interrupted": s.interrupted, "pending": s.pending,
+            "analyzed": s.analyzed,
             "seconds": round(s.seconds, 1), **_outputs(s)}

@@ -3,7 +3,9 @@
 Every option has one name: `--batch-size` here is `batch_size` in a `--config` YAML file. Values
 given on the command line win over the file, which wins over the recipe's defaults. `--resume`
 continues the unfinished run in --out from its last.ckpt (its config.yaml supplies the options);
-with a larger --epochs it extends a finished run whose lr schedule is constant.
+with a larger --epochs it extends a finished run whose lr schedule is constant. `--resume` where
+--out holds no run is an error (exit 2), as Hugging Face's Trainer refuses to resume without a
+checkpoint: it never starts a new run in its place.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def add_arguments(p) -> None:
     p.add_argument("--split", metavar="FILE", help="reuse this split manifest (copied to --out)")
     p.add_argument("--variant", default="base", help="variant name recorded in result.json")
     p.add_argument("--resume", action="store_true",
-                   help="continue --out from its last.ckpt (with a larger --epochs: extend it)")
+                   help="continue --out from its last.ckpt (with a larger --epochs: extend it); "
+                        "an error when --out holds no run")
     p.add_argument("--json", action="store_true", help="print result.json on stdout at the end")
 
 
@@ -56,31 +59,44 @@ def config_from_args(args):
     """TrainConfig from (--resume: the run's config.yaml) < --config FILE < command-line flags."""
     values: dict = {}
     source = "command line"
-    if args.resume and args.out and (Path(args.out) / "config.yaml").is_file():
-        values.update(load_config_file(Path(args.out) / "config.yaml"))
-        source = str(Path(args.out) / "config.yaml")
-    if args.config:
-        values.update(load_config_file(args.config))
-        source = args.config
+    from_file = load_config_file(args.config) if args.config else {}
     given = {k: getattr(args, k) for k in TrainConfig.model_fields
              if getattr(args, k, None) is not None}
+    if args.resume:
+        out = Path(given.get("out") or from_file.get("out") or "")
+        values.update(_run_to_resume(out))
+        source = str(out / "config.yaml")
+    if args.config:
+        values.update(from_file)
+        source = args.config
     values.update(given)
-    if args.resume and args.out and not {"model", "data"} <= set(values):
-        out = Path(args.out)
-        raise ConfigError(f"--resume: no run to resume in {out} ("
-                          + ("no such folder" if not out.is_dir() else "it has no config.yaml")
-                          + "); give the folder of an interrupted run, or --model and --data to "
-                          "start a new one")
     return make_config(values, source=source if not given else f"{source} + flags")
 
 
+def _run_to_resume(out: Path) -> dict:
+    """The options of the run `--resume` continues (its config.yaml). Nothing to resume is one
+    line: `--resume` never starts a new run in place of the one the user meant."""
+    if not str(out) or out == Path("."):
+        raise ConfigError("--resume: give --out DIR, the folder of the run to continue")
+    if (out / "config.yaml").is_file():
+        return load_config_file(out / "config.yaml")
+    what = ("no such folder" if not out.exists() else "a file, not a run folder"
+            if not out.is_dir() else "it holds no run: no config.yaml")
+    raise ConfigError(f"--resume: no run to resume in {out} ({what}); give the folder of an "
+                      "interrupted run, or leave out --resume to start a new one")
+
+
 def run(args) -> int:
-    from depthbench.engine.trainer import (  # on use: `--help` stays torch-free
+    # on use: `--help` loads no numpy, PIL or torch
+    from depthbench.engine.inputs import check_train
+
+    config = config_from_args(args)
+    check_train(config)  # data, model options, weights: a typo answers before torch loads
+    from depthbench.engine.trainer import (  # on use: `--help` and a typo stay torch-free
         TrainingInterrupted,
         train,
     )
 
-    config = config_from_args(args)
     try:
         result = train(config, config.out, split_path=args.split, variant=args.variant,
                        resume=args.resume)

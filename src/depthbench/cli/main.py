@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from depthbench import __version__
-from depthbench.errors import DepthbenchError
+from depthbench.errors import DepthbenchError, interrupted
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -58,11 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     except DepthbenchError as e:
         print(f"depthbench: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("depthbench: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         return 0
+    except BaseException as e:
+        if not interrupted(e):  # a bug: its traceback
+            raise
+        # Ctrl-C, or what it set off on its way out: named by its first cause
+        print("depthbench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

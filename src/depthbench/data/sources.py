@@ -154,6 +154,17 @@ def _problem(path: str, kind: str, severity: str, problem: str) -> dict:
 def open_folder(root: str | os.PathLike) -> ImageSource:
     """An image folder: one sub-folder per class (module docstring for the rules)."""
     root = Path(root).expanduser()
+    classes, class_dirs, problems, ignored = _class_folders(root)
+    candidates: list[SourceFile] = []
+    for label, cls in enumerate(classes):
+        _walk_class(root, cls, label, candidates, problems, ignored)
+    return ImageSource(root.name or str(root), root, classes, candidates, problems, ignored,
+                       class_dirs)
+
+
+def _class_folders(root: Path) -> tuple[list[str], dict[str, Path], list[dict], list[str]]:
+    """The class folders of an image folder (classes, their paths, problems, files ignored),
+    from its top-level listing alone; a DataError when it is no image folder."""
     if not root.exists():
         raise DataError(f"data folder not found: {root}; give an image folder (one sub-folder "
                         "per class) or a bundled name: elpv, synthetic")
@@ -161,7 +172,7 @@ def open_folder(root: str | os.PathLike) -> ImageSource:
         raise DataError(f"data path {root} is a file; give an image folder (one sub-folder per "
                         "class) or a bundled name: elpv, synthetic")
     real_root = root.resolve()
-    classes, class_dirs, candidates, problems, ignored = [], {}, [], [], []
+    classes, class_dirs, problems, ignored = [], {}, [], []
     loose_images = 0
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
@@ -193,10 +204,7 @@ def open_folder(root: str | os.PathLike) -> ImageSource:
     if len(classes) == 1:
         raise DataError(f"data folder {root} has only one class ({classes[0]!r}); a classifier "
                         "needs at least two class sub-folders")
-    for label, cls in enumerate(classes):
-        _walk_class(root, cls, label, candidates, problems, ignored)
-    return ImageSource(root.name or str(root), root, classes, candidates, problems, ignored,
-                       class_dirs)
+    return classes, class_dirs, problems, ignored
 
 
 def _walk_class(root: Path, cls: str, label: int, candidates: list, problems: list,
@@ -292,10 +300,8 @@ def open_source(data: str | os.PathLike, cache_dir: str | os.PathLike | None = N
     with those options as keyword arguments). A path that exists wins over a bundled name."""
     text = os.fspath(data)
     name, _, spec = text.partition(":")
-    if name in BUNDLED_DATA and not Path(text).exists():
+    if _bundled(text, opts):
         if name == "elpv":
-            if spec or opts:
-                raise DataError(f"elpv takes no options (got {spec or opts!r})")
             return open_elpv()
         s = SyntheticSpec.parse(spec, **opts)
         folder = materialize(s, Path(cache_dir) if cache_dir else default_cache_dir())
@@ -307,3 +313,26 @@ def open_source(data: str | os.PathLike, cache_dir: str | os.PathLike | None = N
         raise DataError(f"options {sorted(opts)} apply to the synthetic dataset only, "
                         f"not to {text}")
     return open_folder(text)
+
+
+def check_data(data: str | os.PathLike) -> None:
+    """What `open_source(data)` would refuse before it lists a single image: a bundled name with
+    bad options, or a path that is no image folder (missing, a file, without class folders).
+    Cheap and torch-free: the command line checks a data argument with it before torch loads."""
+    text = os.fspath(data)
+    name, _, spec = text.partition(":")
+    if not _bundled(text, {}):
+        _class_folders(Path(text).expanduser())
+    elif name == "synthetic":
+        SyntheticSpec.parse(spec)
+
+
+def _bundled(text: str, opts: dict) -> bool:
+    """Whether the data argument `text` names a bundled dataset (a path that exists wins); its
+    options checked where they need no data."""
+    name, _, spec = text.partition(":")
+    if name not in BUNDLED_DATA or Path(text).exists():
+        return False
+    if name == "elpv" and (spec or opts):
+        raise DataError(f"elpv takes no options (got {spec or opts!r})")
+    return True

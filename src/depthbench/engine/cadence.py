@@ -6,8 +6,10 @@ what a resume would continue from (`study.records.epochs_done` counts metrics.cs
 result.json's `epochs_completed` equals last.ckpt's epoch). Between flushes the last completed
 epoch's resume state and the best weights are held in host memory, in tensors allocated once and
 reused (`Held`); a stop (Ctrl-C, SIGTERM, SIGUSR2), a failure and the end of training flush them,
-so a stop mid-epoch writes the last completed epoch exactly. A kill -9 loses the epochs since the
-last flush, at most one interval; rerunning trains them again, identically.
+so a stop mid-epoch writes the last completed epoch exactly. A stop signal that arrives during a
+flush waits for the whole flush (`_io.held_interrupts`): the four files never disagree because a
+stop came between two of them. A kill -9 loses the epochs since the last flush, at most one
+interval; rerunning trains them again, identically.
 
 The cadence (`checkpoint_every`, minutes) flushes at the end of an epoch once that much time has
 passed since the last flush ended; 0 flushes every epoch. Auto (None): after the first epoch,
@@ -27,6 +29,7 @@ from typing import Any
 
 import torch
 
+from depthbench._io import held_interrupts
 from depthbench.engine import checkpoint as ckpt
 from depthbench.runrecord import write_metrics
 
@@ -104,11 +107,14 @@ class Checkpoints:
     """A run's checkpoints on rank 0: `epoch_done` after each epoch (a flush when the cadence
     says so, else the state held), `flush` to write what is held (module docstring)."""
 
-    def __init__(self, out: Path, cadence: Cadence, meta: dict, record, pin: bool = False):
+    def __init__(self, out: Path, cadence: Cadence, meta: dict, record, pin: bool = False,
+                 history: list[dict] | None = None, best: dict | None = None):
+        """`history`, `best`: what the files hold already (a resumed run's last.ckpt)."""
         self.out, self.cadence, self.meta, self.record = out, cadence, meta, record
         self.last, self.best = Held(pin), Held(pin)
         self.pending: int | None = None  # epoch of the held resume state, newer than last.ckpt
         self.best_pending: int | None = None  # epoch of the held best weights, newer than disk's
+        self.written = (list(history or []), best)  # the history and best the files hold
         self.seconds = 0.0  # spent holding and writing (the benchmarks read it)
 
     def epoch_done(self, state: dict[str, Any], improved: bool) -> bool:
@@ -137,15 +143,26 @@ class Checkpoints:
             best = (self.best.state, self.best_pending) if self.best_pending else None
             self._write(self.last.state, best)
 
+    def close(self, status: str, failure: dict | None = None) -> None:
+        """Flush, then record the run as `status` (`interrupted`, `failed`) at the epoch the files
+        hold, which may be before the live run's last one (an interrupt that came between an
+        epoch's end and its `epoch_done`). One hold for both: a stop waits for the record."""
+        with held_interrupts():
+            self.flush()
+            self.record.write(status, *self.written, failure=failure)
+
     def _write(self, state: dict[str, Any], best: tuple[dict, int] | None) -> None:
         t0 = time.monotonic()
-        if best is not None:
-            weights, epoch = best
-            ckpt.save_weights(self.out / "best.safetensors", weights, self.meta | {"epoch": epoch})
-        ckpt.write_resume_state(self.out / "last.ckpt", state)
-        write_metrics(self.out / "metrics.csv", state["history"])
-        self.record.write("running", state["history"], state["best"])
-        self.pending = self.best_pending = None
+        with held_interrupts():  # one flush, one epoch: a stop waits for all four files
+            if best is not None:
+                weights, epoch = best
+                ckpt.save_weights(self.out / "best.safetensors", weights,
+                                  self.meta | {"epoch": epoch})
+            ckpt.write_resume_state(self.out / "last.ckpt", state)
+            write_metrics(self.out / "metrics.csv", state["history"])
+            self.record.write("running", state["history"], state["best"])
+            self.written = (list(state["history"]), state["best"])
+            self.pending = self.best_pending = None
         t1 = time.monotonic()
         self.cadence.flushed(t0, t1)
         self.seconds += t1 - t0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,11 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from depthbench._io import atomic_torch_save, atomic_write_bytes, safe_torch_load
+from depthbench.engine.inputs import KINDS, check_checkpoint, check_weights
 from depthbench.errors import CheckpointError
 from depthbench.models import create_model
 
 FORMAT = "depthbench/1"
-# the two checkpoints of a run folder, as an error names them
-KINDS = "best.safetensors (the best weights and their metadata) or last.ckpt (the resume state)"
 
 
 # --- best.safetensors --------------------------------------------------------------------------
@@ -45,13 +43,7 @@ def save_weights(path: str | Path, model: nn.Module | dict[str, torch.Tensor],
 def read_meta(path: str | Path) -> dict[str, Any]:
     """The metadata of a depthbench checkpoint (either kind), without building the model."""
     path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a folder; give a checkpoint in it: {KINDS}")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if path.suffix != ".safetensors" and not zipfile.is_zipfile(path):  # torch.save's format
-        raise CheckpointError(f"{path} is not a checkpoint; depthbench's are {KINDS}")
-    if path.suffix == ".safetensors":
+    if check_checkpoint(path) == "safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:
                 header = f.metadata() or {}
@@ -72,7 +64,8 @@ def load_model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, A
     """Rebuild the model from a checkpoint's metadata alone and load its weights (eval mode)."""
     path = Path(path)
     meta = read_meta(path)
-    weights = load_file(str(path)) if path.suffix == ".safetensors" else safe_torch_load(path)["model"]
+    weights = (load_file(str(path)) if check_checkpoint(path) == "safetensors"
+               else safe_torch_load(path)["model"])
     model = create_model(meta["model"], num_classes=len(meta["classes"]), **meta["model_kwargs"])
     try:
         model.load_state_dict(weights)
@@ -150,10 +143,8 @@ def load_pretrained(model: nn.Module, path: str | Path) -> list[str]:
     `model`. Classifier tensors whose shape differs (another class count) keep their fresh
     initialization; their names are returned so the caller can say so. Anything else that does not
     fit is a `CheckpointError` naming the key."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"pretrained weights not found: {path}")
-    if path.suffix == ".safetensors":
+    path = Path(path).expanduser()
+    if check_weights(path) == "safetensors":
         try:
             state = load_file(str(path))
         except (SafetensorError, OSError) as e:

@@ -18,6 +18,7 @@ from depthbench.data import (
 from depthbench.data.split import run_manifest
 from depthbench.engine.checkpoint import load_model_from_checkpoint
 from depthbench.engine.devices import make_fabric
+from depthbench.engine.inputs import check_evaluate, check_predict
 from depthbench.engine.loop import predict_logits
 from depthbench.engine.metrics import summarize
 from depthbench.errors import CheckpointError, DataError
@@ -38,6 +39,7 @@ def evaluate_checkpoint(path: str | Path, data: str, split: str = "val", *,
     next to the checkpoint (verified against the files), else rebuilt from the split settings in
     the checkpoint's metadata."""
     path = Path(path)
+    check_evaluate(path, data, batch_size)
     fabric = _fabric(accelerator)  # an unavailable accelerator is refused before any work
     model, meta = load_model_from_checkpoint(path)
     source = open_source(data, cache_dir=cache_dir)
@@ -72,8 +74,7 @@ def predict(path: str | Path, images: list[str], top_k: int = 5, accelerator: st
     given; a folder stands for the image files in it (`data.image_files`, as timm's inference
     script reads a folder). A file that cannot be read gets `{image, error}` instead, and the
     others are still predicted."""
-    if top_k < 1:
-        raise DataError(f"--top-k {top_k}: must be at least 1")
+    check_predict(path, top_k)
     files = image_files(images)
     fabric = _fabric(accelerator)
     model, meta = load_model_from_checkpoint(path)

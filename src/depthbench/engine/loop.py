@@ -19,6 +19,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from depthbench.errors import StopSignal
+
 
 class NonFiniteLoss(Exception):
     """The training loss became NaN or infinite."""
@@ -28,7 +30,7 @@ class NonFiniteLoss(Exception):
         self.step, self.value = step, value
 
 
-class StopRequested(Exception):
+class StopRequested(StopSignal):
     """SIGTERM / SIGUSR2 / Ctrl-C arrived: the partial epoch is dropped, and the trainer writes the
     last completed epoch's checkpoints."""
 

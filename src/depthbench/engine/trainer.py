@@ -53,7 +53,7 @@ from depthbench.engine.optim import build_optimizer, build_scheduler
 from depthbench.engine.progress import RunProgress, log
 from depthbench.engine.record import Recorder, final_entry, metrics_row
 from depthbench.engine.runlock import RunLock
-from depthbench.errors import ConfigError, DepthbenchError, RunFailed
+from depthbench.errors import ConfigError, DepthbenchError, RunFailed, interrupted
 from depthbench.folderlock import describe
 from depthbench.models import create_model, family
 from depthbench.runrecord import read_result
@@ -235,8 +235,16 @@ class _Run:
 
 def _run(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, progress, resume: bool) -> dict:
     run = _setup(fabric, cfg, out, split_path, variant, resume)
-    _train_epochs(run, progress)
-    return _final_evaluation(run)
+    try:
+        _train_epochs(run, progress)
+        return _final_evaluation(run)
+    except BaseException as e:
+        # an interrupt outside the loop's stop flag (a second Ctrl-C, a worker whose runner
+        # died), or whatever it set off on its way out: the run stopped, it did not fail
+        if run.rank0 and interrupted(e) and not isinstance(e, TrainingInterrupted):
+            with contextlib.suppress(Exception):  # unwritten, it says `running`: resumed too
+                run.checkpoints.close("interrupted")
+        raise
 
 
 def _setup(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, resume: bool) -> _Run:
@@ -280,7 +288,7 @@ def _setup(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, resume
     record = Recorder(out, cfg, meta, variant, started, fabric, net, manifest,
                       backends | {"batches": feed.describe()})
     checkpoints = Checkpoints(out, Cadence.from_minutes(cfg.checkpoint_every), meta, record,
-                              pin=fabric.device.type == "cuda")
+                              pin=fabric.device.type == "cuda", history=history, best=best)
     run = _Run(fabric, cfg, out, classes, datasets, net, model, optimizer, scheduler, criterion,
                feed, budget, workers, random_stage, channels_last, meta, record, checkpoints,
                history, best)
@@ -364,14 +372,12 @@ def _train_epochs(run: _Run, progress) -> None:
         reason = (f"non-finite training loss ({e.value}) at epoch {epoch}; last.ckpt keeps epoch "
                   f"{epoch - 1}: lower --lr or set --grad-clip")
         if run.rank0:
-            run.checkpoints.flush()
-            run.record.write("failed", run.history, run.best, failure={"epoch": epoch, "reason": reason})
+            run.checkpoints.close("failed", failure={"epoch": epoch, "reason": reason})
         raise RunFailed(f"{run.out}: {reason}") from None
     except StopRequested:
         done = len(run.history)
         if run.rank0:
-            run.checkpoints.flush()
-            run.record.write("interrupted", run.history, run.best)
+            run.checkpoints.close("interrupted")
         stop.forward()  # SIGUSR2 inside a SLURM job: submitit requeues it now
         raise TrainingInterrupted(
             f"stopped after epoch {done} of {cfg.epochs}; last.ckpt is intact. Continue with: "

@@ -2,7 +2,8 @@
 
 A variant is one function decorated with `@register_model(family)` that only states its arguments
 (`resnet.py`, `swin.py`); `create_model` checks the keyword arguments against the family before
-calling it, so a misspelt or inapplicable option is a `ConfigError`, never a silent no-op.
+calling it (`names.model_options`, torch-free: the command line checks them before torch loads),
+so a misspelt or inapplicable option is a `ConfigError`, never a silent no-op.
 """
 
 from __future__ import annotations
@@ -13,15 +14,10 @@ import torch.nn as nn
 
 from depthbench import names
 from depthbench.errors import ConfigError
-from depthbench.names import KEY_DROP_MODES, KEY_DROP_SCHEDULES, MODEL_OPTIONS, family_options
+from depthbench.names import KEY_DROP_MODES, KEY_DROP_SCHEDULES
 
 FAMILIES = tuple(names.FAMILIES)  # ("resnet", "seresnet", "swin"): the one table in names.py
 ALIASES = dict(names.ALIASES)
-
-# keyword -> value meaning "off"; an inapplicable option is accepted only at this value, so a config
-# carrying every option at its default can be passed to any family.
-_OFF = {k: off for k, (_, off) in MODEL_OPTIONS.items()}
-FAMILY_KWARGS = {fam: family_options(fam) for fam in FAMILIES}
 
 _REGISTRY: dict[str, tuple[str, Callable[..., nn.Module]]] = {}
 
@@ -70,19 +66,7 @@ def create_model(name: str, num_classes: int = 1000, **kwargs) -> nn.Module:
     fam, fn = _REGISTRY[canonical]
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
-    allowed = FAMILY_KWARGS[fam]
-    args = {}
-    for key, value in kwargs.items():
-        if key not in _OFF:
-            raise ConfigError(f"unknown model option {key!r} for {canonical}; valid options: "
-                              f"{', '.join(allowed)}")
-        if key in allowed:
-            args[key] = value
-        elif value != _OFF[key]:
-            owners = [f for f, keys in FAMILY_KWARGS.items() if key in keys]
-            raise ConfigError(f"option {key}={value!r} does not apply to {canonical} ({fam}); it is "
-                              f"for {'/'.join(owners)} models. Options for {canonical}: "
-                              f"{', '.join(allowed)}")
+    args = names.model_options(canonical, kwargs)
     _check_values(canonical, args)
     model = fn(num_classes=num_classes, **args)
     model.model_name = canonical

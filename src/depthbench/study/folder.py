@@ -12,6 +12,7 @@ split manifest, once; a cross-validated study writes its partition (`folds.json`
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from depthbench.data import (
 from depthbench.engine.config import OPERATIONAL_KEYS, low_lr_warning
 from depthbench.engine.devices import device_type
 from depthbench.errors import ConfigError, DataError
-from depthbench.folderlock import holder
+from depthbench.folderlock import FolderLock, FolderLocked
 from depthbench.runrecord import RUN_DIR_PATTERN
 from depthbench.study.grid import RunPlan, plan_runs
 from depthbench.study.schema import StudySpec
@@ -178,10 +179,11 @@ _UNSET = object()
 
 def remove_study_temps(study_dir: Path) -> None:
     """The temporary files a killed process left: the study folder's own, and those of each run
-    folder no live trainer holds (a trainer removes its own when it resumes)."""
+    folder no live trainer holds (a trainer removes its own when it resumes), taken for the
+    moment it takes: a dead trainer's owner record goes as the folder is let go."""
     for p in study_dir.iterdir():
         if p.is_dir() and RUN_DIR_PATTERN.match(p.name):
-            if holder(p) is None:
+            with contextlib.suppress(FolderLocked), FolderLock(p):  # a live trainer's: its own
                 remove_stale_temps(p)
         elif p.is_dir():
             remove_stale_temps(p)

@@ -40,7 +40,7 @@ from depthbench.study.grid import RunPlan
 from depthbench.study.records import epochs_done, read_result, run_split, write_failure
 from depthbench.study.schema import StudySpec
 from depthbench.study.summary import Summary
-from depthbench.study.worker import PRELOAD, STOP_GRACE_S, run_worker
+from depthbench.study.worker import INTERRUPTED, PRELOAD, STOP_GRACE_S, run_worker
 
 _POLL_S = 0.5
 
@@ -194,8 +194,11 @@ class LocalScheduler:
         result = read_result(run_dir)
         rc = act.proc.exitcode
         if not (result and result.get("status") in FINAL_STATUSES):
-            result = write_failure(run_dir, config.model_dump(mode="json"), plan.variant,
-                                   _death_reason(rc, run_dir / "train.log"))
+            if rc == INTERRUPTED:  # a stop signal of its own: the records stay, to resume
+                result = (result or {}) | {"status": "interrupted"}
+            else:
+                result = write_failure(run_dir, config.model_dump(mode="json"), plan.variant,
+                                       _death_reason(rc, run_dir / "train.log"))
         seconds = time.monotonic() - act.started
         self.done_units += self.cost[plan.name] * max(0, epochs_done(run_dir) - act.start_epochs)
         self.summary.run_ended(plan.name, result, self.console, detail=f"in {seconds:.0f} s",

@@ -26,8 +26,9 @@ from depthbench.configio import (
     preset_path,
     read_yaml_mapping,
 )
-from depthbench.errors import ConfigError
-from depthbench.models.complexity import meta_model
+from depthbench.data import sources
+from depthbench.engine.config import TrainConfig
+from depthbench.errors import ConfigError, did_you_mean
 from depthbench.names import STUDY_MODEL_OPTIONS
 from depthbench.study.grid import check_overrides, plan_runs
 from depthbench.study.schema import ExecutorSpec, ReportSpec, SplitSpec, StudySpec, VariantSpec
@@ -52,6 +53,7 @@ def load_spec(
     executor: str | None = None,
     folds: int | None = None,
     repeats: int | None = None,
+    check_data: bool = False,
 ) -> StudySpec:
     """Read a study YAML (or a preset), apply command-line overrides, validate, check overrides.
 
@@ -60,6 +62,8 @@ def load_spec(
     replaces the file's test fraction, which folds do not use). A relative data or groups path
     in a YAML file is taken relative to that file's folder; one given on the command line,
     relative to the working folder.
+    `check_data`: also check that the data is there (`data.check_data`: no scan), before the
+    models are built, which loads torch (`depthbench run` does; a spec reads without its data).
     """
     if path is not None and preset is not None:
         raise ConfigError("give either --config STUDY.yaml or --preset NAME, not both")
@@ -93,6 +97,8 @@ def load_spec(
         hint = (" (a flowers-layout folder: one sub-folder of images per class)"
                 if preset == "paper" else "")
         raise ConfigError(f"{label}: no data given; pass --data PATH{hint} or set `data:`")
+    if check_data:
+        sources.check_data(spec.data)
     check_train_options(spec, label)
     return spec
 
@@ -110,6 +116,10 @@ def validate_spec(raw: Any, label: str = "study.yaml") -> StudySpec:
 def check_train_options(spec: StudySpec, label: str = "study.yaml") -> None:
     """Build every run's TrainConfig and model once (on the meta device: no memory, no time), so
     a bad override or model option fails now, not an hour into the study."""
+    options = TrainConfig.model_fields
+    for key in spec.overrides:  # a misspelt option: its likely spelling, as a study key gets
+        if key not in options and (hint := did_you_mean(key, options)):
+            raise ConfigError(f"{label}: overrides.{key}: unknown training option{hint}")
     check_overrides(spec, label)
     gpus, devices = spec.executor.gpus_per_run, int(spec.overrides.get("devices") or 1)
     if spec.executor.kind == "slurm" and gpus > 1 and devices != gpus:
@@ -123,6 +133,9 @@ def check_train_options(spec: StudySpec, label: str = "study.yaml") -> None:
             if opt not in STUDY_MODEL_OPTIONS:
                 raise ConfigError(f"{label}: model_options.{key}.{opt}: not a per-model option; "
                                   f"choose from {', '.join(STUDY_MODEL_OPTIONS)}")
+    # imported on use: everything above answers before torch loads
+    from depthbench.models.complexity import meta_model
+
     seen = set()
     for run in plan_runs(spec):
         if (run.model, run.variant) in seen:

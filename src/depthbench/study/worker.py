@@ -27,7 +27,7 @@ import torch
 
 from depthbench.engine.config import make_config
 from depthbench.engine.trainer import train
-from depthbench.errors import DepthbenchError
+from depthbench.errors import DepthbenchError, interrupted
 from depthbench.study.records import write_failure
 
 # Imported once by the fork server, so each worker starts in milliseconds (CPU only: a GPU
@@ -39,12 +39,17 @@ PRELOAD = ["torch", "lightning.fabric", "depthbench.engine", "depthbench.data", 
 # How long a stopped worker may take to end its current step before it is killed.
 STOP_GRACE_S = 15.0
 
+# The exit code of a worker whose run was interrupted (as a shell gives Ctrl-C): its records say
+# `interrupted` (or `running`), and the next `depthbench run` resumes it.
+INTERRUPTED = 130
+
 
 def run_worker(run_dir: str, config: dict, split: str, variant: str, threads: int,
                gpu: str | None, log_path: str, cpus: list[int] | None = None) -> None:
     """Process target: train one run; the exit code says how it ended (0 finished, 3 failed,
-    130 stopped by a signal, else crashed). `cpus`: the cores this run may use (its share of
-    the machine's, when runs share a GPU); the engine sizes its loader workers by them."""
+    130 (`INTERRUPTED`) stopped by a signal, else crashed). `cpus`: the cores this run may use
+    (its share of the machine's, when runs share a GPU); the engine sizes its loader workers by
+    them."""
     os.setsid()  # own process group: Ctrl-C reaches the runner only, which then stops workers
     _stop_with_runner()
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -82,14 +87,18 @@ def train_run(out: Path, values: dict, split: str, variant: str, threads: int) -
         # folder that another live process trains is waited for (then resumed or found finished)
         result = train(config, out, split_path=split, variant=variant, progress=_print_epoch,
                        resume=True, lock_wait=math.inf)
-    except KeyboardInterrupt:
-        return 130
-    except DepthbenchError as e:
-        print(f"depthbench: error: {e}", flush=True)
-        write_failure(out, values, variant, str(e))
-        return e.exit_code
-    except Exception as e:  # noqa: BLE001 - a crash fails this run, not the study
-        traceback.print_exc()
+    except BaseException as e:
+        if interrupted(e):  # named by its first cause: stopped, never failed; a rerun resumes it
+            if not isinstance(e, KeyboardInterrupt):  # what the interrupt set off, for the log
+                traceback.print_exc()
+            return INTERRUPTED
+        if isinstance(e, DepthbenchError):
+            print(f"depthbench: error: {e}", flush=True)
+            write_failure(out, values, variant, str(e))
+            return e.exit_code
+        if not isinstance(e, Exception):  # SystemExit and the like: not ours to record
+            raise
+        traceback.print_exc()  # a crash fails this run, not the study
         write_failure(out, values, variant, f"{type(e).__name__}: {e}")
         return 1
     finally:
