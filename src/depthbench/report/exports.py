@@ -121,18 +121,22 @@ def comparisons_csv(an: Analysis) -> str:
             "method": c.method, "p": _num(c.p), "p_holm": _num(c.p_holm),
             "mde_pts": _pts(c.mde), "margin_pts": _pts(c.margin),
             "tost_p_holm": _num(c.tost_holm), "verdict": c.verdict,
-            **(_needed(c.decide) if isinstance(c.decide, CVDecision) else {
-                "seeds_needed": (c.decide.seeds or "") if c.decide else "",
-                "images_needed": (c.decide.images or "") if c.decide and not c.decide.seeds
-                else ""}),
+            **_needed(c.decide),
             **_cells(an, c)})
     return buf.getvalue()
 
 
-def _needed(decide: CVDecision) -> dict:
-    d = decide.detect
-    return {"folds_needed": d.folds, "repeats_needed": d.repeats, "seeds_needed": d.seeds} if d \
-        else {}
+def _needed(decide) -> dict:
+    """What would detect an open row's difference: seeds, else test images (a single split);
+    the design (cross-validated); nothing when no route would, or the row is not open."""
+    if decide is None:
+        return {}
+    if isinstance(decide, CVDecision):
+        d = decide.detect
+        return {} if d is None else {"folds_needed": d.folds, "repeats_needed": d.repeats,
+                                     "seeds_needed": d.seeds}
+    return {"seeds_needed": decide.seeds or "",
+            "images_needed": "" if decide.seeds else decide.images or ""}
 
 
 def _cells(an: Analysis, c) -> dict:
