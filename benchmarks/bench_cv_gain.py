@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from benchmarks.bench_cv_calibration import shares
+from benchmarks.bench_cv_calibration import HOLM_M, shares
 from depthbench.report import load_study
 from depthbench.report import stats as S
 from depthbench.report.analysis import Analysis
@@ -42,7 +42,6 @@ from depthbench.report.analysis import Analysis
 PRESET = Path(__file__).resolve().parents[1] / "src/depthbench/configs/presets/quick.yaml"
 IMG_SIZE = 32
 MODELS = ("seresnet18", "resnet18")  # A and B, in the report's order of the SE question
-HOLM_M = 21  # the quick study's family of comparisons
 CHECKPOINTS = ("best.safetensors", "last.ckpt")
 PROJECTED_RUNS = (5, 10, 20, 30, 50, 100)
 
