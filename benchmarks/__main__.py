@@ -23,9 +23,9 @@ ORDER = ["bench_models", "bench_engine", "roofline", "bench_loader", "memory",
          "bench_channels_last", "bench_pointwise", "bench_optimizer", "bench_precision",
          "bench_compile", "bench_threads"]
 # Run only on request: gpu_check (benchmarks/gpu.sh; `--only gpu_check --quick` is its dry run)
-# needs a CUDA device; precision_parity trains 18 runs (about half an hour on 2 cores); bench_plan
-# trains the study it plans.
-ON_REQUEST = ["bench_plan", "gpu_check", "precision_parity"]
+# needs a CUDA device; precision_parity trains 18 runs (about half an hour on 2 cores),
+# bench_cv_gain 40 (BENCHMARKS.md gives its time); bench_plan trains the study it plans.
+ON_REQUEST = ["bench_plan", "gpu_check", "precision_parity", "bench_cv_gain"]
 
 
 def available() -> list[str]:

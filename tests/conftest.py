@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from benchmarks.flowers import FLOWERS_COUNTS  # the source study's classes and counts, one home
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 # ------------------------------------------------------------------------- the cache folder
 
@@ -31,6 +32,15 @@ def _isolated_cache(tmp_path_factory):
         os.environ.pop("DEPTHBENCH_CACHE", None)
     else:
         os.environ["DEPTHBENCH_CACHE"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread():
+    """One BLAS thread for numpy and scipy in the test process (torch keeps its own): the
+    suite's matrices are small, and on a shared two-core machine OpenBLAS's threads spend the
+    statistics tests waiting on each other at every product."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 # ---------------------------------------------------------------------------- tiny images

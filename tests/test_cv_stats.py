@@ -9,8 +9,9 @@ import math
 import numpy as np
 import pytest
 from benchmarks import bench_cv_calibration as B
-from scipy import linalg, stats
+from scipy import stats
 
+import crossed_cv
 from depthbench.data.folds import make_folds
 from depthbench.report import stats as S
 
@@ -32,56 +33,6 @@ def _cells(rng, n=36, folds=3, repeats=2, seeds=2, image_sd=0.3, run_sd=0.05, ba
     return cells
 
 
-def _independent_test(cells):
-    """The crossed CV t written as a general linear model, apart from the implementation: the
-    mean squares as quadratic forms of projections onto indicator matrices, their expectations
-    as traces, moments solved, negative components set to zero, Var(mean) from the covariance,
-    Satterthwaite df on the fitted mean squares, scipy's t."""
-    ids = np.unique(np.concatenate([c.images for c in cells]))
-    y = np.concatenate([c.a - c.b for c in cells]).astype(float)
-    img = np.concatenate([np.searchsorted(ids, c.images) for c in cells])
-    keys = [(c.repeat, c.fold) for c in cells]
-    grp = np.concatenate([np.full(c.a.size, sorted(set(keys)).index((c.repeat, c.fold)))
-                          for c in cells])
-    cell = np.concatenate([np.full(c.a.size, i) for i, c in enumerate(cells)])
-    n_obs = y.size
-
-    def indicator(levels):
-        return (levels[:, None] == np.unique(levels)[None, :]).astype(float)
-
-    def proj(x):
-        return x @ np.linalg.pinv(x)
-
-    one = np.ones((n_obs, 1))
-    z = {"image": indicator(img), "train": indicator(grp), "seed": indicator(cell),
-         "res": np.eye(n_obs)}
-    p1, pimg, pgrp = proj(one), proj(z["image"]), proj(z["train"])
-    pcell = proj(z["seed"])
-    forms = {"img": pimg - p1, "fold": pgrp - p1, "seed": pcell - pgrp,
-             "w": np.eye(n_obs) - pcell}
-    rows = [r for r in forms if round(np.trace(forms[r])) > 0]
-    covs = {t: m @ m.T for t, m in z.items()}
-    seeds_per_fold = len({c.seed for c in cells})
-    tests = n_obs // ids.size
-    terms = [t for t in covs if not (t == "seed" and seeds_per_fold == 1)
-             and not (t == "res" and tests == 1)]
-    if seeds_per_fold == 1:  # a fold's one run: the training-set and seed terms are one
-        covs["train"] = covs["train"] + covs["seed"]
-    if tests == 1:  # one test per image: the image and residual terms are one
-        covs["image"] = covs["image"] + covs["res"]
-    rows = [r for r in rows if not (r == "img" and tests == 1)]
-    dfs = np.array([np.trace(forms[r]) for r in rows])
-    ms = np.array([y @ forms[r] @ y for r in rows]) / dfs
-    a = np.array([[np.trace(forms[r] @ covs[t]) for t in terms] for r in rows]) / dfs[:, None]
-    theta = np.maximum(linalg.solve(a, ms), 0.0)
-    c = np.array([covs[t].sum() for t in terms]) / n_obs ** 2
-    var = max(float(c @ theta), 1.0 / n_obs ** 2)
-    w = linalg.solve(a.T, c * (theta > 0))
-    df = var ** 2 / np.sum((w * (a @ theta)) ** 2 / dfs)
-    mean = y.mean()
-    return mean, math.sqrt(var), df, 2 * stats.t.sf(abs(mean) / math.sqrt(var), df)
-
-
 @pytest.mark.parametrize("folds,repeats,seeds,run_sd", [
     (3, 2, 2, 0.05), (3, 1, 1, 0.05), (4, 2, 1, 0.1), (3, 1, 3, 0.0), (2, 3, 2, 0.2)])
 def test_cv_test_recomputes_from_the_csv_fields_by_an_independent_formula(folds, repeats, seeds,
@@ -93,9 +44,11 @@ def test_cv_test_recomputes_from_the_csv_fields_by_an_independent_formula(folds,
     again = S.cv_test(S.parse_cells(field), image_sq)  # from the file alone
     t = S.compare_cells(cells)
     assert (again.p, again.se, again.df, again.delta) == (t.p, t.se, t.df, t.delta)
-    mean, se, df, p = _independent_test(cells)
     assert t.method == S.CROSSED_CV
-    assert (t.delta, t.se, t.df, t.p) == pytest.approx((mean, se, df, p), rel=1e-9)
+    independent = crossed_cv.from_cells(cells)
+    assert (t.delta, t.se, t.df, t.p) == pytest.approx(independent, rel=1e-9)
+    # from the file's two fields alone, with the folds laid over the images in order
+    assert crossed_cv.from_csv(field, image_sq) == pytest.approx(independent, rel=1e-9)
     assert (t.low < 0 < t.high) == (t.p >= 0.05)
     assert S.parse_cells(field) == counts and field.count(";") == len(cells) - 1
 

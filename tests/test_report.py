@@ -7,6 +7,7 @@ Chromium renders; not the report's prose."""
 
 import csv
 import io
+import itertools
 import json
 import os
 import re
@@ -22,15 +23,24 @@ import pytest
 from matplotlib.figure import Figure as MplFigure
 from scipy import stats
 
+import crossed_cv
 from depthbench.cli.main import main
 from depthbench.errors import DepthbenchError
 from depthbench.report import build_report, load_study, overview, sections
 from depthbench.report import figures as F
 from depthbench.report import stats as S
-from depthbench.report.analysis import VERDICTS, Analysis, decide, plan_comparisons
+from depthbench.report.analysis import VERDICTS, Analysis, CVDecision, decide, plan_comparisons
 from depthbench.report.build import build
 from depthbench.report.claims import judge_claims
-from depthbench.report.document import Document, Figure, FigureRow, Para, Table, to_markdown
+from depthbench.report.document import (
+    Bullets,
+    Document,
+    Figure,
+    FigureRow,
+    Para,
+    Table,
+    to_markdown,
+)
 from depthbench.report.exports import COMPARISON_COLUMNS, comparisons_csv, results_csv
 
 CLASSES = ["cat", "dog", "fox", "owl"]
@@ -591,6 +601,83 @@ def test_several_seeds_inconclusive_says_what_would_decide(tmp_path):
     assert c.decide.seeds or c.decide.images or "beyond this data" in c.decide.short()
     assert "what would decide it" in c.sentence()
     assert _claims(tmp_path)["Deeper plain ResNet does not help"].outcome == "inconclusive"
+
+
+def make_cv_study(root, accs, folds=3, repeats=2, seeds=(0, 1), n=150, missing=()):
+    """Hand-made records of a cross-validated study: a run folder per model, seed, repeat and fold
+    (`make_run`'s, named for its cell) whose split.json tests the fold's images; each model right
+    on the images easier than its accuracy (one difficulty per image, so a better model is right
+    where a worse one is), 10% of them redrawn per run. `missing`: (model, seed, repeat, fold)
+    cells with no run."""
+    paths = [f"{CLASSES[i % 4]}/{i:03d}.png" for i in range(n)]
+    fold = [np.random.default_rng(r).permutation(n) % folds for r in range(repeats)]
+    difficulty = np.random.default_rng(0).random(n)
+    for model, acc in accs.items():
+        pattern = difficulty < acc
+        for s, r, k in itertools.product(seeds, range(repeats), range(folds)):
+            if (model, s, r, k) in missing:
+                continue
+            test = np.flatnonzero(fold[r] == k)
+            redraw = np.random.default_rng(zlib.crc32(f"{model}/{s}/{r}/{k}".encode()))
+            right = np.where(redraw.random(test.size) < 0.1, redraw.random(test.size) < acc,
+                             pattern[test])
+            run = make_run(root, model, s, acc, n_test=test.size, right=right)
+            run = run.rename(run.with_name(f"{run.name}__r{r}__f{k}"))
+            entries = [{"path": paths[i], "split": "test" if fold[r][i] == k else "train"}
+                       for i in range(n)]
+            (run / "split.json").write_text(json.dumps({
+                "partition": "hand-made", "folds": folds, "repeats": repeats, "repeat": r,
+                "fold": k, "entries": entries}))
+    (Path(root) / "study.yaml").write_text(json.dumps({
+        "name": "cv", "models": list(accs), "seeds": list(seeds),
+        "split": {"folds": folds, "repeats": repeats}}))
+    return Path(root)
+
+
+def test_cross_validated_rows_recompute_from_the_csv_and_say_what_would_decide(tmp_path):
+    """Every cross-validated row's test from its `cells` and `image_sq` alone (the report's own
+    parser, and the independent linear model); an open one names the design that would decide
+    it, in the table, the sentence and the CSV; cells outside the complete grid are named."""
+    make_cv_study(tmp_path, {"resnet18": 0.9, "resnet34": 0.92, "seresnet18": 0.99},
+                  missing=[("seresnet18", 1, 1, 2)])
+    an, plan, doc, _, comps = _text_report(tmp_path)
+    sections.methods(doc, an)
+    for c in an.comparisons:
+        row = comps[(c.a[0], c.b[0])]
+        counts = S.parse_cells(row["cells"])
+        again = S.cv_test(counts, int(row["image_sq"]))
+        assert again.method == row["method"] == S.CROSSED_CV
+        assert f"{again.p:.6g}" == row["p"] and again.p == c.p
+        assert crossed_cv.from_csv(row["cells"], int(row["image_sq"]))[3] == pytest.approx(c.p)
+        assert (int(row["J"]), int(row["a_only"]), int(row["b_only"])) == (
+            len(counts), sum(x.a_only for x in counts), sum(x.b_only for x in counts))
+        assert float(row["n_test"]) == pytest.approx(np.mean([x.n_test for x in counts]))
+        assert (row["n_images"], row["folds"], row["repeats"]) == ("150", "3", "2")
+        assert c.verdict == row["verdict"] == "inconclusive"
+    # seed 1 of repeat 1 lacks a fold: repeat 0 with both seeds is the grid, 5 cells left out
+    se = an.compare("se", ("seresnet18", "base"), ("resnet18", "base"))
+    row = comps[("seresnet18", "resnet18")]
+    assert int(row["J"]) == 6 and "5 cells outside the complete grid" in se.sentence()
+    d = se.decide.detect  # the study's own design, complete, would detect this difference
+    assert isinstance(se.decide, CVDecision) and d.runs > 6
+    assert (d.folds, d.repeats, d.seeds) == (
+        int(row["folds_needed"]), int(row["repeats_needed"]), int(row["seeds_needed"]))
+    assert S.detectable(S.cv_components(se.counts, se.image_sq)[1], d, se.m) <= abs(se.delta)
+    assert f"about {d.name} ({d.runs} runs of each model)" in se.sentence()
+    table = _table_with([b for b in doc.blocks if isinstance(b, Table)], se.name)
+    assert next(r for r in table.rows if r[0] == se.name)[-1] == (
+        f"difference: ≈ {d.name}; equivalence: outside the margin")
+    # a small difference: no design up to the limit detects it, nor shows it equivalent
+    depth = an.compare("depth", ("resnet34", "base"), ("resnet18", "base"))
+    row = comps[("resnet34", "resnet18")]
+    assert depth.decide.detect is depth.decide.equiv is None and not depth.test.note
+    assert row["folds_needed"] == row["repeats_needed"] == row["seeds_needed"] == ""
+    assert f"beyond this data: not with up to {S.MAX_RUNS} runs" in depth.sentence()
+    methods = next(b for b in doc.blocks if isinstance(b, Bullets) and S.CV_METHOD in b.items)
+    assert any(x.startswith("What would decide an inconclusive comparison: from the crossed CV")
+               for x in methods.items)
+    assert "(3-fold x 2 repeats, 2 seeds per fold: every image tested 4 times)" in overview._lead(
+        an)
 
 
 def test_degenerate_run_is_labelled_and_not_testable(tmp_path):

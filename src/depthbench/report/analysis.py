@@ -82,9 +82,13 @@ class Comparison:
     unlearned: list[str] = field(default_factory=list)  # runs it rests on that did not learn
     majority: float = float("nan")  # the evaluation split's majority-class rate
     verdict: str = "not_testable"
-    decide: Decision | None = None  # what would decide an inconclusive one
+    decide: Decision | CVDecision | None = None  # what would decide an inconclusive one
     diffs: np.ndarray | None = None  # d[s, i] for several seeds
     cells: list[S.Cell] | None = None  # a cross-validated study's (repeat, fold, seed) cells
+    # ... the cells of the complete grid the test used, as comparisons.csv carries them, and
+    # the sum over images of each image's total difference squared (`stats.cell_counts`)
+    counts: list[S.CellCounts] | None = None
+    image_sq: int = 0
 
     delta = property(lambda self: self.test.delta if self.test else float("nan"))
     low = property(lambda self: self.test.low if self.test else float("nan"))
@@ -106,11 +110,13 @@ class Comparison:
 
     def stat_text(self, sign: int = 1, named: str = "") -> str:
         """Δ (`named` says what it is), its interval, the raw and the adjusted p; `sign=-1`
-        gives Δ as B − A."""
+        gives Δ as B − A. A cross-validated comparison adds what its test left out (the cells
+        outside the complete grid of repeats x folds x seeds)."""
         low, high = sorted((sign * self.low, sign * self.high))
+        left = f"; {self.test.note}" if self.cells is not None and self.test.note else ""
         return (f"Δ = {named}{pts(sign * self.delta)} points, {S.CONFIDENCE:.0%} CI "
                 f"{pts_ci(low, high)}, {self.method}: p = {fmt_p(self.p)}, Holm-adjusted p = "
-                f"{fmt_p(self.p_holm)}")
+                f"{fmt_p(self.p_holm)}{left}")
 
     def beats(self) -> str | None:
         """'ResNet-50 beats Swin-T by 6.1 points': a real difference from the winner's side (None
@@ -168,8 +174,43 @@ COMPARISON_HEADER = ["A vs B", "seeds", "images", "A only / B only right", "Δ =
                      "detectable Δ (points, 80% power)", "verdict (A)", "what would decide it"]
 
 
+class _Advice:
+    """The words of what would decide an inconclusive comparison, from its two routes: to detect
+    its difference, and to show equivalence within the margin, each (short, long)."""
+
+    delta: float
+    margin: float
+
+    def _routes(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        raise NotImplementedError
+
+    def _note(self) -> str:
+        return ""
+
+    def short(self) -> str:
+        detect, equiv = self._routes()
+        diff = detect[0] if self.delta else "–"
+        eq = equiv[0] if abs(self.delta) < self.margin else "outside the margin"
+        return f"difference: {diff}; equivalence: {eq}"
+
+    def text(self) -> str:
+        detect, equiv = self._routes()
+        margin = f"±{100 * self.margin:g} points"
+        parts = []
+        if self.delta:
+            parts.append(f"to detect a difference of {abs(100 * self.delta):.1f} points: "
+                         + detect[1])
+        if abs(self.delta) < self.margin:
+            parts.append(f"to show equivalence within {margin}: " + equiv[1])
+        else:
+            parts.append(f"equivalence within {margin} cannot be shown while the observed "
+                         "difference lies outside the margin")
+        return ("what would decide it (80% power at the Holm level): " + "; ".join(parts)
+                + self._note())
+
+
 @dataclass
-class Decision:
+class Decision(_Advice):
     """What would decide an inconclusive comparison, in what a user can change: seeds (up to
     `S.MAX_SEEDS`) at this test-set size, else the test images it would take ("beyond this data").
     A count of 0 means that route does not get there."""
@@ -201,33 +242,44 @@ class Decision:
         return "beyond this data", (f"beyond this data: not with up to {S.MAX_SEEDS} seeds at "
                                     "any test-set size (the run-to-run spread dominates)")
 
-    def short(self) -> str:
-        diff = self._route(self.seeds, self.images)[0] if self.delta else "–"
-        eq = (self._route(self.seeds_eq, self.images_eq)[0]
-              if abs(self.delta) < self.margin else "outside the margin")
-        return f"difference: {diff}; equivalence: {eq}"
+    def _routes(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        return self._route(self.seeds, self.images), self._route(self.seeds_eq, self.images_eq)
 
-    def text(self) -> str:
-        margin = f"±{100 * self.margin:g} points"
-        parts = []
-        if self.delta:
-            parts.append(f"to detect a difference of {abs(100 * self.delta):.1f} points: "
-                         + self._route(self.seeds, self.images)[1])
-        if abs(self.delta) < self.margin:
-            parts.append(f"to show equivalence within {margin}: "
-                         + self._route(self.seeds_eq, self.images_eq)[1])
-        else:
-            parts.append(f"equivalence within {margin} cannot be shown while the observed "
-                         "difference lies outside the margin")
-        note = ("; one seed measures no run-to-run variance, so the seeds it would take cannot "
+    def _note(self) -> str:
+        return ("; one seed measures no run-to-run variance, so the seeds it would take cannot "
                 f"be estimated (use {MIN_SEEDS_FOR_VARIANCE} or more)" if self.seeds_now == 1
                 else "")
-        return "what would decide it (80% power at the Holm level): " + "; ".join(parts) + note
 
 
-def decide(c: Comparison) -> Decision:
+@dataclass
+class CVDecision(_Advice):
+    """What would decide an inconclusive cross-validated comparison: the cheapest design with
+    more seeds, repeats or folds (`stats.CVComponents.smallest`, up to `S.MAX_RUNS` runs of each
+    model), else "beyond this data". None means that route does not get there."""
+
+    delta: float
+    margin: float
+    detect: S.Design | None = None  # the design that would detect the difference
+    equiv: S.Design | None = None  # ... that would show equivalence
+
+    @staticmethod
+    def _route(design: S.Design | None) -> tuple[str, str]:
+        if design is None:
+            return "beyond this data", (f"beyond this data: not with up to {S.MAX_RUNS} runs "
+                                        "of each model (more folds, repeats or seeds)")
+        return f"≈ {design.name}", f"about {design.name} ({design.runs} runs of each model)"
+
+    def _routes(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        return self._route(self.detect), self._route(self.equiv)
+
+
+def decide(c: Comparison) -> Decision | CVDecision:
     """The seeds or test images that would decide `c` (one seed: images only, at its
-    disagreement rate; several: from the crossed model's variance components)."""
+    disagreement rate; several: from the crossed model's variance components); cross-validated,
+    the folds, repeats or seeds (from the crossed CV t's components)."""
+    if c.counts is not None:
+        _, comp, design = S.cv_components(c.counts, c.image_sq)
+        return CVDecision(c.delta, c.margin, *comp.smallest(c.delta, c.margin, c.m, design))
     k = len(c.seeds)
     out = Decision(c.n, k, c.delta, c.margin)
     if c.diffs is None:
@@ -268,15 +320,12 @@ class Analysis:
         return self.design is not None
 
     def design_text(self) -> str:
-        """`3-fold × 2 repeats: every image tested twice` (and by how many seeds); "" for a
-        single split."""
+        """The design in the words "what would decide it" uses (`stats.Design.describe`), e.g.
+        `3-fold x 2 repeats: every image tested twice`; "" for a single split."""
         if not self.cv:
             return ""
         k, r = self.design
-        seeds = self.max_seeds()
-        times = {1: "once", 2: "twice"}.get(r, f"{r} times")
-        return (f"{k}-fold × {r} repeat{'s' if r != 1 else ''}: every image tested {times}"
-                + (f", by each of {seeds} seeds" if seeds > 1 else ""))
+        return S.Design(self.images(), max(self.max_seeds(), 1), k, r).describe()
 
     def pools(self, key) -> list[list[Run]]:
         """The finished runs of `key` whose test predictions are pooled, one list per seed: the
@@ -366,8 +415,10 @@ class Analysis:
         runs = self.finished(key)
         if self.cv:
             cells, _ = self._cells({r.cell: r for r in runs}, None, which)
-            if len(cells) >= 2:
+            try:
                 return S.accuracy_cells(cells)
+            except ValueError:  # no two cells, or none forming a complete grid: no interval
+                pass
             return mean(r.accuracy(which, self.split) for r in runs), float("nan"), float(
                 "nan"), ""
         outcomes = [r.outcomes(which, self.split) for r in runs]
@@ -458,11 +509,21 @@ class Analysis:
             c.problem = (f"fewer than two (repeat, fold, seed) cells where both {c.label_a} and "
                          f"{c.label_b} finished")
             return
-        c.cells, c.test = cells, S.compare_cells(cells)
-        counts = [S.discordant(x.a, x.b) for x in cells]
-        c.a_only, c.b_only = sum(b for b, _ in counts), sum(k for _, k in counts)
-        c.seeds = sorted({x.seed for x in cells})
-        c.n = len({int(i) for x in cells for i in x.images})
+        kept, _ = S.cell_grid(cells)
+        if not kept:
+            c.problem = (f"no (repeat, seed) where both {c.label_a} and {c.label_b} finished "
+                         "every fold")
+            return
+        try:
+            c.counts, c.image_sq = S.cell_counts(kept)
+            c.test = S.compare_cells(cells)
+        except ValueError as e:  # the records' cells do not partition the same images
+            c.problem, c.counts = str(e), None
+            return
+        c.cells = cells
+        c.a_only, c.b_only, _ = c.test.counts  # summed over the cells the test used
+        c.seeds = sorted({x.seed for x in kept})
+        c.n = len({int(i) for x in kept for i in x.images})
         common = sorted(set(runs_a) & set(runs_b))
         paired = [runs_a[k] for k in common] + [runs_b[k] for k in common]
         c.degenerate = [r.name for r in paired if r.degenerate(self.split)]
@@ -509,9 +570,7 @@ class Analysis:
                 c.verdict = "equivalent"
             else:
                 c.verdict = "inconclusive"
-                # a cross-validated comparison is decided by folds, repeats or seeds, which the
-                # single split's advice does not name: none rather than a wrong one
-                c.decide = decide(c) if c.cells is None else None
+                c.decide = decide(c)
 
     def tally(self) -> dict[str, int]:
         return {v: sum(c.verdict == v for c in self.comparisons) for v in VERDICTS}

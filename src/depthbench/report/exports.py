@@ -10,7 +10,7 @@ import io
 import numpy as np
 
 from depthbench.report import stats as S
-from depthbench.report.analysis import Analysis
+from depthbench.report.analysis import Analysis, CVDecision
 from depthbench.report.records import Run, Study
 
 RESULT_COLUMNS = [
@@ -33,7 +33,8 @@ COMPARISON_COLUMNS = [
     "section", "a_model", "a_variant", "b_model", "b_variant", "seeds", "n_images", "a_only",
     "b_only", "delta_pts", "ci_low_pts", "ci_high_pts", "method", "p", "p_holm", "mde_pts",
     "margin_pts", "tost_p_holm", "verdict", "seeds_needed", "images_needed",
-    "folds", "repeats", "J", "n_test", "n_train", "cells",
+    "folds", "repeats", "J", "n_test", "n_train", "cells", "image_sq", "folds_needed",
+    "repeats_needed",
 ]
 
 
@@ -96,10 +97,16 @@ def comparisons_csv(an: Analysis) -> str:
     of analysis.VERDICTS; for an inconclusive row, seeds_needed / images_needed say what would
     detect its difference (seeds at this test-set size; else test images; empty: neither).
 
-    A cross-validated row (empty on the others) carries the design (`folds`, `repeats`), its J
-    cells with the mean test and training images of a cell (`n_test`, `n_train`), and every
-    cell as `r<repeat>f<fold>s<seed>:<A right>/<B right>/<test images>/<training images>`,
-    separated by `;`: what the row's method needs to recompute its p from this file alone.
+    A cross-validated row (those columns empty on the others) carries the design (`folds`,
+    `repeats`) and the J cells its test used (the largest complete grid of repeats x folds x
+    seeds) with the mean test and training images of a cell (`n_test`, `n_train`); `cells`,
+    every cell as `repeat:fold:seed:a_only:b_only:n_test:n_train`, separated by `;`
+    (`stats.format_cells`), and `image_sq`, the sum over images of the square of each image's
+    total difference (A right minus B right) over its cells: from these two alone
+    `stats.cv_test(stats.parse_cells(cells), image_sq)` recomputes the row's test. Its
+    a_only/b_only are summed over those cells. An inconclusive one says what would detect its
+    difference in `folds_needed`, `repeats_needed` and `seeds_needed` (seeds per fold; all three
+    empty: not within `stats.MAX_RUNS` runs of each model).
     """
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COMPARISON_COLUMNS, lineterminator="\n")
@@ -114,20 +121,31 @@ def comparisons_csv(an: Analysis) -> str:
             "method": c.method, "p": _num(c.p), "p_holm": _num(c.p_holm),
             "mde_pts": _pts(c.mde), "margin_pts": _pts(c.margin),
             "tost_p_holm": _num(c.tost_holm), "verdict": c.verdict,
-            "seeds_needed": (c.decide.seeds or "") if c.decide else "",
-            "images_needed": (c.decide.images or "") if c.decide and not c.decide.seeds else "",
+            **_needed(c.decide),
             **_cells(an, c)})
     return buf.getvalue()
 
 
+def _needed(decide) -> dict:
+    """What would detect an open row's difference: seeds, else test images (a single split);
+    the design (cross-validated); nothing when no route would, or the row is not open."""
+    if decide is None:
+        return {}
+    if isinstance(decide, CVDecision):
+        d = decide.detect
+        return {} if d is None else {"folds_needed": d.folds, "repeats_needed": d.repeats,
+                                     "seeds_needed": d.seeds}
+    return {"seeds_needed": decide.seeds or "",
+            "images_needed": "" if decide.seeds else decide.images or ""}
+
+
 def _cells(an: Analysis, c) -> dict:
-    if not c.cells:
+    if not c.counts:
         return {"folds": an.design[0], "repeats": an.design[1]} if an.cv else {}
-    return {"folds": an.design[0], "repeats": an.design[1], "J": len(c.cells),
-            "n_test": f"{float(np.mean([x.a.size for x in c.cells])):.10g}",
-            "n_train": f"{float(np.mean([x.n_train for x in c.cells])):.10g}",
-            "cells": ";".join(f"r{x.repeat}f{x.fold}s{x.seed}:{int(x.a.sum())}/{int(x.b.sum())}/"
-                              f"{x.a.size}/{x.n_train}" for x in c.cells)}
+    return {"folds": an.design[0], "repeats": an.design[1], "J": len(c.counts),
+            "n_test": f"{float(np.mean([x.n_test for x in c.counts])):.10g}",
+            "n_train": f"{float(np.mean([x.n_train for x in c.counts])):.10g}",
+            "cells": S.format_cells(c.counts), "image_sq": c.image_sq}
 
 
 def _num(x) -> str:

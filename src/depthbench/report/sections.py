@@ -435,15 +435,16 @@ def methods(doc: Document, an: Analysis) -> None:
             "counted once, whichever question asked for it; the comparisons across families "
             "included). 'A beats B' only when the Holm-adjusted p is below 0.05.")
     if an.cv:
-        doc.add(Heading("Methods"), Bullets([_METHODS_FIXED[0], _cv_method(an), holm, (
+        doc.add(Heading("Methods"), Bullets([_METHODS_FIXED[0], _cv_method(an), S.CV_METHOD,
+                                             _CV_CALIBRATION, holm, (
             f"Equivalence: two one-sided tests (TOST) that |Δ| < {100 * an.margin:g} points "
             "(study option report.equivalence_margin), Holm-adjusted over the same comparisons, "
             "on the row's method. 'Equivalent' / 'does not help' only when it passes; otherwise "
-            "'inconclusive'."),
+            "'inconclusive', with what would decide it."),
             "Detectable difference: the |Δ| the row's method finds with 80% power by a "
             "two-sided test at α/m (the Holm level of the smallest p), from the noncentral t "
             "with its standard error and degrees of freedom; capped at 100 points.",
-            *_METHODS_FIXED[6:], _converged()]))
+            _CV_DECIDE, *_METHODS_FIXED[6:8], _did_not_learn(), _CV_RECOMPUTED, _converged()]))
         return
     doc.add(Heading("Methods"), Bullets(_METHODS_FIXED[:2] + [
         holm,
@@ -453,15 +454,16 @@ def methods(doc: Document, an: Analysis) -> None:
         "b/(b + c), Bonferroni-split), because the conditional interval narrows as disagreement "
         "falls; with several, on both t tests. 'Equivalent' / 'does not help' only when it "
         "passes; otherwise 'inconclusive', with what would decide it.",
-    ] + _METHODS_FIXED[2:] + [
-        f"Did not learn: a run whose {S.CONFIDENCE:.0%} Wilson interval of its accuracy on the "
-        "evaluation split (selected checkpoint) does not lie above that split's majority-class "
-        "rate; marked in every table and in results.csv (did_not_learn, majority_rate). "
-        "Comparisons resting on one are 'not testable under this budget' whatever their "
-        "p-value (they still count in Holm's m), and so are the source's claims resting on "
-        "them.",
-        _converged(),
-    ]))
+    ] + _METHODS_FIXED[2:] + [_did_not_learn(), _converged()]))
+
+
+def _did_not_learn() -> str:
+    return (f"Did not learn: a run whose {S.CONFIDENCE:.0%} Wilson interval of its accuracy on "
+            "the evaluation split (selected checkpoint) does not lie above that split's "
+            "majority-class rate; marked in every table and in results.csv (did_not_learn, "
+            "majority_rate). Comparisons resting on one are 'not testable under this budget' "
+            "whatever their p-value (they still count in Holm's m), and so are the source's "
+            "claims resting on them.")
 
 
 def _converged() -> str:
@@ -477,19 +479,45 @@ def _cv_method(an: Analysis) -> str:
     val = split.get("val")
     grouped = " and the groups file's groups" if split.get("groups") else ""
     return (
-        f"Cross-validation, {k}-fold × {r} repeat{'s' if r != 1 else ''}: each repeat partitions "
-        "the images into folds stratified by class (scikit-learn's StratifiedKFold, or "
-        f"StratifiedGroupKFold so that exact duplicates{grouped} share a fold; each repeat "
-        "shuffled from the split seed and the repeat), so every image is tested once per repeat "
-        "and seed. In each (repeat, fold) cell the fold is the test split, "
-        + (f"{100 * val:g}% " if isinstance(val, int | float) else "a fraction ")
+        f"Cross-validation ({an.design_text()}): each repeat partitions the images into {k} "
+        "folds stratified by class (scikit-learn's StratifiedKFold, or StratifiedGroupKFold so "
+        f"that exact duplicates{grouped} share a fold; each of the {r} repeat"
+        f"{'s' if r != 1 else ''} shuffled from the split seed and the repeat), so every image "
+        "is tested once per repeat and seed. In each (repeat, fold) cell the fold is the test "
+        "split, " + (f"{100 * val:g}% " if isinstance(val, int | float) else "a fraction ")
         + "of each class of the other images selects the checkpoint, the rest train; every "
-        "model of a cell trains with that cell's seed. A and B are compared on the cells both "
-        f"finished: {delta_ci_text(an)}; a model's accuracy by the same method over its cells. "
-        "Confusion matrices and per-class recall pool the folds of repeat "
-        f"{POOLED_REPEAT} (every image once per seed). comparisons.csv carries each row's "
-        "cells (correct counts of A and B, test and training images), from which its p "
-        "recomputes.")
+        "model of a cell trains with that cell's seed. A comparison uses the cells both models "
+        "finished, the largest complete grid of repeats × folds × seeds among them (the model "
+        "below needs every repeat it keeps to test every image once per seed; a comparison's "
+        "sentence says how many cells it left out); a model's accuracy comes from the same "
+        "model over its cells. Confusion matrices and per-class recall pool the folds of repeat "
+        f"{POOLED_REPEAT} (every image once per seed).")
+
+
+_CV_CALIBRATION = (
+    "Why this method: by simulation with real learners trained on a study's own folds (so the "
+    "training sets overlap as they do here) and under an item-response model where most images "
+    "are always right or always wrong, for 5- and 10-fold designs with 1 to 3 repeats and 1 or "
+    "3 seeds per fold and no true difference, it rejected at most 7% at nominal 5%; a t over "
+    "the cells' differences (which counts the images every repeat shares as new) and McNemar's "
+    "test on the pooled predictions (which ignores run-to-run variance) rejected more, and the "
+    "corrected repeated k-fold t (Nadeau & Bengio's variance factor 1/J + n_test/n_train) held "
+    "but detects only larger differences at the same runs (depthbench's BENCHMARKS.md, "
+    "'Calibration of the cross-validated comparison').")
+_CV_DECIDE = (
+    "What would decide an inconclusive comparison: from the crossed CV t's variance components, "
+    "the cheapest design with this study's folds, repeats and seeds per fold or more of them "
+    f"({' or '.join(map(str, S.FOLD_CHOICES))} folds, up to {S.MAX_REPEATS} repeats and "
+    f"{S.MAX_SEEDS} seeds per fold, at most {S.MAX_RUNS} runs of each model) whose test would "
+    "have 80% power at the Holm level ('beyond this data' when none would); the same for "
+    "showing equivalence. More runs shrink the run-to-run terms; the image term shrinks only "
+    "with more images, and sets the floor.")
+_CV_RECOMPUTED = (
+    "Everything here is recomputed from the run folders (result.json's per-image predictions "
+    "and each run's split.json) by `depthbench report DIR`; comparisons.csv carries, for every "
+    "row, its cells (repeat:fold:seed:A only:B only:test images:training images) and image_sq "
+    "(the sum over images of the square of each image's total difference), from which "
+    "depthbench.report.stats.cv_test recomputes its test.")
 
 
 _METHODS_FIXED = [

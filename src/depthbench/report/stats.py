@@ -346,15 +346,25 @@ class Design:
     def square_sizes(self) -> float:
         return self.fold_sq or self.repeats * self.images ** 2 / self.folds
 
+    @property
+    def name(self) -> str:
+        """The design in short, e.g. "5-fold x 2 repeats, 3 seeds per fold" (cross-validation)
+        or "single split, 3 seeds"."""
+        if not self.folds:
+            return f"single split, {self._seeds}"
+        per = "" if self.seeds == 1 else f", {self._seeds} per fold"
+        return f"{self.folds}-fold x {self.repeats} repeat{'' if self.repeats == 1 else 's'}{per}"
+
+    @property
+    def _seeds(self) -> str:
+        return f"{self.seeds} seed{'' if self.seeds == 1 else 's'}"
+
     def describe(self) -> str:
         """The design in words, e.g. "5-fold x 2 repeats: every image tested twice"."""
-        seeds = f"{self.seeds} seed{'' if self.seeds == 1 else 's'}"
         if not self.folds:
-            return f"single split: {self.images} test images, {seeds}"
+            return f"single split: {self.images} test images, {self._seeds}"
         times = {1: "once", 2: "twice"}.get(self.tests, f"{self.tests} times")
-        per = "" if self.seeds == 1 else f", {seeds} per fold"
-        return (f"{self.folds}-fold x {self.repeats} repeat{'' if self.repeats == 1 else 's'}"
-                f"{per}: every image tested {times}")
+        return f"{self.name}: every image tested {times}"
 
 
 def cv_fit(total, sq, sizes, image_sq) -> tuple[np.ndarray, np.ndarray]:
@@ -637,7 +647,8 @@ def compare_cells(cells: Sequence[Cell], confidence: float = CONFIDENCE) -> Test
         raise ValueError("no (repeat, seed) has all its folds")
     t = cv_test(*cell_counts(kept), confidence)
     if left:
-        t.note = f"{left} cells outside the complete grid of repeats x folds x seeds left out"
+        t.note = (f"{left} cell{'' if left == 1 else 's'} outside the complete grid of repeats "
+                  "x folds x seeds left out")
     return t
 
 
