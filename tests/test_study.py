@@ -16,14 +16,15 @@ import yaml
 from rich.console import Console
 
 from depthbench.cli.main import main
-from depthbench.data import check_dataset
+from depthbench.data.check import check_dataset
 from depthbench.errors import ConfigError, DataError
-from depthbench.study import PRESETS, load_spec, plan_runs, validate_spec
 from depthbench.study.folder import Start, check_folder, preflight, record_study
+from depthbench.study.grid import plan_runs
 from depthbench.study.local import _death_reason
 from depthbench.study.lock import StudyLock, StudyLocked
 from depthbench.study.records import epochs_done, status_of, write_failure
 from depthbench.study.runner import _todo
+from depthbench.study.spec import PRESETS, load_spec, validate_spec
 from depthbench.study.summary import Summary
 
 BASE = {"name": "t", "data": "synthetic", "models": ["resnet18"]}
@@ -81,7 +82,11 @@ def test_smoke_seeds_override_and_grid_order():
 # ------------------------------------------------------------------------------ validation
 
 @pytest.mark.parametrize("change, message", [
-    ({"models": ["resnet18", "seresnet34", "resnet19"]}, r"models\[2\]: unknown model 'resnet19'"),
+    ({"models": ["resnet18", "seresnet34", "resnet19"]},
+     r"models\[2\]: unknown model or family 'resnet19' \(did you mean resnet18\?\)"),
+    ({"models": "swim"}, r"models: unknown model or family 'swim' \(did you mean swin\?\); give "
+                         r"all, a family"),
+    ({"models": ["resnet", "resnet18"]}, r"models: lists 'resnet18' twice"),
     ({"modles": ["resnet18"]},
      r"modles: unknown key \(did you mean models\?\); valid keys here: name, data"),
     ({"split": {"val": 0.5, "test": 0.5}}, r"split: val \+ test = 1 leaves no training images"),
@@ -173,7 +178,7 @@ def test_a_rerun_may_change_seeds_jobs_and_how_runs_execute(tmp_path):
 
 def test_study_yaml_says_the_study_as_it_now_stands(tmp_path):
     """A rerun with fewer seeds records them (the report then covers those and names the other
-    seeds' folders as left out); it used to keep the union of every seed ever run."""
+    seeds' folders as left out), not the union of every seed ever run."""
     start = Start(manifest=None, new_split=False, warnings=[])
     console = Console(file=io.StringIO())
     record_study(tmp_path, validate_spec({**BASE, "seeds": 3}), start, console)

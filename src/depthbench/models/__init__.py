@@ -6,17 +6,16 @@
 
 from depthbench.models import resnet, swin  # noqa: F401  (registers the variants)
 from depthbench.models.registry import (
-    ALIASES,
-    FAMILIES,
     create_model,
     family,
     list_models,
+    model_module,
     register_model,
     resolve_name,
 )
 from depthbench.models.swin import default_window_size, tiling_problem, valid_img_sizes
 
 __all__ = [
-    "ALIASES", "FAMILIES", "create_model", "default_window_size", "family", "list_models",
+    "create_model", "default_window_size", "family", "list_models", "model_module",
     "register_model", "resolve_name", "tiling_problem", "valid_img_sizes",
 ]
