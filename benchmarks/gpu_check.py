@@ -585,7 +585,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", type=Path, default=None,
                    help="images, runs and logs (default /tmp/depthbench-gpu-check; dry run: a "
                         "temporary folder)")
-    p.add_argument("--models", default="", help="phase a and c's models (default: all nine)")
+    p.add_argument("--models", default="", help="phase a and c's models (default: every model)")
     p.add_argument("--recipes", default="", help="phase a's recipes (default source,modern)")
     p.add_argument("--epochs", type=int, default=None, help="phase a's epochs (default 3)")
     p.add_argument("--compile-models", default="",
@@ -593,7 +593,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "others; default none: compiling takes minutes of a 15-minute loan)")
     p.add_argument("--study-models", default="",
                    help="phase b's models (default resnet18,swin_t: with Swin-T's key-dropout "
-                        "variant, 3 runs); 'all' for the preset's nine (15 runs)")
+                        "variant, 3 runs); 'all' for every model of the preset")
     p.add_argument("--auto-jobs", default="auto",
                    help="what phase b compares with --jobs 1 (default auto)")
     return p

@@ -96,7 +96,7 @@ def cuda_peak_mb(name: str, img_size: int, batch_size: int, steps: int = 2,
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="resnet18 at 64 px, batches 2 and 4")
-    p.add_argument("--models", default="", help="comma-separated names (default: all nine)")
+    p.add_argument("--models", default="", help="comma-separated names (default: every model)")
     p.add_argument("--batch-sizes", default="", help="measured batch sizes (default 8,16)")
     p.add_argument("--project", type=int, default=128,
                    help="batch size to project to from the two smallest measured (0: none)")

@@ -112,7 +112,7 @@ def profile_step(name: str, img_size: int, batch_size: int, top: int = 12,
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.roofline", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="64 px, batch 4, two models, 1 timed step")
-    p.add_argument("--models", default="", help="comma-separated names (default: all nine)")
+    p.add_argument("--models", default="", help="comma-separated names (default: every model)")
     p.add_argument("--img-size", type=int, default=None, help="default 224 (quick: 64)")
     p.add_argument("--batch-size", type=int, default=None, help="default 16 (quick: 4)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per model (default 3)")

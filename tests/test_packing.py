@@ -36,9 +36,9 @@ def config(model: str, batch: int = 128, size: int = 224):
 
 # ------------------------------------------------------------------------------- the spec
 
-def test_jobs_is_auto_by_default_and_numbers_still_work(tmp_path):
+def test_jobs_is_auto_by_default_or_a_number(tmp_path):
     assert validate_spec(BASE).jobs == "auto"
-    assert validate_spec({**BASE, "jobs": None}).jobs == "auto"  # a study.yaml from before auto
+    assert validate_spec({**BASE, "jobs": None}).jobs == "auto"  # a study.yaml that left it null
     assert validate_spec({**BASE, "jobs": 3}).jobs == 3
     assert validate_spec({**BASE, "jobs": "2"}).jobs == 2
     for bad in (0, "many", True):
@@ -160,7 +160,7 @@ def test_a_fixed_number_on_gpus_is_kept_with_its_cores(tmp_path, monkeypatch):
     assert s.where == "on GPU 2,5, 4 cores each"
 
 
-def test_without_a_gpu_auto_is_one_run_with_every_core_as_before(tmp_path, monkeypatch):
+def test_without_a_gpu_auto_is_one_run_with_every_core(tmp_path, monkeypatch):
     cpus = [0, 1, 2, 3]
     small = {**MIXED, "img_size": 32, "models": ["resnet18", "resnet34"], "overrides": {}}
     s, _ = _scheduler(tmp_path, monkeypatch, validate_spec(small), [], cpus)

@@ -915,7 +915,7 @@ def test_flowers_layout_puts_the_source_table_beside_ours(tmp_path):
                for n in notes)
 
 
-def test_all_failed_study_still_reports(tmp_path):
+def test_an_all_failed_study_reports(tmp_path):
     make_run(tmp_path, "resnet18", 0, 0.5, status="failed",
              failure={"epoch": 1, "reason": "data: 3 unreadable images"})
     md = build_report(tmp_path).read_text()
@@ -1208,7 +1208,7 @@ def test_html_renders_in_headless_chromium(full_study, tmp_path):
 
 
 @pytest.mark.browser
-def test_html_still_renders_with_40_runs(tmp_path):
+def test_html_renders_with_40_runs(tmp_path):
     models = list(names.MODELS)
     for s in range(4):
         for m in models:

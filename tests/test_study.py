@@ -18,6 +18,7 @@ from rich.console import Console
 from depthbench.cli.main import main
 from depthbench.data.check import check_dataset
 from depthbench.errors import ConfigError, DataError
+from depthbench.names import MODELS, family_models
 from depthbench.study.folder import Start, check_folder, preflight, record_study
 from depthbench.study.grid import plan_runs
 from depthbench.study.local import _death_reason
@@ -47,10 +48,10 @@ def test_presets_load_and_plan(preset, tmp_path):
     assert len(set(names)) == len(names)
     variants = {r.variant for r in runs}
     assert "base" in variants and any(v.startswith("keydrop") for v in variants)
-    if preset != "smoke":  # the study's grid: nine models, key dropout for both attention families
-        assert len(spec.models) == 9
-        assert {r.model for r in runs if r.variant.startswith("sedrop")} <= {
-            "seresnet18", "seresnet34", "seresnet50"}
+    if preset != "smoke":  # the study's grid: every model, key dropout for both attention families
+        assert spec.models == list(MODELS)
+        assert {r.model for r in runs if r.variant.startswith("sedrop")} <= set(
+            family_models("seresnet"))
         assert any(v.startswith("sedrop") for v in variants)
     for r in runs:  # every grid point resolves to a valid TrainConfig with its model options
         c = r.train_config()

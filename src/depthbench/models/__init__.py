@@ -1,4 +1,4 @@
-"""The model zoo: ResNet-18/34/50, SE-ResNet-18/34/50, Swin-T/S/B under timm's names.
+"""The model zoo: ResNet, SE-ResNet and Swin variants under timm's names (`list_models()`).
 
 `create_model(name, num_classes=1000, **kwargs)`, `list_models()`, `resolve_name(name)`,
 `family(name)`, `default_window_size(img_size)` (Swin); costs in `depthbench.models.complexity`.

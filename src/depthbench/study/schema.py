@@ -97,9 +97,9 @@ class SplitSpec(_Strict):
         return self
 
     @model_serializer(mode="wrap")
-    def _single_split_as_before(self, handler) -> dict[str, Any]:
+    def _single_split_keys_only(self, handler) -> dict[str, Any]:
         """The cross-validation keys are left out at their defaults, so a study without them
-        records (and compares with an older study folder) exactly the keys it always had."""
+        records (and compares with a study folder written without them) exactly its keys."""
         out = handler(self)
         for key, default in (("folds", None), ("repeats", 1), ("groups", None)):
             if out.get(key) == default:
@@ -221,7 +221,7 @@ class StudySpec(_Strict):
     @field_validator("jobs", mode="before")
     @classmethod
     def _jobs(cls, v: Any) -> Any:
-        if v is None or v == "auto":  # None: what study.yaml recorded before `auto` existed
+        if v is None or v == "auto":  # None: a study.yaml that leaves it null
             return "auto"
         if isinstance(v, str) and v.strip().isdigit():
             v = int(v)

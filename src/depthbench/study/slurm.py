@@ -82,7 +82,7 @@ class TrainRun:
             with open(run_dir / "train.log", "a", encoding="utf-8") as log:
                 log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {where} starts (pid "
                           f"{os.getpid()}, requeues {requeues}); output: the job's submitit logs\n")
-        gpus = getattr(self, "gpus", 0)  # a job pickled before gpus was recorded: none asked
+        gpus = getattr(self, "gpus", 0)  # a job pickled without the field: none asked
         if gpus and not torch.cuda.is_available():
             return self._no_gpu(where, gpus, rank0)
         with _Preemption() as preemption:
