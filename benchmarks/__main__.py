@@ -1,7 +1,7 @@
 """One entry point for every benchmark: `python -m benchmarks [--only NAME,...] [--quick]`.
 
-Runs each benchmark module's `main(argv)` in turn (the known ones first, in the order of issue 6,
-then any other `benchmarks/bench_*.py`), forwarding `--quick` and any arguments after `--`, and
+Runs each benchmark module's `main(argv)` in turn (the known ones first, in `ORDER`, then any
+other `benchmarks/bench_*.py`), forwarding `--quick` and any arguments after `--`, and
 prints their Markdown sections on stdout. A module that fails is reported and the others still
 run; the exit status is non-zero if any failed.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 
 from benchmarks._common import machine_line
 
-# Issue 6's order: models vs timm, engine vs bare loop, roofline, loader, memory; then the
-# measurements behind the --compile and --jobs advice.
+# Models vs timm, engine vs bare loop, roofline, loader, memory; then the measurements behind
+# the --compile and --jobs advice.
 ORDER = ["bench_models", "bench_engine", "roofline", "bench_loader", "memory",
          "bench_channels_last", "bench_pointwise", "bench_optimizer", "bench_precision",
          "bench_compile", "bench_threads"]

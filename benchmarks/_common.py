@@ -20,6 +20,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from depthbench.engine.optim import make_optimizer
+from depthbench.models import create_model, default_window_size, list_models
+from depthbench.names import ALIASES, canonical, family_of
 
 
 def sync(device: str | torch.device | None = None) -> None:
@@ -133,7 +138,6 @@ def make_train_step(model: nn.Module, batch_size: int, img_size: int, num_classe
     model = model.to(device=device, memory_format=memory_format).train()
     x = x.to(device=device, memory_format=memory_format)
     y = y.to(device)
-    from depthbench.engine.optim import make_optimizer
     opt = make_optimizer(model, optimizer, lr, weight_decay=0.05 if optimizer == "adamw" else 0.0,
                          fused=fused)
 
@@ -208,83 +212,44 @@ def section(title: str, body: str) -> str:
 
 # --- models -------------------------------------------------------------------------------------
 
-MODELS = ["resnet18", "resnet34", "resnet50", "seresnet18", "seresnet34", "seresnet50",
-          "swin_tiny_patch4_window7_224", "swin_small_patch4_window7_224",
-          "swin_base_patch4_window7_224"]
-SHORT = {"swin_tiny_patch4_window7_224": "swin_t", "swin_small_patch4_window7_224": "swin_s",
-         "swin_base_patch4_window7_224": "swin_b"}
+MODELS = list_models()
+SHORT = {canonical: alias for alias, canonical in ALIASES.items()}  # the names tables print
+
+
+def model_names(text: str) -> list[str]:
+    """The canonical names of a comma-separated list of model names or aliases (`--models`)."""
+    return [canonical(n.strip()) for n in text.split(",") if n.strip()]
 
 
 def model_kwargs(name: str, img_size: int) -> dict[str, Any]:
     """Size keywords for `name` at `img_size`: Swin away from 224 takes depthbench's
     `default_window_size` (the last stage's grid, img_size // 32, for small images), so every stage
     tiles into whole windows; timm's Swin gets the same window."""
-    if "swin" not in name or img_size == 224:
+    if family_of(name) != "swin" or img_size == 224:
         return {}
-    try:
-        from depthbench.models import default_window_size
-    except ImportError:
-        return {"img_size": img_size, "window_size": max(2, img_size // 32)}
     return {"img_size": img_size, "window_size": default_window_size(img_size)}
 
 
-def model_source() -> str:
-    """`depthbench` once `depthbench.models.create_model` exists, else `timm` (same names)."""
-    try:
-        from depthbench.models import create_model  # noqa: F401
-    except ImportError:
-        return "timm"
-    return "depthbench"
-
-
-def build_model(name: str, img_size: int = 224, num_classes: int = 5, source: str | None = None,
+def build_model(name: str, img_size: int = 224, num_classes: int = 5, source: str = "depthbench",
                 **kwargs: Any) -> nn.Module:
-    """`name` from depthbench's registry (or timm's, `source="timm"`), sized for `img_size`."""
-    source = source or model_source()
+    """`name` (or an alias) from depthbench's registry, or from timm's (`source="timm"`: the same
+    canonical names), sized for `img_size`."""
     kw = {**model_kwargs(name, img_size), **kwargs}
     if source == "timm":
-        import timm
+        import timm  # on use: only the parity checks compare with timm, a heavy import
 
-        return timm.create_model(SHORT_TO_TIMM.get(name, name), num_classes=num_classes, **kw)
-    from depthbench.models import create_model
-
+        return timm.create_model(canonical(name), num_classes=num_classes, **kw)
     return create_model(name, num_classes=num_classes, **kw)
 
 
-SHORT_TO_TIMM = {v: k for k, v in SHORT.items()}
-
-
-def randomized(state: dict, seed: int = 0) -> dict:
-    """A copy of `state` whose norms, biases, BN statistics and position-bias tables are random, so
-    parity cannot pass by zero-initialised branches (timm zero-inits each block's last BN)."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k, v in state.items():
-        if not v.is_floating_point():
-            out[k] = v.clone()
-        elif k.endswith("running_var"):
-            out[k] = 0.5 + torch.rand(v.shape, generator=g)
-        elif "relative_position_bias_table" in k:
-            out[k] = torch.randn(v.shape, generator=g)
-        elif v.ndim == 1 and k.endswith("weight"):
-            out[k] = 1 + 0.2 * torch.randn(v.shape, generator=g)
-        elif v.ndim == 1:
-            out[k] = 0.1 * torch.randn(v.shape, generator=g)
-        else:
-            out[k] = v.clone()
-    return out
-
-
 def is_cnn(name: str) -> bool:
-    return "resnet" in name
+    return family_of(name) in ("resnet", "seresnet")
 
 
 def train_flops_per_image(model: nn.Module, img_size: int, channels_last: bool = False) -> int:
     """FLOPs of one training step per image, forward + backward, counted by
     `torch.utils.flop_counter.FlopCounterMode` on a batch of 2 (matmul/conv FLOPs: the ones a
     GEMM peak bounds; the optimizer and elementwise ops are not counted)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     was_training = model.training
     model.train()
     x = torch.randn(2, 3, img_size, img_size)

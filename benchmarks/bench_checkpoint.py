@@ -1,18 +1,18 @@
-"""Checkpoint seconds per epoch: written every epoch (before) against the cadence (after).
+"""Checkpoint seconds per epoch: both files written every epoch, against the cadence.
 
 `python -m benchmarks.bench_checkpoint [--quick] [--models resnet18,...] [--epoch-seconds 3]`
 
 Each model gets a 5-class head and AdamW state (one optimizer step), then, timed on this machine
 (best of `--repeats`):
-- before: what every epoch wrote until the cadence: `save_resume_state` (last.ckpt: weights,
-  AdamW's two moments, scheduler, RNG) and `save_weights` (best.safetensors), each fsynced;
-- hold: what an epoch between two flushes costs now: the resume state and the best weights
-  copied into the held tensors (`engine.cadence.Held`, allocated by a first, untimed hold);
+- every epoch: `save_resume_state` (last.ckpt: weights, AdamW's two moments, scheduler, RNG) and
+  `save_weights` (best.safetensors), each fsynced;
+- hold: what an epoch between two flushes of the cadence costs: the resume state and the best
+  weights copied into the held tensors (`engine.cadence.Held`, allocated by a first, untimed
+  hold);
 - flush: the same two files written from the held tensors.
 With the auto cadence a flush comes j = ceil(AUTO_RATIO * flush / E) epochs after the last one
-for epochs of E seconds (`--epoch-seconds`, default 3: the issue's estimate of a Swin-B flowers
-epoch on an H200), so an epoch costs (flush + (j - 1) * hold) / j after, against `before` every
-epoch before.
+for epochs of E seconds (`--epoch-seconds`: a Swin-B flowers epoch on a large GPU), so an epoch
+costs (flush + (j - 1) * hold) / j under the cadence, against writing both files every epoch.
 """
 
 from __future__ import annotations
@@ -27,10 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmarks._common import build_model, markdown_table, section
-
-MODELS = ["resnet18", "resnet50", "seresnet50", "swin_tiny_patch4_window7_224",
-          "swin_small_patch4_window7_224", "swin_base_patch4_window7_224"]
+from benchmarks._common import MODELS, build_model, markdown_table, section
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -86,7 +83,7 @@ def measure(name: str, folder: Path, repeats: int) -> dict:
                  best={"epoch": 1, "val_acc": 0.5}, config={"model": name}, meta=meta)
     last, best = folder / "last.ckpt", folder / "best.safetensors"
 
-    def before():
+    def every_epoch():
         ckpt.save_weights(best, model, meta)
         ckpt.save_resume_state(last, **parts)
 
@@ -102,9 +99,9 @@ def measure(name: str, folder: Path, repeats: int) -> dict:
         ckpt.save_weights(best, held_best.state, meta)
         ckpt.write_resume_state(last, held_state.state)
 
-    t_before, t_hold, t_flush = _interleaved([before, hold, flush], repeats)
+    t_every, t_hold, t_flush = _interleaved([every_epoch, hold, flush], repeats)
     return {"model": name, "last.ckpt MB": last.stat().st_size / 1e6,
-            "best MB": best.stat().st_size / 1e6, "before s/epoch": t_before,
+            "best MB": best.stat().st_size / 1e6, "every epoch s/epoch": t_every,
             "hold s/epoch": t_hold, "flush s": t_flush}
 
 
@@ -120,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
             row = measure(name, Path(tmp), args.repeats)
             j = max(1, math.ceil(AUTO_RATIO * row["flush s"] / args.epoch_seconds))
             row["epochs per flush"] = j
-            row["after s/epoch"] = (row["flush s"] + (j - 1) * row["hold s/epoch"]) / j
-            row["before / after"] = row["before s/epoch"] / row["after s/epoch"]
+            row["cadence s/epoch"] = (row["flush s"] + (j - 1) * row["hold s/epoch"]) / j
+            row["every epoch / cadence"] = row["every epoch s/epoch"] / row["cadence s/epoch"]
             rows.append(row)
-            print(f"  {name}: {row['before s/epoch']:.2f} s before, {row['after s/epoch']:.2f} s "
-                  "after", file=sys.stderr, flush=True)
+            print(f"  {name}: {row['every epoch s/epoch']:.2f} s every epoch, "
+                  f"{row['cadence s/epoch']:.2f} s with the cadence", file=sys.stderr, flush=True)
     cmd = "python -m benchmarks.bench_checkpoint " + " ".join(sys.argv[1:] if argv is None else argv)
     body = (f"5-class heads with AdamW state, written to a local disk (fsync), best of "
             f"{args.repeats} interleaved rounds, {args.threads} torch thread(s); the amortized column assumes epochs of {args.epoch_seconds:g} s "

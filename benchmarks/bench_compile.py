@@ -20,13 +20,12 @@ import torch
 
 from benchmarks._common import (
     SHORT,
-    SHORT_TO_TIMM,
     build_model,
     compare,
     is_cnn,
     make_train_step,
     markdown_table,
-    model_source,
+    model_names,
     section,
     sync,
 )
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     img = args.img_size or (32 if q else 224)
     bs = args.batch_size or (2 if q else 8)
     rounds = args.rounds or (2 if q else 5)
-    names = [SHORT_TO_TIMM.get(n.strip(), n.strip()) for n in args.models.split(",") if n.strip()]
+    names = model_names(args.models)
     names = names or (["resnet18"] if q else ["resnet18", "swin_tiny_patch4_window7_224"])
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -100,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                      "break-even (steps)": _break_even(r)})
         print(f"  compile: {name} {r['eager_s'] / r['compiled_s']:.2f}x", file=sys.stderr,
               flush=True)
-    head = (f"Training step (forward, backward, Adam) of models from `{model_source()}`, {img} px, "
+    head = (f"Training step (forward, backward, Adam) of depthbench's models, {img} px, "
             f"batch {bs}, fp32, CNNs channels_last, on the CPU ({torch.get_num_threads()} threads, "
             f"{args.clock} clock); `torch.compile(model, "
             f"mode={args.mode!r})` vs eager, median of {rounds} interleaved rounds after warm-up. "

@@ -1,28 +1,15 @@
 """Calibration and power of the cross-validated comparison (`report.stats.compare_cells`, the
 crossed CV t) against the alternatives, under two generative models of per-image outcomes.
 
-- `learner`: real learners on ELPV. Each image is 16x16 grayscale, reduced to 24 principal
-  components (fitted on the images and their mirror images). The learner is a one-hidden-layer
-  network of 96 random ReLU units (the "architecture", drawn once per simulated study) whose
-  readout is fitted by ridge regression on one-hot labels; each run keeps a seeded random half of
-  the units, and optionally adds a seeded shift to its class scores (`jitter`: runs that differ
-  in how readily they predict each class, as small-data networks do). A and B are equally good
-  by construction: B is A looking at mirrored images, and every simulated study draws each
-  image's orientation at random, so the data's distribution is mirror-symmetric and A on a
-  dataset is B on its mirror. Runs train on the folds `data.folds.make_folds` makes (10% of each
-  class of the rest held out as validation, as a study does), each cell with the seed
-  `data.folds.cell_seed` gives, so the training sets overlap as a study's do. Vectorised: each
-  study's Gram matrix per fold is computed once and every run solves its own small ridge system.
-- `irt_cv`: the item-response model of `benchmarks.bench_calibration` extended to folds: 70% of
-  the images always right (56%) or always wrong (14%), the rest with logit difficulty N(0, 1),
-  an image x architecture interaction (sd 1 logit), and a run-to-run shift of the logit per
-  (repeat, fold, seed) cell (sd `shift`: 0.3, 0.7 and 1.0 make one model's runs on 392 images
-  differ by about 2, 3.5 and 5 accuracy points, sd over five runs).
+- `learner`: real learners on ELPV trained on a study's own folds
+  (`depthbench.testing.calibration.LearnerStudy`: the learner and why A and B are equally good).
+- `irt_cv`: the item-response model of `depthbench.testing.calibration.irt_model` extended to
+  folds: a run-to-run shift of the logit per (repeat, fold, seed) cell (sd `shift`).
 
 The report's test is compared with the naive t over the cells' differences (J - 1 df), McNemar's
 test on the pooled predictions, and the corrected repeated k-fold t (Nadeau & Bengio's variance
-factor 1/J + n_test/n_train, J - 1 df). The power table sets the single split (392 test images,
-the quick study's) against cross-validation at equal runs. The suite runs a small version
+factor 1/J + n_test/n_train, J - 1 df). The power table sets the single split (the quick study's
+test images) against cross-validation at equal runs. The suite runs a small version
 (tests/test_cv_stats.py); BENCHMARKS.md quotes this module's figures
 (`python -m benchmarks --only bench_cv_calibration`).
 """
@@ -30,21 +17,23 @@ the quick study's) against cross-validation at equal runs. The suite runs a smal
 from __future__ import annotations
 
 import argparse
-import functools
 import time
 
 import numpy as np
-from PIL import Image
-from scipy import stats
 
-from benchmarks.bench_calibration import irt_model
-from depthbench.data import open_source
-from depthbench.data.folds import cell_seed, make_folds
+from depthbench.data.folds import make_folds
 from depthbench.report import stats as S
+from depthbench.testing.calibration import (
+    CV_METHODS,
+    N_IMAGES,
+    VAL,
+    LearnerStudy,
+    cv_reject,
+    elpv_features,
+    irt_model,
+    sufficient,
+)
 
-SIDE, DIMS = 16, 24  # image side in pixels, principal components kept
-UNITS, KEEP, RIDGE = 96, 0.5, 1e-2  # random units, the share a run keeps, ridge per image
-VAL, TEST = 0.1, 0.15  # a study's defaults
 HOLM_M = 21  # the quick study's family of comparisons
 ELPV_CLASSES = (1508, 295, 106, 715)  # images per class on ELPV
 DESIGNS = ((5, 1), (5, 2), (10, 1), (10, 3))  # folds x repeats
@@ -53,117 +42,7 @@ SEEDS = (1, 3)
 GRIDS = ((5, 2, 3), (10, 3, 3))
 
 
-# ----------------------------------------------------------------------------------- features
-@functools.lru_cache(maxsize=4)
-def elpv_features(n: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features, the mirror images' features, labels) of ELPV, or of `n` images of it (each
-    class in proportion, the first by path): `DIMS` principal components of the 16x16 grayscale
-    images, standardised, fitted on the images and their mirrors together."""
-    source = open_source("elpv")
-    files = source.candidates  # the bundled files, listed without hashing them all
-    if n:
-        by_class = [[f for f in files if f.label == c] for c in range(len(source.classes))]
-        files = [f for fs in by_class for f in fs[:max(2, round(n * len(fs) / len(files)))]]
-    pixels = np.stack([np.asarray(Image.open(source.abspath(f.path)).convert("L").resize(
-        (SIDE, SIDE), Image.BILINEAR), dtype=np.float64) for f in files])
-    flat, mirror = pixels.reshape(len(files), -1), pixels[:, :, ::-1].reshape(len(files), -1)
-    both = np.concatenate([flat, mirror])
-    centre = both.mean(axis=0)
-    _, sv, vt = np.linalg.svd(both - centre, full_matrices=False)
-    basis = vt[:DIMS].T / sv[:DIMS] * np.sqrt(both.shape[0])
-    return (flat - centre) @ basis, (mirror - centre) @ basis, np.array([f.label for f in files])
-
-
 # ------------------------------------------------------------------------------------ learner
-class Study:
-    """One simulated study of the learner: the images' orientations, the architecture's random
-    units, and both models' features of every image (`phi[m]`, a column of ones appended)."""
-
-    def __init__(self, index: int, features, n_images: int = 0, jitters=(0.0,)):
-        plain, mirror, labels = features
-        rng = np.random.default_rng([7, index])
-        keep = (np.sort(rng.choice(labels.size, n_images, replace=False)) if n_images
-                else np.arange(labels.size))
-        self.index, self.labels, self.jitters = index, labels[keep], tuple(jitters)
-        flip = rng.random(keep.size) < 0.5
-        weights = rng.normal(size=(DIMS, UNITS)) / np.sqrt(DIMS)
-        bias = rng.normal(size=UNITS)
-        views = (np.where(flip[:, None], mirror[keep], plain[keep]),
-                 np.where(flip[:, None], plain[keep], mirror[keep]))  # A's, and B's mirrored
-        self.phi = [np.concatenate([np.maximum(v @ weights + bias, 0.0),
-                                    np.ones((keep.size, 1))], axis=1) for v in views]
-        self.onehot = np.eye(int(labels.max()) + 1)[self.labels]
-        self.gram = [p.T @ p for p in self.phi]
-        self.rhs = [p.T @ self.onehot for p in self.phi]
-
-    @property
-    def n(self) -> int:
-        return self.labels.size
-
-    def holdout(self, rng, share: float, among: np.ndarray) -> np.ndarray:
-        """`int(share * n)` of each class among the images `among` (a mask), at random."""
-        out = np.zeros(self.n, dtype=bool)
-        for c in np.unique(self.labels):
-            idx = np.flatnonzero(among & (self.labels == c))
-            out[rng.permutation(idx)[:int(share * np.sum(self.labels == c))]] = True
-        return out
-
-    def runs(self, cells) -> np.ndarray:
-        """cells: [(test mask, held-out mask, [seed of each run])], every cell with as many
-        runs. Right/wrong of A and B on every image (False outside the test mask) for each
-        jitter: (jitters, cells, runs, 2, n)."""
-        units = round(KEEP * UNITS)
-        systems, meta = [], []
-        for ci, (test, held, seeds) in enumerate(cells):
-            out = test | held
-            ridge = RIDGE * (self.n - out.sum()) * np.eye(units + 1)
-            for m in range(2):
-                part = self.phi[m][out]
-                gram = self.gram[m] - part.T @ part
-                rhs = self.rhs[m] - part.T @ self.onehot[out]
-                for si, seed in enumerate(seeds):
-                    rng = np.random.default_rng([seed, m])
-                    sel = np.append(np.sort(rng.choice(UNITS, units, replace=False)), UNITS)
-                    systems.append((gram[np.ix_(sel, sel)] + ridge, rhs[sel]))
-                    meta.append((ci, si, m, sel, rng.normal(size=self.onehot.shape[1])))
-        beta = np.linalg.solve(np.stack([a for a, _ in systems]),
-                               np.stack([b for _, b in systems]))
-        right = np.zeros((len(self.jitters), len(cells), len(cells[0][2]), 2, self.n),
-                         dtype=bool)
-        tested = [(self.phi[0][c[0]], self.phi[1][c[0]], self.labels[c[0]]) for c in cells]
-        for (ci, si, m, sel, shift), b in zip(meta, beta):
-            scores = tested[ci][m][:, sel] @ b
-            for j, jit in enumerate(self.jitters):
-                right[j, ci, si, m, cells[ci][0]] = (
-                    (scores + jit * shift).argmax(-1) == tested[ci][2])
-        return right
-
-    def cv(self, folds: int, repeats: int, seeds: int) -> tuple[np.ndarray, np.ndarray]:
-        """(d[jitter, repeat, seed, image] = A right - B right, fold[repeat, image]) of a
-        `folds` x `repeats` study with `seeds` runs per cell."""
-        fold = make_folds(self.labels, None, folds, repeats, seed=self.index)
-        cells = []
-        for r in range(repeats):
-            for k in range(folds):
-                test = fold[r] == k
-                held = self.holdout(np.random.default_rng([self.index, r, k]), VAL, ~test)
-                cells.append((test, held, [cell_seed(1000 * self.index + s, r, k)
-                                           for s in range(seeds)]))
-        right = self.runs(cells).reshape(len(self.jitters), repeats, folds, seeds, 2, self.n)
-        right = right.any(axis=2)  # each image is tested in one fold per repeat
-        return right[..., 0, :].astype(np.int8) - right[..., 1, :], fold
-
-    def split(self, seeds: int) -> np.ndarray:
-        """d[jitter, seed, test image] of the single split (10% validation, 15% test per class)
-        with `seeds` runs."""
-        rng = np.random.default_rng([self.index, 99])
-        test = self.holdout(rng, TEST, np.ones(self.n, dtype=bool))
-        held = self.holdout(rng, VAL, ~test)
-        right = self.runs([(test, held, [1000 * self.index + s + 1 for s in range(seeds)])])
-        right = right[:, 0]
-        return right[..., 0, :][..., test].astype(np.int8) - right[..., 1, :][..., test]
-
-
 def learner(sims: int, n_images: int = 0, jitters=(0.0,), split_seeds: int = 0,
             grids=GRIDS, first: int = 0):
     """Simulated learner studies: {grid: (d[jitter, sim, r, s, i], fold[sim, r, i])} and, with
@@ -172,7 +51,7 @@ def learner(sims: int, n_images: int = 0, jitters=(0.0,), split_seeds: int = 0,
     cv = {g: ([], []) for g in grids}
     split = []
     for i in range(first, first + sims):
-        study = Study(i, feats, n_images, jitters)
+        study = LearnerStudy(i, feats, n_images, jitters)
         for g in grids:
             d, fold = study.cv(*g)
             cv[g][0].append(d)
@@ -212,54 +91,13 @@ def irt_cv(rng, sims: int, folds: int, repeats: int, seeds: int, shift: float = 
 
 
 def irt_split(rng, sims: int, seeds: int, shift: float = 1.0, logit_delta: float = 0.0,
-              n: int = 392) -> np.ndarray:
+              n: int = N_IMAGES) -> np.ndarray:
     """d[sim, seed, image] of the single split under the same model (`n` test images)."""
     a, b = irt_model(rng, sims, seeds, shift=shift, logit_delta=logit_delta, n=n)
     return a.astype(np.int8) - b
 
 
 # ------------------------------------------------------------------------------------- tests
-def sufficient(d: np.ndarray, fold: np.ndarray, folds: int):
-    """The cells' sums of d and d², fold sizes and image_sq of a batch d[sim, r, s, i] with
-    fold[sim, r, i] (`stats.cv_fit`'s arrays)."""
-    sims, repeats, seeds, n = d.shape
-    d = d.astype(np.float64)
-    base = (np.arange(sims)[:, None] * repeats + np.arange(repeats)[None, :]) * folds
-    cell = ((base[..., None] + fold)[:, :, None, :] * seeds
-            + np.arange(seeds)[None, None, :, None])
-    size = sims * repeats * folds * seeds
-    shape = (sims, repeats, folds, seeds)
-    total = np.bincount(cell.ravel(), d.ravel(), size).reshape(shape)
-    sq = np.bincount(cell.ravel(), (d * d).ravel(), size).reshape(shape)
-    sizes = np.bincount((base[..., None] + fold).ravel(), None,
-                        sims * repeats * folds).reshape(shape[:3])
-    return total, sq, sizes, np.sum(d.sum(axis=(1, 2)) ** 2, axis=-1)
-
-
-def p_values(d: np.ndarray, fold: np.ndarray, folds: int, method: str = "report"
-             ) -> np.ndarray:
-    """Per simulated study: the report's p (`stats.cv_p`), or the naive t over the cells
-    (`naive`), McNemar on the pooled predictions (`mcnemar`), the corrected k-fold t
-    (`corrected`)."""
-    total, sq, sizes, image_sq = sufficient(d, fold, folds)
-    if method == "report":
-        return S.cv_p(total, sq, sizes, image_sq)
-    if method == "mcnemar":
-        return S.mcnemar_p((d == 1).sum(axis=(1, 2, 3)), (d == -1).sum(axis=(1, 2, 3)))
-    x = (total / sizes[..., None]).reshape(len(d), -1)
-    j, n = x.shape[1], sizes.mean(axis=(1, 2))
-    factor = 1 / j + (n / ((d.shape[-1] - n) * (1 - VAL)) if method == "corrected" else 0)
-    return 2 * stats.t.sf(np.abs(x.mean(axis=1)) / np.sqrt(factor * x.var(axis=1, ddof=1)),
-                          j - 1)
-
-
-METHODS = ("naive", "mcnemar", "corrected", "report")
-
-
-def reject(d, fold, folds, method="report", alpha=S.ALPHA) -> float:
-    return float(np.mean(p_values(d, fold, folds, method) < alpha))
-
-
 def cv_tests(d: np.ndarray, fold: np.ndarray, folds: int):
     """Per study: (Δ, se, df, components) of the report's test."""
     return S.cv_batch(*sufficient(d, fold, folds))
@@ -325,7 +163,7 @@ def calibration_table(gens) -> None:
             d, fold = grids[grid]
             for seeds in SEEDS:
                 x, f = d[:, :repeats, :seeds], fold[:, :repeats]
-                rates = [100 * reject(x, f, folds, m) for m in METHODS]
+                rates = [100 * cv_reject(x, f, folds, m) for m in CV_METHODS]
                 mean, se, _, _ = cv_tests(x, f, folds)
                 print(f"| {name} | {sd:.1f} | {folds}-fold x {repeats} | {seeds} | "
                       + " | ".join(f"{r:.1f}%" for r in rates[:-1]) + f" | **{rates[-1]:.1f}%** "

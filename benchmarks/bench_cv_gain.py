@@ -35,9 +35,9 @@ import numpy as np
 import yaml
 
 from benchmarks.bench_cv_calibration import HOLM_M, shares
-from depthbench.report import load_study
 from depthbench.report import stats as S
 from depthbench.report.analysis import Analysis
+from depthbench.report.records import load_study
 
 PRESET = Path(__file__).resolve().parents[1] / "src/depthbench/configs/presets/quick.yaml"
 IMG_SIZE = 32

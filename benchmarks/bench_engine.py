@@ -5,7 +5,7 @@ batches.
 
 Both candidates train a fresh model (same seed) for `--steps` steps of `--batch-size` images of
 the same cached training split, in the same order, with the source recipe (cross-entropy, Adam):
-- `engine`: `depthbench.engine.train` (Lightning Fabric, the DataLoader over the decoded cache,
+- `engine`: `depthbench.engine.trainer.train` (Lightning Fabric, the DataLoader over the decoded cache,
   the real per-step work: device moves, running sums, scheduler, stop checks), timed by the
   engine's own `costs.train_seconds` (the training loop only: data + steps, not start-up,
   validation or checkpoints, which are reported separately);
@@ -65,7 +65,8 @@ def bare_loop(model_name: str, img_size: int, num_classes: int, batches, seed: i
 
 def engine_run(cfg_kw: dict, out: Path) -> tuple[float, float, int]:
     """(train-loop seconds, whole train() call seconds, images) of one engine run."""
-    from depthbench.engine import TrainConfig, train
+    from depthbench.engine.config import TrainConfig
+    from depthbench.engine.trainer import train
 
     cfg = TrainConfig.for_recipe("source", **cfg_kw)
     t0 = time.perf_counter()
@@ -81,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         args.img_size, args.steps, args.rounds, args.batch_size = 32, 4, 1, 16
     if args.threads:
         torch.set_num_threads(args.threads)
-    from depthbench.data import build_datasets, make_split, open_source
+    from depthbench.data.datasets import build_datasets
+    from depthbench.data.sources import open_source
+    from depthbench.data.split import make_split
 
     tmp = tempfile.TemporaryDirectory(prefix="bench_engine_")
     cache = args.cache_dir or str(Path(tmp.name) / "cache")

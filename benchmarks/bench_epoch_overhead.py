@@ -64,7 +64,8 @@ def _clocks() -> tuple[float, float]:
 
 def _run(cfg_kw: dict, out: Path) -> list[tuple[float, float]]:
     """(wall, CPU) seconds between consecutive epoch ends of one `train` run."""
-    from depthbench.engine import TrainConfig, train
+    from depthbench.engine.config import TrainConfig
+    from depthbench.engine.trainer import train
 
     ends: list[tuple[float, float]] = []
     train(TrainConfig.for_recipe("source", **cfg_kw), out, resume=False,
@@ -95,7 +96,7 @@ def _bare(model_name: str, img_size: int, train_batches, val_batches) -> tuple[f
 
 
 def _batches(source, manifest, img_size: int, batch: int, steps: int, cache: str):
-    from depthbench.data import build_datasets
+    from depthbench.data.datasets import build_datasets
 
     ds = build_datasets(source, manifest, "source", img_size, cache_dir=cache)
     loader = torch.utils.data.DataLoader(ds["train"], batch_size=batch, shuffle=True)
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         n, batch, steps, args.img_size, args.epochs = 60, 16, 2, 16, 3
     torch.set_num_threads(args.threads)
-    from depthbench.data import make_split, open_source
+    from depthbench.data.sources import open_source
+    from depthbench.data.split import make_split
 
     tmp = tempfile.TemporaryDirectory(prefix="bench_overhead_")
     cache = str(Path(tmp.name) / "cache")

@@ -63,7 +63,9 @@ def loader_images_per_s(ds, batch_size: int, workers: int, batches: int) -> floa
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    from depthbench.data import build_datasets, make_split, open_source
+    from depthbench.data.datasets import build_datasets
+    from depthbench.data.sources import open_source
+    from depthbench.data.split import make_split
 
     if args.quick:
         args.data, args.sizes = "synthetic:n=300,size=48,classes=4,seed=0", "32"

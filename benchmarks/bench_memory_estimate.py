@@ -17,57 +17,16 @@ from __future__ import annotations
 import argparse
 
 import torch
-from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from benchmarks._common import MODELS, SHORT, markdown_table, section
 from depthbench.engine.config import make_config
-from depthbench.models import create_model
 from depthbench.models.complexity import training_memory
+from depthbench.report.source import FLOWERS_COUNTS
 from depthbench.study import packing
+from depthbench.testing.models import measured_step
 
 MiB = 2**20
-FLOWERS = 3670  # images of the flowers folder: what a run holds on the device
-
-
-class LivePeak(TorchDispatchMode):
-    """The most bytes of tensor storage created inside the mode that are alive at once (a
-    storage counts from the op that made it until its last reference goes)."""
-
-    def __init__(self):
-        super().__init__()
-        self.live: dict[int, tuple] = {}
-        self.peak = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in self.live:
-                s = t.untyped_storage()
-                self.live[s.data_ptr()] = (StorageWeakRef(s), s.nbytes())
-        self.live = {k: v for k, v in self.live.items() if not v[0].expired()}
-        self.peak = max(self.peak, sum(n for _, n in self.live.values()))
-        return out
-
-
-def measured_step(name: str, batch: int, size: int) -> int:
-    """Peak live bytes of an fp32 AdamW training step on the CPU: the weights and optimizer
-    state (made by a first step), then what its forward and backward pass hold at most."""
-    torch.manual_seed(0)
-    model = create_model(name, num_classes=2, img_size=size)
-    opt = torch.optim.AdamW(model.parameters())
-    x, y = torch.randn(batch, 3, size, size), torch.zeros(batch, dtype=torch.long)
-
-    def step():
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-
-    step()
-    opt.step()
-    opt.zero_grad()
-    with LivePeak() as live:
-        step()
-    return 3 * 4 * sum(p.numel() for p in model.parameters()) + live.peak
+FLOWERS = sum(FLOWERS_COUNTS.values())  # images of the flowers folder: what a run holds on the device
 
 
 def get_args_parser() -> argparse.ArgumentParser:

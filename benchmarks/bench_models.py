@@ -20,10 +20,17 @@ import sys
 
 import torch
 
-from benchmarks._common import compare, is_cnn, make_train_step, markdown_table, section
+from benchmarks._common import (
+    MODELS,
+    SHORT,
+    compare,
+    is_cnn,
+    make_train_step,
+    markdown_table,
+    section,
+)
 
-DEFAULT_MODELS = ["resnet18", "resnet34", "resnet50", "seresnet18", "seresnet34", "seresnet50",
-                  "swin_t", "swin_s", "swin_b"]
+DEFAULT_MODELS = [SHORT.get(m, m) for m in MODELS]
 DEFAULT_CONFIGS = "224:8,64:32"
 
 

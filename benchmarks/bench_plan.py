@@ -1,7 +1,7 @@
 """`depthbench plan`'s time against what happened: plan a study, run it, compare.
 
     python -m benchmarks.bench_plan --preset smoke --out /tmp/plan_smoke
-    python -m benchmarks.bench_plan --preset quick --out /tmp/plan_quick        # ~35-70 min
+    python -m benchmarks.bench_plan --preset quick --out /tmp/plan_quick        # the quick study
     python -m benchmarks.bench_plan --compare-only --preset quick --out runs/quick
 
 The first two plan the study (`depthbench plan --json`, timed: it should answer within a

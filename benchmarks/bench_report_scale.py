@@ -28,10 +28,12 @@ from benchmarks._common import markdown_table, section
 from depthbench.data.folds import Partition, make_folds
 from depthbench.data.split import Manifest
 from depthbench.names import family_of
-from depthbench.report import build_report, load_study
+from depthbench.report.build import build_report
+from depthbench.report.records import load_study
 from depthbench.runrecord import write_metrics, write_result
-from depthbench.study import load_spec, plan_runs, validate_spec
 from depthbench.study.folder import record_cells
+from depthbench.study.grid import plan_runs
+from depthbench.study.spec import load_spec, validate_spec
 
 CLASSES = ["0", "1/3", "2/3", "1"]
 

@@ -23,8 +23,9 @@ import subprocess
 import sys
 import time
 
-from benchmarks._common import SHORT, SHORT_TO_TIMM, markdown_table, model_source, section
+from benchmarks._common import SHORT, markdown_table, section
 from depthbench.cpus import usable_cpu_count
+from depthbench.names import canonical
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     secs = args.seconds or (2.0 if q else 20.0)
     rounds = args.rounds or (1 if q else 2)
     cores = args.cores or usable_cpu_count()
-    model = SHORT_TO_TIMM.get(args.model, args.model)
+    model = canonical(args.model)
     configs = {f"1 job x {cores} threads": (1, cores),
                f"{cores} jobs x 1 thread": (cores, 1),
                f"{cores} jobs x {cores} threads (oversubscribed)": (cores, cores)}
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
              "vs 1 job": f"{statistics.median(v) / base:.2f}x",
              "rounds": ", ".join(f"{x:.1f}" for x in v)} for k, v in totals.items()]
     best = max(rows, key=lambda r: r["total img/s"])["configuration"]
-    head = (f"{SHORT.get(model, model)} (from `{model_source()}`), {img} px, batch {bs}, fp32, "
+    head = (f"{SHORT.get(model, model)}, {img} px, batch {bs}, fp32, "
             f"training steps on a fixed batch; each configuration trains {secs:g} s after a "
             f"common start; total = images/s summed over concurrent jobs; median of {rounds} "
             f"alternating round(s).\n\n")

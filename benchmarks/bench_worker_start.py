@@ -4,8 +4,8 @@
 
 A fresh `python` that imports what a worker needs (`study.worker.PRELOAD`) against a fork of the
 `multiprocessing` fork server that preloaded them, which is how `study.local` starts each run on
-a CPU machine. The forked child unpickles its target from `depthbench.study.worker`, as a real
-worker does. Rounds alternate the two; the server's own start (once per study) is left out.
+a CPU machine. The forked child unpickles its target from `depthbench.study.worker` and starts
+watching the runner (`_stop_with_runner`), as a real worker does first. Rounds alternate the two; the server's own start (once per study) is left out.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 import time
 
 from benchmarks._common import markdown_table, section
-from depthbench.study.worker import PRELOAD, _die_with_parent
+from depthbench.study.worker import PRELOAD, _stop_with_runner
 
 
 def fresh_python() -> float:
@@ -29,7 +29,8 @@ def fresh_python() -> float:
 
 def forked(ctx) -> float:
     t0 = time.perf_counter()
-    p = ctx.Process(target=_die_with_parent)  # a target from the worker module, as a run's
+    # the first thing a run's worker does, from the worker module: its target is unpickled there
+    p = ctx.Process(target=_stop_with_runner)
     p.start()
     p.join()
     return time.perf_counter() - t0

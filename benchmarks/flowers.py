@@ -1,5 +1,6 @@
-"""A generated folder shaped like TensorFlow's flower_photos: its five classes and counts (3,670
-JPEGs in all), 320x240 images of about its files' size, for the GPU check and its CPU test.
+"""A generated folder shaped like TensorFlow's flower_photos: its classes and counts
+(`report.source.FLOWERS_COUNTS`), 320x240 images of about its files' size, for the GPU check and
+its CPU test.
 
     python -m benchmarks.flowers DIR [--images N] [--size 320x240]
 
@@ -23,9 +24,8 @@ from PIL import Image
 
 from depthbench.cpus import usable_cpu_count
 from depthbench.data.synthetic import SyntheticSpec, render  # learnable class patterns
+from depthbench.report.source import FLOWERS_COUNTS
 
-# flower_photos per class (the source study's data)
-FLOWERS_COUNTS = {"daisy": 633, "dandelion": 898, "roses": 641, "sunflowers": 699, "tulips": 799}
 PATTERN_SIDE = 48  # the synthetic pattern's side before it is resized to the photo size
 
 
@@ -51,7 +51,10 @@ def _write_class(job: tuple[Path, list[np.ndarray], tuple[int, int], int]) -> No
         Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(folder / f"{i:04d}.jpg", quality=88)
 
 
-def make_flowers_folder(root: Path, images: int = 3670, size: tuple[int, int] = (320, 240),
+FLOWERS_IMAGES = sum(FLOWERS_COUNTS.values())
+
+
+def make_flowers_folder(root: Path, images: int = FLOWERS_IMAGES, size: tuple[int, int] = (320, 240),
                         seed: int = 0, workers: int | None = None) -> Path:
     """`root` holding class folders of JPEGs (FLOWERS_COUNTS scaled to `images`), made if missing."""
     root = Path(root)
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.flowers",
                                 description=__doc__.splitlines()[0])
     p.add_argument("root", type=Path)
-    p.add_argument("--images", type=int, default=3670)
+    p.add_argument("--images", type=int, default=FLOWERS_IMAGES)
     p.add_argument("--size", default="320x240", help="WxH")
     a = p.parse_args(argv)
     w, h = (int(v) for v in a.size.lower().split("x"))

@@ -4,7 +4,8 @@
     python -m benchmarks.gpu_check [--phases a,b,c,d] [--merge FILE] [--deadline-s S] [--out DIR]
     python -m benchmarks.gpu_check --dry-run     # the CPU at tiny sizes: every code path, no figures
 
-On a generated flowers-shaped folder (`benchmarks.flowers`: 5 classes, 3,670 JPEGs of 320x240):
+On a generated flowers-shaped folder (`benchmarks.flowers`: the source's classes and counts, JPEGs
+of 320x240):
 a. `depthbench train` end to end, one subprocess a run: 3 epochs at 224 px, batch 128, the paper's
    split (10% val, 10% test), recipes source and modern, every model. From the run's own records
    (result.json, rewritten after every epoch with its clock, read as it goes; metrics.csv) and a
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import functools
 import itertools
 import json
 import os
@@ -48,24 +50,30 @@ import torch.nn.functional as F
 import yaml
 
 from benchmarks import gpu_parity
-from benchmarks._common import MODELS, SHORT, SHORT_TO_TIMM, machine_info, markdown_table, sync
-from benchmarks.flowers import FLOWERS_COUNTS, make_flowers_folder
+from benchmarks._common import MODELS, SHORT, machine_info, markdown_table, model_names, sync
+from benchmarks.flowers import make_flowers_folder
 from depthbench.configio import preset_path
 from depthbench.engine.config import TrainConfig
 from depthbench.engine.devices import default_channels_last, resolve_precision
 from depthbench.engine.optim import build_optimizer
 from depthbench.engine.record import package_version
 from depthbench.models import create_model
-from depthbench.study import load_spec, plan_runs
+from depthbench.models.complexity import macs_224
+from depthbench.report.source import FLOWERS_COUNTS
+from depthbench.study.grid import plan_runs
+from depthbench.study.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = {"a": "`depthbench train` end to end", "b": "`depthbench run --preset paper`: --jobs 1 "
           "against --jobs auto", "c": "numerical checks on the device",
           "d": "projected wall time of the preset grids"}
-# published GMACs at 224 px: the order of a phase's runs and a guess of a run's cost before it ran
-GMACS = {"resnet18": 1.8, "resnet34": 3.6, "resnet50": 4.1, "seresnet18": 1.8, "seresnet34": 3.7,
-         "seresnet50": 4.1, "swin_tiny_patch4_window7_224": 4.5,
-         "swin_small_patch4_window7_224": 8.7, "swin_base_patch4_window7_224": 15.4}
+
+
+@functools.cache
+def gmacs(model: str) -> float:
+    """GMACs at 224 px (meta device): the order of a phase's runs and a guess of a run's cost
+    before it ran."""
+    return macs_224(model) / 1e9
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,7 @@ class Sizes:
     limit_batches: int | None = None  # --limit-train-batches (the dry run)
 
 
-GPU = Sizes(224, 128, 3, 3670, (320, 240), tuple(MODELS), ("source", "modern"), False, 0.1, 0.1,
+GPU = Sizes(224, 128, 3, sum(FLOWERS_COUNTS.values()), (320, 240), tuple(MODELS), ("source", "modern"), False, 0.1, 0.1,
             ("resnet18", "swin_tiny_patch4_window7_224"), 2, 3, 10)
 DRY = Sizes(32, 8, 2, 60, (64, 48), ("resnet18", "swin_tiny_patch4_window7_224"),
             ("source", "modern"), True, 0.2, 0.2, ("resnet18",), 1, 1, 2, limit_batches=2)
@@ -301,7 +309,7 @@ def phase_a_runs(s: Sizes, compiled: tuple[str, ...] = ()) -> list[tuple[str, st
     if s.pairs:
         runs = list(zip(s.models, itertools.cycle(s.recipes)))
     else:
-        runs = [(m, r) for r in s.recipes for m in sorted(s.models, key=GMACS.get)]
+        runs = [(m, r) for r in s.recipes for m in sorted(s.models, key=gmacs)]
     return runs + [(m, "source" + COMPILED) for m in compiled]
 
 
@@ -316,7 +324,7 @@ def phase_a(ctx: Ctx) -> None:
             continue
         est = took.get(short(model)) if COMPILED not in recipe else None
         if est is None and last is not None:  # a larger model takes at least as long
-            est = last[1] * max(1.0, GMACS[model] / GMACS[last[0]])
+            est = last[1] * max(1.0, gmacs(model) / gmacs(last[0]))
         if not ctx.fits("a", f"{short(model)} {recipe}", est):
             continue
         t0 = time.perf_counter()
@@ -577,7 +585,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", type=Path, default=None,
                    help="images, runs and logs (default /tmp/depthbench-gpu-check; dry run: a "
                         "temporary folder)")
-    p.add_argument("--models", default="", help="phase a and c's models (default: all nine)")
+    p.add_argument("--models", default="", help="phase a and c's models (default: every model)")
     p.add_argument("--recipes", default="", help="phase a's recipes (default source,modern)")
     p.add_argument("--epochs", type=int, default=None, help="phase a's epochs (default 3)")
     p.add_argument("--compile-models", default="",
@@ -585,14 +593,14 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "others; default none: compiling takes minutes of a 15-minute loan)")
     p.add_argument("--study-models", default="",
                    help="phase b's models (default resnet18,swin_t: with Swin-T's key-dropout "
-                        "variant, 3 runs); 'all' for the preset's nine (15 runs)")
+                        "variant, 3 runs); 'all' for every model of the preset")
     p.add_argument("--auto-jobs", default="auto",
                    help="what phase b compares with --jobs 1 (default auto)")
     return p
 
 
 def _names(text: str) -> tuple[str, ...]:
-    return tuple(SHORT_TO_TIMM.get(n.strip(), n.strip()) for n in text.split(",") if n.strip())
+    return tuple(model_names(text))
 
 
 def sizes_from(a: argparse.Namespace) -> Sizes:

@@ -7,7 +7,7 @@
   backward pass of each;
 - bf16 autocast against fp32 over 20 training steps of one batch (ResNet-18, Swin-T);
 - a run stopped by SIGTERM after its first epoch and resumed against the same run uninterrupted
-  (`depthbench.engine.train`, the modern recipe: its schedule and augmentation);
+  (`depthbench.engine.trainer.train`, the modern recipe: its schedule and augmentation);
 - `depthbench evaluate`, `predict` and `analyze` (the CLI's `main`) on that run.
 
 On the CPU (`--dry-run`) every check runs at the dry run's sizes; the CUDA kernels themselves
@@ -32,10 +32,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from benchmarks._common import build_model, compare, is_cnn, make_train_step, randomized
-from benchmarks.flowers import FLOWERS_COUNTS
+from benchmarks._common import build_model, compare, is_cnn, make_train_step
 from depthbench.cli.main import main as cli
-from depthbench.engine import TrainConfig, TrainingInterrupted, train
+from depthbench.engine.config import TrainConfig
+from depthbench.engine.trainer import TrainingInterrupted, train
+from depthbench.report.source import FLOWERS_COUNTS
+from depthbench.testing.models import randomized
 
 SWIN_T = "swin_tiny_patch4_window7_224"
 LOGITS_TOL = 1e-3  # fp32 without TF32, relative to the largest logit (other kernels, other order)

@@ -26,12 +26,11 @@ import torch
 from benchmarks._common import (
     MODELS,
     SHORT,
-    SHORT_TO_TIMM,
     build_model,
     is_cnn,
     make_train_step,
     markdown_table,
-    model_source,
+    model_names,
     section,
 )
 
@@ -47,7 +46,6 @@ def _proc_status_mib(key: str) -> float:
 
 def child(name: str, img_size: int, batch_size: int, steps: int) -> dict:
     """What one measured subprocess does: import, note the idle RSS, train, note the peak."""
-    model_source()  # imports depthbench.models (or checks for timm's fallback)
     step = make_train_step(build_model(name, img_size), batch_size, img_size,
                            channels_last=is_cnn(name))
     idle = _proc_status_mib("VmRSS")  # libraries, interpreter and the model's weights
@@ -98,7 +96,7 @@ def cuda_peak_mb(name: str, img_size: int, batch_size: int, steps: int = 2,
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="resnet18 at 64 px, batches 2 and 4")
-    p.add_argument("--models", default="", help="comma-separated names (default: all nine)")
+    p.add_argument("--models", default="", help="comma-separated names (default: every model)")
     p.add_argument("--batch-sizes", default="", help="measured batch sizes (default 8,16)")
     p.add_argument("--project", type=int, default=128,
                    help="batch size to project to from the two smallest measured (0: none)")
@@ -120,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     q = args.quick
     img = args.img_size or (64 if q else 224)
     sizes = sorted(int(b) for b in (args.batch_sizes or ("2,4" if q else "8,16")).split(","))
-    names = [SHORT_TO_TIMM.get(n.strip(), n.strip()) for n in args.models.split(",") if n.strip()]
+    names = model_names(args.models)
     names = names or (["resnet18"] if q else MODELS)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
@@ -131,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cpu":
         head = ("Peak RSS (`VmHWM`) of a subprocess doing two training steps (Adam, fp32, CNNs "
                 "channels_last) minus its RSS before the first step (python, torch, the model's "
-                "weights: {idle}); models from `" + model_source() + f"`, {img} px.")
+                "weights: {idle}); " + f"{img} px.")
     else:
         head = f"`torch.cuda.max_memory_allocated` over two training steps (fp32), {img} px."
     for name in names:

@@ -26,17 +26,17 @@ from benchmarks._common import (
     CLOCKS,
     MODELS,
     SHORT,
-    SHORT_TO_TIMM,
     build_model,
     compare,
     is_cnn,
     make_train_step,
     markdown_table,
-    model_source,
+    model_names,
     section,
     time_steps,
     train_flops_per_image,
 )
+from depthbench.names import canonical
 
 GEMM_OPS = ("conv", "mm", "matmul", "addmm", "bmm", "linear", "scaled_dot_product", "baddbmm")
 
@@ -112,7 +112,7 @@ def profile_step(name: str, img_size: int, batch_size: int, top: int = 12,
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.roofline", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="64 px, batch 4, two models, 1 timed step")
-    p.add_argument("--models", default="", help="comma-separated names (default: all nine)")
+    p.add_argument("--models", default="", help="comma-separated names (default: every model)")
     p.add_argument("--img-size", type=int, default=None, help="default 224 (quick: 64)")
     p.add_argument("--batch-size", type=int, default=None, help="default 16 (quick: 4)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per model (default 3)")
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     img = args.img_size or (64 if q else 224)
     bs = args.batch_size or (4 if q else 16)
     steps = args.steps or (1 if q else 3)
-    names = [SHORT_TO_TIMM.get(n.strip(), n.strip()) for n in args.models.split(",") if n.strip()]
+    names = model_names(args.models)
     names = names or (["resnet18", "swin_tiny_patch4_window7_224"] if q else MODELS)
     investigate = (not q) if args.investigate is None else args.investigate
     do_profile = (not q) if args.profile is None else args.profile
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     out = [f"fp32 GEMM peak (`torch.mm`, n={gemm_n}): **{peak['best']:.0f} GFLOP/s** "
            f"on {threads} threads (median {peak['median']:.0f}); {peak1['best']:.0f} GFLOP/s on 1 "
            f"thread (median {peak1['median']:.0f}).\n",
-           f"Models from `{model_source()}`, {img} px, batch {bs}, Adam (fused, as `train` runs "
+           f"{img} px, batch {bs}, Adam (fused, as `train` runs "
            f"it), fp32, CNNs channels_last; "
            f"train FLOPs = forward + backward counted by `torch.utils.flop_counter`; time = whole "
            f"step (median of {steps}, {clock} clock); \"of peak\" divides by the GEMM peak re-measured right "
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
     out.append(markdown_table(rows))
 
-    target = SHORT_TO_TIMM.get(args.investigate_model, args.investigate_model)
+    target = canonical(args.investigate_model)
     if investigate:
         out.append(f"\n### Why {SHORT.get(target, target)} gets the fraction it does\n")
         out.append(investigate_model(target, img, bs, steps, peak["best"], peak1["best"], clock))

@@ -1,4 +1,4 @@
-"""Build the bad-input corpus (issue 7) into a folder at test time (no binary blobs in the repo),
+"""Build the bad-input corpus into a folder at test time (no binary blobs in the repo),
 and run the real command line (`python -m depthbench`) from tests.
 
 Every builder writes one file (or folder) and returns its path. Images are a few pixels of seeded

@@ -1,8 +1,8 @@
 """Shared fixtures. Sections: the cache folder, tiny images, image folders, bundled sources.
 
 Every test runs with `DEPTHBENCH_CACHE` pointing at a per-session temporary folder, so nothing
-touches the user's `~/.cache/depthbench`. Images are a few pixels each: generating the full
-flowers layout (3,670 files) takes about a second.
+touches the user's `~/.cache/depthbench`. Images are a few pixels each, so the full flowers
+layout (`FLOWERS_COUNTS`) is cheap to generate.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from benchmarks.flowers import FLOWERS_COUNTS  # the source study's classes and counts, one home
 from PIL import Image
 from threadpoolctl import threadpool_limits
+
+from depthbench.report.source import FLOWERS_COUNTS  # the source study's data, one home
 
 # ------------------------------------------------------------------------- the cache folder
 
@@ -155,7 +156,7 @@ SYNTHETIC = "synthetic:n=60,size=16,classes=3,seed=0"
 @pytest.fixture(scope="session")
 def synthetic_source():
     """A small synthetic source (60 images of 16 px, 3 classes) in the session cache folder."""
-    from depthbench.data import open_source
+    from depthbench.data.sources import open_source
 
     return open_source(SYNTHETIC)
 

@@ -28,8 +28,9 @@ from depthbench.analysis.probe import Probe, TrainingModeError
 from depthbench.analysis.run import _se_record, analyze_path
 from depthbench.analysisrecord import read_analysis, summarize, write_analysis
 from depthbench.cli.main import main
-from depthbench.engine import TrainConfig, train
 from depthbench.engine.checkpoint import save_weights
+from depthbench.engine.config import TrainConfig
+from depthbench.engine.trainer import train
 from depthbench.layers import SEModule, shifted_window_mask
 from depthbench.models import create_model, family
 
@@ -224,8 +225,8 @@ def _stripe_patch_images(n: int, g: torch.Generator):
 
 
 def test_grad_cam_puts_most_mass_on_the_signal_region():
-    # 12 Adam steps of a ResNet-18 at 32 px learn the class (3 s on an idle core, 13-38 s on the
-    # shared 2-core machine): a trained model is what Grad-CAM must be checked on
+    # 12 Adam steps of a ResNet-18 at 32 px learn the class: a trained model is what Grad-CAM
+    # must be checked on
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     x, y = _stripe_patch_images(256, g)

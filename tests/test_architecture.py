@@ -15,9 +15,9 @@ from depthbench import configio, names
 from depthbench.cli.main import build_parser
 from depthbench.engine.config import RECIPES, TrainConfig, make_config
 from depthbench.errors import ConfigError
-from depthbench.study import load_spec
 from depthbench.study import spec as spec_module
 from depthbench.study.schema import SplitSpec
+from depthbench.study.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,14 +60,17 @@ def test_split_fractions_follow_one_rule_in_train_and_study(val, test):
         configio.DEFAULT_VAL, configio.DEFAULT_VAL)
 
 
-def test_modern_drop_path_table_names_every_model():
+def test_modern_drop_path_comes_from_each_swins_registration(monkeypatch):
     rate = RECIPES["modern"]["drop_path_rate"]
-    swin = [m for m, (fam, _) in names.MODELS.items() if fam == "swin"]
+    swin = names.family_models("swin")
     rates = [rate({"model": m}) for m in swin]
+    assert rates == [names.MODELS[m].modern_drop_path for m in swin]
     assert all(r > 0 for r in rates) and rates == sorted(rates)  # deeper Swin, more drop path
     assert {rate({"model": m}) for m in names.MODELS if m not in swin} == {0.0}
-    with pytest.raises(KeyError):  # a Swin the table does not name gets no silent fallback
-        rate({"model": "swin_large_patch4_window7_224"})
+    # a Swin registered without one gets no silent fallback
+    monkeypatch.setitem(names.MODELS, "swin_large", names.ModelInfo("swin", "Swin-L"))
+    with pytest.raises(ConfigError, match="swin_large declares no modern_drop_path"):
+        rate({"model": "swin_large"})
 
 
 def test_presets_are_the_preset_files(monkeypatch):
@@ -98,6 +101,8 @@ FAST_ERRORS = {
                         "pretrained weights {tmp}/study.yaml: not a weights file (a text file"),
     "resume nothing": (["train", "--model", "resnet18", "--data", "synthetic", "--out", "{tmp}/t6",
                         "--resume"], "--resume: no run to resume in {tmp}/t6 (no such folder)"),
+    "study model": (["run", "--config", "{tmp}/models.yaml", "--out", "{tmp}/s4"],
+                    "models.yaml: models[1]: unknown model or family 'swim' (did you mean swin?)"),
     "study key": (["run", "--config", "{tmp}/seed.yaml", "--out", "{tmp}/s1"],
                   "seed.yaml: seed: unknown key (did you mean seeds?)"),
     "override key": (["run", "--config", "{tmp}/batchsize.yaml", "--out", "{tmp}/s2"],
@@ -135,6 +140,7 @@ def test_a_typo_answers_in_one_line_before_torch_loads(tmp_path):
     smoke = yaml.safe_load((ROOT / "src/depthbench/configs/presets/smoke.yaml").read_text())
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(smoke))
     (tmp_path / "seed.yaml").write_text(yaml.safe_dump(smoke | {"seed": 1}))
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump(smoke | {"models": ["resnet", "swim"]}))
     bad = smoke | {"overrides": {**smoke.get("overrides", {}), "batchsize": 8}}
     (tmp_path / "batchsize.yaml").write_text(yaml.safe_dump(bad))
     (tmp_path / "w.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}" + b" " * 14)
@@ -149,4 +155,4 @@ def test_a_typo_answers_in_one_line_before_torch_loads(tmp_path):
         assert line.format(tmp=tmp_path) in err, (name, err)
     assert not doc["torch"], "a typo waited for torch"
     assert sorted(p.name for p in tmp_path.iterdir()) == [  # no run or study folder made
-        "batchsize.yaml", "seed.yaml", "study.yaml", "w.safetensors"]
+        "batchsize.yaml", "models.yaml", "seed.yaml", "study.yaml", "w.safetensors"]

@@ -1,4 +1,4 @@
-"""Issue 7: the bad-input corpus, each case with its expected outcome, through the real CLI.
+"""The bad-input corpus, each case with its expected outcome, through the real CLI.
 
 Every case ends in one of two ways, never a traceback and never a silent wrong result:
 - ERROR: exit code 2 and exactly one non-empty stderr line that names the culprit;
@@ -87,7 +87,7 @@ TRAINS = {"no_val_images", "one_class", "unknown_model", "negative_lr", "non_num
 
 NEEDS_RUN = {"wrong_class_count", "pickle_code_resume", "predict_truncated", "predict_bomb",
              "predict_odd_images"}
-# Issue 23: one line where a new user met a traceback or a wrong word, run in this process
+# Where a new user could meet a traceback or a wrong word: one line each, run in this process
 # (`badinput.run_main`: they stop before training, so no interpreter start to pay for each).
 IN_PROCESS: dict[str, tuple[str, str]] = {
     "analyze_device_renamed": ("analyze {run} --device cuda",
@@ -222,7 +222,7 @@ def test_zoo_counts_readable_images_once(zoo_check):
 
 def test_odd_modes_are_converted_correctly(corpus):
     """16-bit PNGs are scaled to 8 bits, not clipped to white (a silent wrong result)."""
-    from depthbench.data import open_source
+    from depthbench.data.sources import open_source
 
     src = open_source(str(corpus.zoo))
     gray = src.load_rgb("beta/gray16.png")
@@ -341,7 +341,7 @@ def test_safe_loaders_refuse_code_in_process(tmp_path):
         with pytest.raises(CheckpointError, match=path.name):
             safe_torch_load(path)
         try:
-            from depthbench.engine import load_model_from_checkpoint
+            from depthbench.engine.checkpoint import load_model_from_checkpoint
         except ImportError:
             pass
         else:
@@ -374,7 +374,7 @@ def test_predict_odd_images(corpus, trained):
         f"a 16-bit PNG is not read like its 8-bit twin: {g16} vs {g8}"
 
 
-# ------------------------------------------------------------------------------ issue 23
+# ------------------------------------------------------------------- the in-process cases
 
 def _in_process(corpus, case: str) -> B.Result:
     if case in NO_GPU_CASES:

@@ -12,8 +12,9 @@ from torchvision.transforms.v2 import RandomResizedCrop, TrivialAugmentWide
 from torchvision.transforms.v2 import functional as TF
 
 from depthbench.data import batch_augment as B
-from depthbench.data import batch_random_stage, build_datasets, make_split
-from depthbench.data.transforms import CPU_BATCHED_MAX_SIZE, resize_size
+from depthbench.data.datasets import build_datasets
+from depthbench.data.split import make_split
+from depthbench.data.transforms import CPU_BATCHED_MAX_SIZE, batch_random_stage, resize_size
 from depthbench.errors import ConfigError
 
 # our operation names -> torchvision's TrivialAugmentWide names
@@ -170,29 +171,3 @@ def test_train_split_without_its_random_stage(synthetic_source, tmp_path):
     assert ds["val"][0][0].shape == (3, 12, 12)
     normalized = ds["train"].normalize(B.modern_random_stage(x0[None], 12))
     assert normalized.dtype == torch.float32 and math.isfinite(normalized.sum().item())
-
-
-def test_bench_augment_quick(capsys):
-    from benchmarks import bench_augment
-
-    assert bench_augment.main(["--quick"]) == 0
-    out = capsys.readouterr().out
-    assert "torchvision per image img/s" in out and "ours img/s" in out
-
-
-def test_augment_parity_pairs_the_runs_with_the_reports_test(tmp_path):
-    import json
-
-    from benchmarks import augment_parity
-
-    targets = [0, 1, 2, 3] * 10
-    for side, wrong in (("per-image", 8), ("batched", 2)):
-        for seed in range(3):
-            preds = [(t + 1) % 4 if i < wrong + seed else t for i, t in enumerate(targets)]
-            run = tmp_path / side / f"seed-{seed}"
-            run.mkdir(parents=True)
-            (run / "result.json").write_text(json.dumps(
-                {"best": {"test": {"predictions": preds, "targets": targets}},
-                 "costs": {"train_seconds": 10.0}}))
-    text = augment_parity.analyze(tmp_path, 3)
-    assert "Δ = +15.00 points" in text and "right only batched" in text and ": differ." in text

@@ -3,12 +3,14 @@ assertions (speed figures belong in the benchmarks' own output, not in tests).""
 
 from __future__ import annotations
 
+import importlib
 import re
 
 import pytest
 import torch
 from benchmarks import __main__ as harness
 from benchmarks import (
+    bench_augment,
     bench_channels_last,
     bench_optimizer,
     bench_pointwise,
@@ -32,12 +34,20 @@ def one_thread():
 def test_list_and_unknown_module(capsys):
     assert harness.main(["--list"]) == 0
     names = capsys.readouterr().out.split()
-    for name in ("roofline", "memory", "bench_compile", "bench_threads", "gpu_check"):
+    for name in ("roofline", "memory", "bench_compile", "bench_threads", "bench_worker_start",
+                 "gpu_check"):
         assert name in names
     # on request only, listed last
     assert names[-3:] == ["gpu_check", "precision_parity", "bench_cv_gain"]
     assert harness.main(["--only", "nosuch"]) == 2
     assert "no such benchmark module" in capsys.readouterr().err
+
+
+def test_every_benchmark_module_imports():
+    """What the harness would run imports: a name a benchmark takes from depthbench still
+    exists."""
+    for name in harness.available():
+        importlib.import_module(f"benchmarks.{name}")
 
 
 def test_timing_helpers_and_table():
@@ -126,3 +136,9 @@ def test_memory_child_rss_is_its_own():
     assert 50 < r["idle_mib"] < r["peak_mib"]
     # resnet18's gradients + Adam's two moments alone are 3 x 45 MiB beyond the weights
     assert r["train_mib"] > 120
+
+
+def test_bench_augment_quick(capsys):
+    assert bench_augment.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "torchvision per image img/s" in out and "ours img/s" in out

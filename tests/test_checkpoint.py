@@ -12,7 +12,8 @@ from safetensors.torch import save_file
 
 from depthbench._io import weights_format
 from depthbench.cli.main import main
-from depthbench.engine import TrainConfig, load_pretrained, make_config
+from depthbench.engine.checkpoint import load_pretrained
+from depthbench.engine.config import TrainConfig, make_config
 from depthbench.engine.optim import build_optimizer
 from depthbench.errors import CheckpointError, ConfigError
 from depthbench.models import create_model
@@ -130,7 +131,7 @@ def test_option_table_generates_the_train_flags_and_help(capsys, monkeypatch):
 
 def test_the_old_recipe_name_is_read_with_a_one_line_notice(capsys, monkeypatch):
     from depthbench import configio
-    from depthbench.data import normalization
+    from depthbench.data.transforms import normalization
 
     monkeypatch.setattr(configio, "_NOTICED", set())
     old = TrainConfig.for_recipe("seed", model="resnet18", data="x")

@@ -24,8 +24,11 @@ from depthbench.data.folds import cell_seed
 from depthbench.errors import ConfigError, StudyInterrupted
 from depthbench.report import stats as S
 from depthbench.runrecord import RUN_DIR_PATTERN
-from depthbench.study import load_spec, local, packing, plan_runs, run_study, validate_spec
+from depthbench.study import local, packing
 from depthbench.study.folder import check_folder, preflight, record_cells, record_study
+from depthbench.study.grid import plan_runs
+from depthbench.study.runner import run_study
+from depthbench.study.spec import load_spec, validate_spec
 from depthbench.study.summary import Summary
 
 BASE = {"name": "t", "data": "synthetic", "models": ["resnet18", "seresnet18"]}

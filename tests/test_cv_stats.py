@@ -1,19 +1,19 @@
 """The cross-validated comparison (the crossed CV t): against an independent linear-model
 computation, recomputed from what comparisons.csv carries, the planner's projection equal to the
 report's detectable difference, and a small calibration with real learners trained on the folds
-the study code makes (benchmarks/bench_cv_calibration.py has the full tables)."""
+the study code makes (benchmarks/bench_cv_calibration.py measures the full tables)."""
 
 import itertools
 import math
 
 import numpy as np
 import pytest
-from benchmarks import bench_cv_calibration as B
 from scipy import stats
 
 import crossed_cv
 from depthbench.data.folds import make_folds
 from depthbench.report import stats as S
+from depthbench.testing import calibration as C
 
 
 def _cells(rng, n=36, folds=3, repeats=2, seeds=2, image_sd=0.3, run_sd=0.05, base=0.7,
@@ -74,7 +74,7 @@ def test_fit_is_unbiased_and_the_test_calibrated_on_normal_data():
     idx = np.broadcast_to(fold[:, :, None, :], (sims, repeats, seeds, n))
     d = (rng.normal(0, sd[0], (sims, 1, 1, n)) + rng.normal(0, sd[3], (sims, repeats, seeds, n))
          + np.take_along_axis(np.swapaxes(train + seed, 2, 3), idx, axis=3))
-    total, sq, sizes, image_sq = B.sufficient(d, fold, folds)
+    total, sq, sizes, image_sq = C.sufficient(d, fold, folds)
     mean, theta = S.cv_fit(total, sq, sizes, image_sq)
     got = theta.mean(axis=0)
     assert got[[0, 3]] == pytest.approx(comp[[0, 3]], rel=0.05)
@@ -125,7 +125,7 @@ def test_detectable_difference_has_80_percent_power_by_simulation():
         d = (delta + rng.normal(0, math.sqrt(comp.image), (sims, 1, 1, n))
              + rng.normal(0, math.sqrt(comp.res), (sims, repeats, 1, n))
              + np.take_along_axis(np.swapaxes(runs, 2, 3), idx, axis=3))
-        return np.mean(S.cv_p(*B.sufficient(d, fold, folds)) < S.ALPHA / m)
+        return np.mean(S.cv_p(*C.sufficient(d, fold, folds)) < S.ALPHA / m)
 
     assert 0.74 <= power(gap) <= 0.88
     assert power(gap / 2) < 0.4
@@ -230,18 +230,18 @@ def test_corrected_k_fold_t_from_its_formula():
 # --------------------------------------------------------------------------------- calibration
 @pytest.fixture(scope="module")
 def learner_studies():
-    """100 simulated 5-fold x 2 x 3-seed studies of the real learner on 300 ELPV images (the
-    benchmark's generator: A and B equally good by construction, trained on `make_folds`'s
-    folds with `cell_seed`'s seeds)."""
-    feats = B.elpv_features(300)
-    studies = [B.Study(i, feats).cv(5, 2, 3) for i in range(100)]
+    """100 simulated 5-fold x 2 x 3-seed studies of the real learner on 300 ELPV images
+    (`LearnerStudy`: A and B equally good by construction, trained on `make_folds`'s folds with
+    `cell_seed`'s seeds)."""
+    feats = C.elpv_features(300)
+    studies = [C.LearnerStudy(i, feats).cv(5, 2, 3) for i in range(100)]
     return np.stack([d[0] for d, _ in studies]), np.stack([f for _, f in studies])
 
 
 def test_calibrated_with_real_learners_where_the_naive_tests_are_not(learner_studies,
                                                                      record_property):
     d, fold = learner_studies
-    rates = {m: B.reject(d, fold, 5, m) for m in B.METHODS}
+    rates = {m: C.cv_reject(d, fold, 5, m) for m in C.CV_METHODS}
     record_property("cv_false_positive_rates_5x2x3", rates)
     print(f"false positives, 5-fold x 2 x 3 seeds, real learners: {rates}")
     assert rates["report"] <= 0.08
@@ -251,7 +251,7 @@ def test_calibrated_with_real_learners_where_the_naive_tests_are_not(learner_stu
 
 def test_vectorised_p_is_the_reports_own_test(learner_studies):
     d, fold = learner_studies
-    p = B.p_values(d[:5], fold[:5], 5)
+    p = C.cv_p_values(d[:5], fold[:5], 5)
     for x, f, q in zip(d[:5], fold[:5], p):
         cells = [S.Cell(r, k, s, np.flatnonzero(f[r] == k), (x[r, s, f[r] == k] == 1).astype(int),
                         (x[r, s, f[r] == k] == -1).astype(int), 0)

@@ -13,17 +13,11 @@ import torch
 from PIL import Image
 
 from conftest import ALL_MODES, FLOWERS_COUNTS, MODE_FORMATS, SYNTHETIC, make_image
-from depthbench.data import (
-    Manifest,
-    build_datasets,
-    build_transform,
-    make_split,
-    normalization,
-    open_source,
-    preprocess_image,
-    run_manifest,
-    to_rgb,
-)
+from depthbench.data.datasets import build_datasets
+from depthbench.data.images import to_rgb
+from depthbench.data.sources import open_source
+from depthbench.data.split import Manifest, make_split, run_manifest
+from depthbench.data.transforms import build_transform, normalization, preprocess_image
 from depthbench.errors import ConfigError, DataError
 
 # ------------------------------------------------------------------------------ splits
@@ -32,7 +26,7 @@ from depthbench.errors import ConfigError, DataError
 def test_flowers_layout_gives_the_source_study_split(flowers_dir):
     source = open_source(flowers_dir)
     assert source.classes == sorted(FLOWERS_COUNTS)
-    assert len(source.files) == 3670 and not source.problems
+    assert len(source.files) == sum(FLOWERS_COUNTS.values()) and not source.problems
     m = make_split(source)  # val=0.1, the source study's int(n * 0.1) per class
     assert m.counts() == {"train": 3306, "val": 364, "test": 0}
     assert {c: v["val"] for c, v in m.class_counts().items()} == {
@@ -41,8 +35,8 @@ def test_flowers_layout_gives_the_source_study_split(flowers_dir):
     other = make_split(source, seed=1)
     assert other.counts() == m.counts() and other.hash != m.hash
     with_test = make_split(source, val=0.1, test=0.2)
-    n_test = sum(int(n * 0.2) for n in FLOWERS_COUNTS.values())  # 731: rounded down per class
-    assert with_test.counts() == {"train": 3670 - 364 - n_test, "val": 364, "test": n_test}
+    n_test = sum(int(n * 0.2) for n in FLOWERS_COUNTS.values())  # rounded down per class
+    assert with_test.counts() == {"train": 3306 - n_test, "val": 364, "test": n_test}
     # entries(split) is ordered by class then path: the order of per-sample predictions
     val = with_test.entries("val")
     assert val == sorted(val, key=lambda e: (e.label, e.path))
@@ -416,7 +410,7 @@ def test_streaming_survives_a_file_broken_mid_training(image_folder, caplog):
 
 
 def test_read_image_errors_name_the_file(tmp_path, monkeypatch):
-    from depthbench.data import read_image
+    from depthbench.data.images import read_image
 
     (tmp_path / "t.jpg").write_text("text")
     make_image("RGB", size=(40, 40)).save(tmp_path / "big.png")

@@ -12,7 +12,9 @@ from PIL import Image
 
 from conftest import make_image
 from depthbench.cli.main import main
-from depthbench.data import check_dataset, make_split, open_source
+from depthbench.data.check import check_dataset
+from depthbench.data.sources import open_source
+from depthbench.data.split import make_split
 
 
 def _by_path(result: dict) -> dict[str, list[dict]]:

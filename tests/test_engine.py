@@ -13,20 +13,15 @@ import torch
 from safetensors import safe_open
 
 from depthbench.cli.main import main
-from depthbench.data import Manifest
-from depthbench.data.split import train_eval_manifest
-from depthbench.engine import (
-    METRICS_COLUMNS,
-    TrainConfig,
-    TrainingInterrupted,
-    evaluate_checkpoint,
-    load_model_from_checkpoint,
-    predict,
-    train,
-)
+from depthbench.data.split import Manifest, train_eval_manifest
+from depthbench.engine.checkpoint import load_model_from_checkpoint
+from depthbench.engine.config import TrainConfig
 from depthbench.engine.devices import resolve_precision
+from depthbench.engine.evaluate import evaluate_checkpoint, predict
+from depthbench.engine.trainer import TrainingInterrupted, train
 from depthbench.errors import CheckpointError, ConfigError, RunFailed
 from depthbench.models.complexity import macs_224
+from depthbench.runrecord import METRICS_COLUMNS
 
 DATA = "synthetic:n=48,size=32,classes=3,seed=0"  # 16 images per class
 
@@ -143,7 +138,7 @@ def test_evaluate_reproduces_recorded_accuracy(cnn_run, cache, capsys):
 
 
 def test_predict_rebuilds_model_from_metadata(cnn_run, cache, capsys):
-    from depthbench.data import open_source
+    from depthbench.data.sources import open_source
 
     out, result = cnn_run
     model, meta = load_model_from_checkpoint(out / "best.safetensors")
@@ -237,7 +232,7 @@ def test_channels_last_default_follows_device_and_size():
 
 def test_recipe_drop_path_reaches_the_model():
     # Swin's own default (0.1, as timm's) must not leak into the source recipe's 0.0
-    from depthbench.engine import TrainConfig
+    from depthbench.engine.config import TrainConfig
     from depthbench.models import create_model
 
     def drop_probs(recipe):
@@ -337,7 +332,7 @@ def test_run_without_a_validation_split_keeps_the_last_epoch(tmp_path, cache):
     assert result["status"] == "finished" and result["best_epoch"] == 2
     assert result["best"]["val"] is None and result["best"]["test"]["total"] == 12
     assert {r["val_acc"] for r in read_rows(out)} == {""}
-    # and its rerun is a no-op like any finished run's (it used to fail formatting a val score)
+    # and its rerun is a no-op like any finished run's (no val score to format)
     again = train(tiny(cache, val=0.0, epochs=2, limit_train_batches=1), out, progress=False,
                   resume=False)
     assert again["provenance"]["started"] == result["provenance"]["started"]

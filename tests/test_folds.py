@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import make_grouped_folder
-from depthbench.data import Manifest, make_split, open_source
 from depthbench.data.folds import Partition, cell_seed, make_folds, make_partition
 from depthbench.data.groups import read_groups
+from depthbench.data.sources import open_source
+from depthbench.data.split import Manifest, make_split
 from depthbench.errors import DataError
 
 

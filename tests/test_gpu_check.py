@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from benchmarks import device_wheels as dw
 from benchmarks import gpu_check
-from benchmarks.flowers import FLOWERS_COUNTS, make_flowers_folder, scaled_counts
+from benchmarks.flowers import make_flowers_folder, scaled_counts
 from PIL import Image
+
+from depthbench.report.source import FLOWERS_COUNTS
 
 ROOT = Path(__file__).resolve().parents[1]
 # kept between runs: the fetch needs a package registry, the test then none

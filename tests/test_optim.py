@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from depthbench.engine import TrainConfig
+from depthbench.engine.config import TrainConfig
 from depthbench.engine.optim import build_optimizer, lr_factor, make_optimizer, use_fused
 from depthbench.models import create_model
 

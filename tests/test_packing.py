@@ -8,21 +8,25 @@ import io
 import pytest
 import torch
 import yaml
-from benchmarks.bench_memory_estimate import measured_step
 from rich.console import Console
 
 import depthbench.cpus
 from depthbench.cli.main import main
-from depthbench.data import make_split, open_source
+from depthbench.data.sources import open_source
+from depthbench.data.split import make_split
 from depthbench.engine.config import make_config
 from depthbench.errors import ConfigError
 from depthbench.models.complexity import count_params, meta_model, training_memory
-from depthbench.study import load_spec, local, packing, plan_runs, validate_spec
+from depthbench.report.source import FLOWERS_COUNTS
+from depthbench.study import local, packing
+from depthbench.study.grid import plan_runs
 from depthbench.study.packing import GiB, Gpu, core_shares, place, run_peak, slots
+from depthbench.study.spec import load_spec, validate_spec
 from depthbench.study.summary import Summary
+from depthbench.testing.models import measured_step
 
 BASE = {"name": "t", "data": "synthetic", "models": ["resnet18"]}
-FLOWERS = 3670  # images of the flowers folder, all held on the device
+FLOWERS = sum(FLOWERS_COUNTS.values())  # images of the flowers folder, all held on the device
 
 
 def config(model: str, batch: int = 128, size: int = 224):
@@ -32,9 +36,9 @@ def config(model: str, batch: int = 128, size: int = 224):
 
 # ------------------------------------------------------------------------------- the spec
 
-def test_jobs_is_auto_by_default_and_numbers_still_work(tmp_path):
+def test_jobs_is_auto_by_default_or_a_number(tmp_path):
     assert validate_spec(BASE).jobs == "auto"
-    assert validate_spec({**BASE, "jobs": None}).jobs == "auto"  # a study.yaml from before auto
+    assert validate_spec({**BASE, "jobs": None}).jobs == "auto"  # a study.yaml that left it null
     assert validate_spec({**BASE, "jobs": 3}).jobs == 3
     assert validate_spec({**BASE, "jobs": "2"}).jobs == 2
     for bad in (0, "many", True):
@@ -156,7 +160,7 @@ def test_a_fixed_number_on_gpus_is_kept_with_its_cores(tmp_path, monkeypatch):
     assert s.where == "on GPU 2,5, 4 cores each"
 
 
-def test_without_a_gpu_auto_is_one_run_with_every_core_as_before(tmp_path, monkeypatch):
+def test_without_a_gpu_auto_is_one_run_with_every_core(tmp_path, monkeypatch):
     cpus = [0, 1, 2, 3]
     small = {**MIXED, "img_size": 32, "models": ["resnet18", "resnet34"], "overrides": {}}
     s, _ = _scheduler(tmp_path, monkeypatch, validate_spec(small), [], cpus)
@@ -173,9 +177,9 @@ def test_without_a_gpu_auto_is_one_run_with_every_core_as_before(tmp_path, monke
 @pytest.mark.slow
 def test_runs_sharing_a_gpu_get_their_own_cores(tmp_path, monkeypatch):
     """A whole study on a pretend GPU (its runs train on this CPU): two runs at once, each
-    worker pinned to its own core and told its GPU. Slow (about 40 s here): on a GPU machine
+    worker pinned to its own core and told its GPU. Slow: on a GPU machine
     the fork server preloads nothing, so both workers import torch and Lightning afresh."""
-    from depthbench.study import run_study
+    from depthbench.study.runner import run_study
 
     cpus = depthbench.cpus.usable_cpus()
     if len(cpus) < 2:

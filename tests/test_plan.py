@@ -16,11 +16,13 @@ import yaml
 
 from depthbench import runrecord
 from depthbench.cli.main import main
-from depthbench.data import make_split, open_source
-from depthbench.data.split import train_eval_manifest
+from depthbench.data.sources import open_source
+from depthbench.data.split import make_split, train_eval_manifest
 from depthbench.errors import DepthbenchError
-from depthbench.study import load_spec, plan_runs, run_study
+from depthbench.study.grid import plan_runs
 from depthbench.study.plan import estimate, timing
+from depthbench.study.runner import run_study
+from depthbench.study.spec import load_spec
 
 SMOKE = {"data": "synthetic:n=60,size=32,classes=3,seed=0", "split": {"val": 0.2, "test": 0.3},
          "recipe": "modern", "img_size": 32,

@@ -1,4 +1,4 @@
-"""Issue 7, faults: kill a study anywhere and lose nothing; one study per folder; a full disk;
+"""Faults: kill a study anywhere and lose nothing; one study per folder; a full disk;
 a NaN loss.
 
 The study is the packaged `smoke` preset shrunk to seconds (16 px images, one model, two seeds,
@@ -649,8 +649,8 @@ def test_full_disk_stops_clearly_and_keeps_the_previous_checkpoint(tmp_path, mon
 
 def test_a_failed_write_says_whether_a_previous_version_exists(tmp_path, monkeypatch):
     """A full disk surfaces at the write or at fsync: the message says whether the file being
-    replaced is still there and intact, or that there was none (it used to claim "intact" for a
-    file that never existed)."""
+    replaced is still there and intact, or that there was none (never "intact" for a file that
+    never existed)."""
     import depthbench._io as dio
     from depthbench.errors import DepthbenchError
 

@@ -1,4 +1,4 @@
-"""Issue 7, security: no code runs from any file depthbench reads.
+"""Security: no code runs from any file depthbench reads.
 
 - A static scan of `src/` (the syntax tree, not a text grep, so comments and docstrings do not
   count and aliases do): no eval/exec, no pickle/marshal/shelve/dill loads, no unsafe YAML loader,
@@ -158,7 +158,8 @@ def test_src_loads_no_code():
 def split_file(tmp_path):
     """A real folder, its saved manifest, and a copy of one image outside the folder (same bytes,
     so a hash check alone would accept it)."""
-    from depthbench.data import make_split, open_source
+    from depthbench.data.sources import open_source
+    from depthbench.data.split import make_split
 
     root = make_image_folder(tmp_path / "data", {"a": 10, "b": 10}, ext=".jpg")
     source = open_source(str(root))
@@ -176,7 +177,7 @@ def test_manifest_paths_outside_the_data_root_are_refused(split_file, tmp_path, 
     refuse it; the file it points at exists with the listed content hash."""
     import dataclasses
 
-    from depthbench.data import Manifest
+    from depthbench.data.split import Manifest
     from depthbench.errors import DataError
 
     source, path, victim = split_file

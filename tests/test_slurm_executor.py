@@ -18,9 +18,10 @@ from rich.console import Console
 
 from depthbench.cli.main import main
 from depthbench.errors import ConfigError
-from depthbench.study import load_spec, run_study, validate_spec
 from depthbench.study.records import annotate_run
+from depthbench.study.runner import run_study
 from depthbench.study.slurm import _phase, job_provenance
+from depthbench.study.spec import load_spec, validate_spec
 
 TINY = {"data": "synthetic:n=60,size=32,classes=3,seed=0", "split": {"val": 0.2, "test": 0.3},
         "recipe": "modern", "img_size": 32, "models": ["resnet18"],
@@ -166,7 +167,8 @@ def test_preempted_job_checkpoints_requeues_and_resumes(tmp_path):
     plan = plan_runs(spec)[0]
     run = tmp_path / plan.name
     run.mkdir()
-    from depthbench.data import make_split, open_source
+    from depthbench.data.sources import open_source
+    from depthbench.data.split import make_split
 
     make_split(open_source(spec.data), val=0.2, test=0.3).save(tmp_path / "split.json")
     ex = submitit.AutoExecutor(folder=tmp_path / "jobs" / "%j", cluster="local")

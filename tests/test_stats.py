@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from benchmarks.bench_calibration import irt_model, p_values, reject_rate, suite_model
 from scipy import stats
 
 from depthbench.report import stats as S
+from depthbench.testing.calibration import irt_model, paired_p_values, reject_rate, suite_model
 
 
 def _wilson_by_hand(k, n, z=1.959963984540054):
@@ -178,10 +178,10 @@ def test_class_metrics_and_degenerate_worked_by_hand():
 
 
 # --------------------------------------------------------------------------------- calibration
-# Two generative models (benchmarks/bench_calibration.py, where BENCHMARKS.md's larger runs come
-# from): the suite's own, with a small run-to-run shift and a strong image x architecture
-# interaction, and an item-response one, where most images are always right or always wrong and
-# runs shift by about 4.5 points.
+# Two generative models (depthbench.testing.calibration; benchmarks/bench_calibration.py runs
+# more simulations of them): the suite's own, with a small run-to-run shift and a strong image x
+# architecture interaction, and an item-response one, where most images are always right or
+# always wrong and runs shift by several points.
 MODELS = {"suite": (suite_model, {}), "item response": (irt_model, {"shift": 1.0})}
 
 
@@ -207,14 +207,14 @@ def test_one_seed_is_calibrated_for_the_two_runs_it_compares():
 
 def test_the_crossed_t_alone_is_not_calibrated_with_two_seeds():
     """Why the seed-level t is there: with runs shifting by several points, the crossed t alone
-    rejects about twice as often as it should with two seeds."""
+    rejects too often with two seeds."""
     a, b = irt_model(np.random.default_rng([2, 13]), 1500, 2, shift=1.0)
     assert reject_rate(a, b, "crossed") > 0.08 >= 0.07 >= reject_rate(a, b)
 
 
 def test_vectorised_p_is_the_reports_own_test():
     a, b = irt_model(np.random.default_rng(5), 40, 3, shift=0.7)
-    p = p_values(a, b)
+    p = paired_p_values(a, b)
     assert p == pytest.approx([S.compare_outcomes(list(x), list(y))[0].p for x, y in zip(a, b)])
 
 

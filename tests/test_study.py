@@ -16,14 +16,16 @@ import yaml
 from rich.console import Console
 
 from depthbench.cli.main import main
-from depthbench.data import check_dataset
+from depthbench.data.check import check_dataset
 from depthbench.errors import ConfigError, DataError
-from depthbench.study import PRESETS, load_spec, plan_runs, validate_spec
+from depthbench.names import MODELS, family_models
 from depthbench.study.folder import Start, check_folder, preflight, record_study
+from depthbench.study.grid import plan_runs
 from depthbench.study.local import _death_reason
 from depthbench.study.lock import StudyLock, StudyLocked
 from depthbench.study.records import epochs_done, status_of, write_failure
 from depthbench.study.runner import _todo
+from depthbench.study.spec import PRESETS, load_spec, validate_spec
 from depthbench.study.summary import Summary
 
 BASE = {"name": "t", "data": "synthetic", "models": ["resnet18"]}
@@ -46,10 +48,10 @@ def test_presets_load_and_plan(preset, tmp_path):
     assert len(set(names)) == len(names)
     variants = {r.variant for r in runs}
     assert "base" in variants and any(v.startswith("keydrop") for v in variants)
-    if preset != "smoke":  # the study's grid: nine models, key dropout for both attention families
-        assert len(spec.models) == 9
-        assert {r.model for r in runs if r.variant.startswith("sedrop")} <= {
-            "seresnet18", "seresnet34", "seresnet50"}
+    if preset != "smoke":  # the study's grid: every model, key dropout for both attention families
+        assert spec.models == list(MODELS)
+        assert {r.model for r in runs if r.variant.startswith("sedrop")} <= set(
+            family_models("seresnet"))
         assert any(v.startswith("sedrop") for v in variants)
     for r in runs:  # every grid point resolves to a valid TrainConfig with its model options
         c = r.train_config()
@@ -81,7 +83,11 @@ def test_smoke_seeds_override_and_grid_order():
 # ------------------------------------------------------------------------------ validation
 
 @pytest.mark.parametrize("change, message", [
-    ({"models": ["resnet18", "seresnet34", "resnet19"]}, r"models\[2\]: unknown model 'resnet19'"),
+    ({"models": ["resnet18", "seresnet34", "resnet19"]},
+     r"models\[2\]: unknown model or family 'resnet19' \(did you mean resnet18\?\)"),
+    ({"models": "swim"}, r"models: unknown model or family 'swim' \(did you mean swin\?\); give "
+                         r"all, a family"),
+    ({"models": ["resnet", "resnet18"]}, r"models: lists 'resnet18' twice"),
     ({"modles": ["resnet18"]},
      r"modles: unknown key \(did you mean models\?\); valid keys here: name, data"),
     ({"split": {"val": 0.5, "test": 0.5}}, r"split: val \+ test = 1 leaves no training images"),
@@ -173,7 +179,7 @@ def test_a_rerun_may_change_seeds_jobs_and_how_runs_execute(tmp_path):
 
 def test_study_yaml_says_the_study_as_it_now_stands(tmp_path):
     """A rerun with fewer seeds records them (the report then covers those and names the other
-    seeds' folders as left out); it used to keep the union of every seed ever run."""
+    seeds' folders as left out), not the union of every seed ever run."""
     start = Start(manifest=None, new_split=False, warnings=[])
     console = Console(file=io.StringIO())
     record_study(tmp_path, validate_spec({**BASE, "seeds": 3}), start, console)

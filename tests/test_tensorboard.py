@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from depthbench.engine import TrainConfig, train
+from depthbench.engine.config import TrainConfig
+from depthbench.engine.trainer import train
 
 pytest.importorskip("tensorboard", reason="the tensorboard extra: pip install -e '.[tensorboard]'")
 from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402

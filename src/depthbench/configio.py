@@ -20,8 +20,8 @@ from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from depthbench.errors import ConfigError, did_you_mean
 
-# The training recipes. `source` reproduces the source study; it was called `seed` until the
-# random `seed` beside it made that name ambiguous: the old name is still read, with a notice.
+# The training recipes. `source` reproduces the source study. `seed` is read as `source`, with a
+# notice: as a recipe's name it is ambiguous beside the random `seed`.
 RecipeName = Literal["source", "modern"]
 RECIPE_NAMES: tuple[str, ...] = get_args(RecipeName)
 RENAMED_RECIPES = {"seed": "source"}

@@ -1,37 +1,89 @@
-"""The one table of model names and options: the nine canonical names (timm's), their aliases,
-families and the names a report prints, in one canonical order (ResNet, SE-ResNet, Swin; by
-depth); the options `create_model` takes, which families take them and their defaults; the
-study's ablations.
+"""The model table and the model options: every model's canonical name (timm's), aliases,
+family and the name a report prints, in one canonical order (ResNet, SE-ResNet, Swin; within a
+family, the order its functions stand in their file); the options `create_model` takes, which
+families take them and their defaults; the study's ablations.
 
-Standard library only, so the registry (torch), the option tables (`TrainConfig`, the study
-spec: read by `--help`) and the report (no torch) all read it.
+A model variant is declared once, by its registered function in `depthbench/models/`
+(`@register_model("resnet", "ResNet-18")`). This module reads those declarations from the source
+text (nothing imported), so the option tables that `--help` prints, the checks that run
+before torch loads and the report (no torch) know every model the registry builds; a variant
+registered outside `depthbench/models/` (a test's) joins the table when its module is imported
+(`add_model`, called by `register_model`). Standard library only.
 """
 
 from __future__ import annotations
 
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from depthbench.errors import ConfigError, did_you_mean
 
-# canonical name -> (family, display name), in the canonical order
-MODELS: dict[str, tuple[str, str]] = {
-    "resnet18": ("resnet", "ResNet-18"),
-    "resnet34": ("resnet", "ResNet-34"),
-    "resnet50": ("resnet", "ResNet-50"),
-    "seresnet18": ("seresnet", "SE-ResNet-18"),
-    "seresnet34": ("seresnet", "SE-ResNet-34"),
-    "seresnet50": ("seresnet", "SE-ResNet-50"),
-    "swin_tiny_patch4_window7_224": ("swin", "Swin-T"),
-    "swin_small_patch4_window7_224": ("swin", "Swin-S"),
-    "swin_base_patch4_window7_224": ("swin", "Swin-B"),
-}
-ALIASES: dict[str, str] = {
-    "swin_t": "swin_tiny_patch4_window7_224",
-    "swin_s": "swin_small_patch4_window7_224",
-    "swin_b": "swin_base_patch4_window7_224",
-}
 # family -> display name, in the canonical order
 FAMILIES: dict[str, str] = {"resnet": "ResNet", "seresnet": "SE-ResNet", "swin": "Swin"}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a registered function declares besides building the model (`register_model`'s
+    arguments)."""
+
+    family: str
+    display: str  # how a report prints it: "SE-ResNet-18", "Swin-T"
+    aliases: tuple[str, ...] = ()
+    # the modern recipe's stochastic depth for this model; None: its family's (engine.config)
+    modern_drop_path: float | None = None
+
+
+_MODELS_DIR = Path(__file__).parent / "models"
+# A module-level function's `@register_model(...)`, up to its `def NAME` (the arguments are parsed
+# by `ast` below; only these lines are read, not the whole module)
+_DECLARATION = re.compile(r"^@register_model(\(.*?\))\s*\n(?:@.*\n)*def (\w+)", re.M | re.S)
+
+
+def _declared(folder: Path = _MODELS_DIR) -> list[tuple[str, ModelInfo]]:
+    """(name, info) of every function decorated `@register_model(...)` in `folder`'s modules, in
+    file order; the decorator's arguments must be literals (a ValueError names the function)."""
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        for m in _DECLARATION.finditer(path.read_text(encoding="utf-8")):
+            args, name = m.groups()
+            try:
+                call = ast.parse(f"register_model{args}", mode="eval").body
+                found.append((name, ModelInfo(*map(ast.literal_eval, call.args), **{
+                    k.arg: ast.literal_eval(k.value) for k in call.keywords})))
+            except (SyntaxError, ValueError, TypeError) as e:
+                raise ValueError(f"{path.name}: @register_model of {name}: give literal "
+                                 f"arguments (family, display name, aliases=...): {e}") from None
+    return found
+
+
+# canonical name -> ModelInfo, in the canonical order; alias -> canonical name
+MODELS: dict[str, ModelInfo] = {}
+ALIASES: dict[str, str] = {}
+
+
+def add_model(name: str, info: ModelInfo) -> None:
+    """Put model `name` into the table (a name declared already must be declared alike), keeping
+    the canonical order: families in FAMILIES' order, each in the order its models were added."""
+    if info.family not in FAMILIES:
+        raise ValueError(f"{name}: unknown family {info.family!r}; families: {', '.join(FAMILIES)}")
+    if MODELS.get(name, info) != info:
+        raise ValueError(f"{name} is declared twice, differently: {MODELS[name]} and {info}")
+    taken = [a for a in (name, *info.aliases) if ALIASES.get(a, name) != name
+             or (a != name and a in MODELS)]
+    if taken:
+        raise ValueError(f"{name}: the name {taken[0]!r} belongs to another model")
+    entries = {**MODELS, name: info}
+    MODELS.clear()
+    MODELS.update(sorted(entries.items(), key=lambda kv: list(FAMILIES).index(kv[1].family)))
+    ALIASES.update(dict.fromkeys(info.aliases, name))
+
+
+for _name, _info in _declared():
+    add_model(_name, _info)
 
 
 # --- model options -----------------------------------------------------------------------------
@@ -41,6 +93,8 @@ KEY_DROP_SCHEDULES = ("constant", "linear")
 # The one default of how keys are dropped, for `train --key-drop` and a study's key_drop variant:
 # DropKey (Li et al., CVPR 2023), the published form (layers/key_drop.py has both).
 DEFAULT_KEY_DROP_MODE = "dropkey"
+# ... and of its rate over depth, for both: the same rate in every block.
+DEFAULT_KEY_DROP_SCHEDULE = "constant"
 
 _ALL = tuple(FAMILIES)
 # create_model's keyword arguments: option -> (the families that take it, its "off" value: what
@@ -51,7 +105,7 @@ MODEL_OPTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
     "drop_path_rate": (_ALL, 0.0),
     "key_drop": (("swin",), 0.0),
     "key_drop_mode": (("swin",), DEFAULT_KEY_DROP_MODE),
-    "key_drop_schedule": (("swin",), "constant"),
+    "key_drop_schedule": (("swin",), DEFAULT_KEY_DROP_SCHEDULE),
     "se_drop": (("seresnet",), 0.0),
     "fused_attn": (("swin",), True),
 }
@@ -59,10 +113,6 @@ MODEL_OPTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
 # window attention; SE-ResNet has no key, so its "key dropout" drops SE channel gates (the source
 # study's "key dropout").
 ABLATIONS: dict[str, str] = {k: MODEL_OPTIONS[k][0][0] for k in ("key_drop", "se_drop")}
-# The SE ablation's pairs: each SE-ResNet and the ResNet of its depth (a new depth in MODELS
-# joins it by its names alone).
-SE_PAIRS: dict[str, str] = {m: m.removeprefix("se") for m, (fam, _) in MODELS.items()
-                            if fam == "seresnet" and m.removeprefix("se") in MODELS}
 # The options a study's variant sets (an ablation's rate, and how keys are dropped).
 VARIANT_OPTIONS = ("key_drop", "key_drop_mode", "key_drop_schedule", "se_drop")
 # The options a study may set per family or per model (`model_options: {swin: {window_size: 4}}`).
@@ -78,7 +128,7 @@ def model_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """The options of `options` that model `name` (canonical) takes. An unknown option, or one
     that does not apply to its family at a value other than its "off" value, is a ConfigError:
     never a silent no-op (a config carrying every option at its default fits any family)."""
-    fam = MODELS[name][0]
+    fam = MODELS[name].family
     allowed = family_options(fam)
     taken = {}
     for key, value in options.items():
@@ -97,6 +147,43 @@ def model_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- names --------------------------------------------------------------------------------------
+
+def se_pairs() -> dict[str, str]:
+    """The SE ablation's pairs: each SE-ResNet and the ResNet of its depth (`seresnet50` ->
+    `resnet50`; a new depth joins by its names alone)."""
+    return {m: m.removeprefix("se") for m, info in MODELS.items()
+            if info.family == "seresnet" and m.removeprefix("se") in MODELS}
+
+
+def family_models(family: str) -> list[str]:
+    """The models of `family`, in the canonical order."""
+    return [m for m, info in MODELS.items() if info.family == family]
+
+
+# What a study's `models:` may name besides models: every model, or a family's.
+ALL_MODELS = "all"
+
+
+def expand_models(entries: str | list[str]) -> list[str]:
+    """Canonical model names for a study's `models:` (`all`, a family name standing for its
+    models, or model names and aliases, alone or in a list), in the order given; an unknown
+    entry is a `ConfigError` naming the closest valid one."""
+    out: list[str] = []
+    for entry in [entries] if isinstance(entries, str) else entries:
+        key = str(entry).strip().lower()
+        if key == ALL_MODELS:
+            out += list(MODELS)
+        elif key in FAMILIES:
+            out += family_models(key)
+        elif _lookup(key) is None:
+            valid = [ALL_MODELS, *FAMILIES, *MODELS, *ALIASES]
+            raise ConfigError(f"unknown model or family {entry!r}{did_you_mean(entry, valid)}; "
+                              f"give {ALL_MODELS}, a family ({', '.join(FAMILIES)}) or model "
+                              f"names ({', '.join(MODELS)})")
+        else:
+            out.append(_lookup(key))
+    return out
+
 
 def _lookup(name: str) -> str | None:
     key = str(name).strip().lower()
@@ -125,7 +212,7 @@ def family_of(name: str) -> str:
     the name itself."""
     m = canonical(name)
     if m in MODELS:
-        return MODELS[m][0]
+        return MODELS[m].family
     for fam in sorted(FAMILIES, key=len, reverse=True):  # "seresnet" before "resnet"
         if m.startswith(fam):
             return fam
@@ -135,7 +222,7 @@ def family_of(name: str) -> str:
 def display_name(name: str) -> str:
     """How a report prints a model: 'SE-ResNet-18', 'Swin-T'; an unknown name unchanged."""
     m = canonical(name)
-    return MODELS[m][1] if m in MODELS else str(name)
+    return MODELS[m].display if m in MODELS else str(name)
 
 
 def family_display(fam: str) -> str:
@@ -143,7 +230,7 @@ def family_display(fam: str) -> str:
 
 
 def model_order(name: str) -> tuple[int, str]:
-    """Sort key: the canonical order, unknown names after the nine, alphabetically."""
+    """Sort key: the canonical order, unknown names after the known ones, alphabetically."""
     m = canonical(name)
     order = list(MODELS)
     return (order.index(m) if m in order else len(order), m)

@@ -130,7 +130,7 @@ def long_reference(tmp_path_factory) -> tuple[Path, int]:
     must still be training when SLURM stops them (a cancelled job goes on for KillWait; a
     time-limited one is signalled at SLURM's first time-limit check, up to 30 s after it starts).
     LONG epochs, or as many more as train (epochs, validation and checkpoints) for LONG_SECONDS
-    on this machine (48 epochs took 13 s on an idle one, and the job ended before SLURM looked)."""
+    on this machine (a fixed count ends too soon on a fast one, before SLURM looks)."""
     tmp = tmp_path_factory.mktemp("local_long")
     epochs = LONG
     for attempt in range(2):

@@ -25,8 +25,9 @@ from depthbench.analysis.cka import MinibatchCKA, minibatch_cka, redundant_tail
 from depthbench.analysis.gradcam import grad_cam, target_block
 from depthbench.analysis.probe import SATURATED, Probe
 from depthbench.analysisrecord import write_analysis
-from depthbench.data import build_datasets, open_source
-from depthbench.data.split import run_manifest
+from depthbench.data.datasets import build_datasets
+from depthbench.data.sources import open_source
+from depthbench.data.split import SPLIT_FILE, run_manifest
 from depthbench.engine.checkpoint import load_model_from_checkpoint
 from depthbench.engine.devices import device_type
 from depthbench.engine.record import package_version
@@ -205,7 +206,7 @@ def analyze_run(run_dir: str | Path, images: int = 256, *, batch_size: int = 64,
 
 def _subset(run_dir: Path, result: dict, meta: dict, images: int, data_cache: dict | None) -> _Images:
     """The run's image subset, from `data_cache` when another run of the study decoded it."""
-    cache_key = (str(result["config"]["data"]), str((run_dir / "split.json").resolve()))
+    cache_key = (str(result["config"]["data"]), str((run_dir / SPLIT_FILE).resolve()))
     data = None if data_cache is None else data_cache.get(cache_key)
     if data is None:
         data = _Images(run_dir, result, meta, images)

@@ -39,7 +39,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from depthbench.data import check_dataset, format_check  # on use: `--help` stays light
+    from depthbench.data.check import check_dataset, format_check  # on use: `--help` stays light
 
     seed = args.split_seed if args.old_seed is None else args.old_seed
     folds_problem = fold_options_problem(args.folds, args.repeats, "--folds", "--repeats")

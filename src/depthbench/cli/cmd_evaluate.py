@@ -20,7 +20,7 @@ def run(args) -> int:
     from depthbench.engine.inputs import check_evaluate
 
     check_evaluate(args.checkpoint, args.data, args.batch_size)  # a typo answers before torch
-    from depthbench.engine import evaluate_checkpoint  # on use: `--help` stays torch-free
+    from depthbench.engine.evaluate import evaluate_checkpoint  # on use: `--help` stays torch-free
 
     r = evaluate_checkpoint(args.checkpoint, args.data, args.split, batch_size=args.batch_size,
                             accelerator=args.accelerator, cache_dir=args.cache_dir)

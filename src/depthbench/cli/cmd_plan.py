@@ -40,9 +40,9 @@ def run(args) -> int:
     # on use: `--help` stays free of torch
     from rich.console import Console
 
-    from depthbench.study import load_spec
     from depthbench.study.plan import plan_study
     from depthbench.study.runner import default_study_dir
+    from depthbench.study.spec import load_spec
 
     console = Console(stderr=True, soft_wrap=True)
     spec = load_spec(args.config, preset=args.preset, data=args.data, seeds=args.seeds,

@@ -26,7 +26,7 @@ def run(args) -> int:
     from depthbench.engine.inputs import check_predict
 
     check_predict(args.checkpoint, args.top_k)  # a typo answers before torch loads
-    from depthbench.engine import predict  # on use: `--help` stays torch-free
+    from depthbench.engine.evaluate import predict  # on use: `--help` stays torch-free
 
     preds = predict(args.checkpoint, args.images, top_k=args.top_k, accelerator=args.accelerator)
     failed = [p for p in preds if "error" in p]

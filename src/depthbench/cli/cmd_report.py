@@ -9,7 +9,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from depthbench.report import build_report  # on use: `--help` stays free of matplotlib
+    from depthbench.report.build import build_report  # on use: `--help` stays free of matplotlib
 
     md = build_report(args.dir)
     folder = md.parent

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 FORMAT = "depthbench-split/1"
 SPLITS = ("train", "val", "test")
+SPLIT_FILE = "split.json"  # a run folder's manifest, and a single-split study's for all its runs
 # What a cross-validation cell's manifest adds to split.json (`Manifest.cv`): its place in the
 # study's partition (`data.folds.Partition`) and that partition's hash.
 CV_KEYS = ("folds", "repeats", "repeat", "fold", "partition")
@@ -276,18 +277,20 @@ def fill_units(units, labels, keys, targets: dict[str, dict[int, int]]) -> list[
 
 
 def run_manifest(source: ImageSource, run_dir: str | os.PathLike, *, val: float, test: float,
-                 seed: int, given: str | os.PathLike | None = None) -> Manifest:
-    """The split a run uses, verified against `source`'s files: the run folder's own split.json
-    (a run resumed, evaluated or analyzed), else `given` (a study's manifest, which a new run
-    copies), else a new split with these fractions and seed. The one rule for train, evaluate and
-    analyze."""
-    own = Path(run_dir) / "split.json"
+                 seed: int, given: str | os.PathLike | None = None,
+                 groups: dict[str, str] | None = None) -> Manifest:
+    """The split a run (or a study: `run_dir` its folder) uses, verified against `source`'s
+    files: the folder's own split.json (a run resumed, evaluated or analyzed; a study rerun),
+    else `given` (a study's manifest, which a new run copies), else a new split with these
+    fractions, seed and `groups` (`make_split`). The one rule for train, evaluate, analyze and a
+    study."""
+    own = Path(run_dir) / SPLIT_FILE
     if own.is_file():
         manifest = Manifest.load(own)
     elif given is not None:
         manifest = Manifest.load(given)
     else:
-        manifest = make_split(source, val=val, test=test, seed=seed)
+        manifest = make_split(source, val=val, test=test, seed=seed, groups=groups)
     manifest.verify(source)
     return manifest
 

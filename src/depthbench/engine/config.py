@@ -33,8 +33,10 @@ from depthbench.configio import (
     fractions_problem,
     read_yaml_mapping,
 )
+from depthbench.errors import ConfigError
 from depthbench.names import (
     DEFAULT_KEY_DROP_MODE,
+    DEFAULT_KEY_DROP_SCHEDULE,
     KEY_DROP_MODES,
     KEY_DROP_SCHEDULES,
     MODEL_OPTIONS,
@@ -61,19 +63,27 @@ class PerBatch:
 
 @dataclass(frozen=True)
 class PerModel:
-    """A recipe value per model: `models` names some (canonical names), `families` gives the
-    value of every model of a family. A model in neither has no value (a `KeyError`, and a test
-    walks every model of `names.MODELS`): a new model cannot silently get a fallback."""
+    """A recipe value per model: the one its registration declares (`attribute` of
+    `names.ModelInfo`), else its family's (`families`). A model with neither has no value (a
+    `ConfigError`, and a test walks every model of `names.MODELS`): a new model cannot silently
+    get a fallback."""
 
-    models: dict[str, float]
+    attribute: str
     families: dict[str, float]
 
     def __call__(self, values: dict[str, Any]) -> float:
         model = values["model"]
-        return self.models[model] if model in self.models else self.families[family_of(model)]
+        own = getattr(MODELS[model], self.attribute)
+        if own is not None:
+            return own
+        if family_of(model) not in self.families:
+            raise ConfigError(f"{model} declares no {self.attribute} and its family has none; "
+                              f"give it in its @register_model(..., {self.attribute}=...)")
+        return self.families[family_of(model)]
 
     def __str__(self) -> str:
-        named = [f"{MODELS[m][1]} {v:g}" for m, v in self.models.items()]
+        named = [f"{info.display} {getattr(info, self.attribute):g}" for info in MODELS.values()
+                 if getattr(info, self.attribute) is not None]
         return ", ".join(named + [f"{family_display(f)} {v:g}" for f, v in self.families.items()])
 
 
@@ -86,11 +96,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "modern": dict(epochs=100, batch_size=128, lr=PerBatch(5e-4, 512), optimizer="adamw",
                    weight_decay=0.05, scheduler="cosine", warmup_epochs=5.0, min_lr=1e-6,
                    label_smoothing=0.1, grad_clip=5.0,
-                   # Swin-T/S/B stochastic depth (Liu et al. 2021, ImageNet-1k settings); the
-                   # CNNs train without it
-                   drop_path_rate=PerModel({"swin_tiny_patch4_window7_224": 0.2,
-                                            "swin_small_patch4_window7_224": 0.3,
-                                            "swin_base_patch4_window7_224": 0.5},
+                   # stochastic depth: each Swin's own (its registration); the CNNs without it
+                   drop_path_rate=PerModel("modern_drop_path",
                                            families={"resnet": 0.0, "seresnet": 0.0})),
 }
 
@@ -147,8 +154,9 @@ class TrainConfig(BaseModel):
     key_drop_mode: Literal[KEY_DROP_MODES] | None = _opt(
         None, f"how keys are dropped: dropkey (masked attention logits, Li et al. 2023) or element "
               f"(dropout on the key tensor) (default {DEFAULT_KEY_DROP_MODE})")
-    key_drop_schedule: Literal[KEY_DROP_SCHEDULES] | None = _opt(None, "key-dropout rate over "
-                                                                       "depth")
+    key_drop_schedule: Literal[KEY_DROP_SCHEDULES] | None = _opt(
+        None, f"key-dropout rate over depth: constant, or linear (falling from the rate at the first "
+              f"block to 0 at the last) (default {DEFAULT_KEY_DROP_SCHEDULE})")
     se_drop: float | None = _opt(None, "SE channel-gate dropout rate", ge=0, lt=1)
     # randomness and the split
     seed: int = _opt(0, "seed of initialization, shuffling and augmentation", ge=0)
@@ -200,16 +208,17 @@ class TrainConfig(BaseModel):
         return make_config({"recipe": recipe, **overrides}).resolved()
 
     def resolved(self) -> TrainConfig:
-        """Fill every `None` hyperparameter from the recipe, and the key-dropout mode of a run
-        with key dropout; explicit values always win."""
+        """Fill every `None` hyperparameter from the recipe, and the key-dropout mode and schedule
+        of a run with key dropout; explicit values always win."""
         d = self.model_dump()
         defaults = RECIPES[self.recipe]
         for rules in (False, True):  # plain values first: a rule may read them
             for k, v in defaults.items():
                 if d[k] is None and callable(v) == rules:
                     d[k] = v(d) if rules else v
-        if d["key_drop"] and d["key_drop_mode"] is None:  # recorded: the mode a run used
-            d["key_drop_mode"] = DEFAULT_KEY_DROP_MODE
+        if d["key_drop"]:  # recorded: how the run dropped keys, as a study's variant records it
+            d["key_drop_mode"] = d["key_drop_mode"] or DEFAULT_KEY_DROP_MODE
+            d["key_drop_schedule"] = d["key_drop_schedule"] or DEFAULT_KEY_DROP_SCHEDULE
         return TrainConfig(**d)
 
     def model_kwargs(self) -> dict[str, Any]:

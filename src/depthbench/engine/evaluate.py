@@ -7,15 +7,11 @@ from pathlib import Path
 
 import torch
 
-from depthbench.data import (
-    build_datasets,
-    image_files,
-    make_split,
-    open_source,
-    preprocess_image,
-    read_image,
-)
-from depthbench.data.split import run_manifest
+from depthbench.data.datasets import build_datasets
+from depthbench.data.images import image_files, read_image
+from depthbench.data.sources import open_source
+from depthbench.data.split import make_split, run_manifest
+from depthbench.data.transforms import preprocess_image
 from depthbench.engine.checkpoint import load_model_from_checkpoint
 from depthbench.engine.devices import make_fabric
 from depthbench.engine.inputs import check_evaluate, check_predict

@@ -24,9 +24,10 @@ from torch import nn
 
 from depthbench._io import atomic_write_text, remove_stale_temps
 from depthbench.cpus import usable_cpu_count
-from depthbench.data import build_datasets, normalization, open_source
-from depthbench.data.split import SPLITS, run_manifest, train_eval_manifest
-from depthbench.data.transforms import batch_random_stage
+from depthbench.data.datasets import build_datasets
+from depthbench.data.sources import open_source
+from depthbench.data.split import SPLIT_FILE, SPLITS, run_manifest, train_eval_manifest
+from depthbench.data.transforms import batch_random_stage, normalization
 from depthbench.engine import checkpoint as ckpt
 from depthbench.engine.batches import Budget, EvalFeed, TrainFeed, seed_all
 from depthbench.engine.cadence import Cadence, Checkpoints
@@ -128,7 +129,7 @@ def _previous_run(out: Path, cfg: TrainConfig, resume: bool) -> dict | None:
     prev = read_result(out, lenient=True) or {}
     done = prev.get("epochs_completed") or 0
     if prev.get("config"):
-        old = TrainConfig(**prev["config"])
+        old = TrainConfig(**prev["config"]).resolved()  # a default left null compares as its value
         diff = cfg.semantic_diff(old)
         if set(diff) == {"epochs"} and resume:
             _check_extension(out, old, cfg.epochs, done)
@@ -254,9 +255,9 @@ def _setup(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, resume
     source = open_source(cfg.data)
     manifest = run_manifest(source, out, val=cfg.val, test=cfg.test, seed=cfg.split_seed,
                             given=split_path)
-    if rank0 and not (out / "split.json").exists():
+    if rank0 and not (out / SPLIT_FILE).exists():
         out.mkdir(parents=True, exist_ok=True)
-        manifest.save(out / "split.json")
+        manifest.save(out / SPLIT_FILE)
     classes = list(manifest.classes)
     resume_state = ckpt.load_resume_state(out / "last.ckpt") if resume and (out / "last.ckpt").exists() else None
     if resume and rank0:  # also before the first last.ckpt landed: a kill during its write

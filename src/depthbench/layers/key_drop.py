@@ -19,10 +19,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from depthbench.names import DEFAULT_KEY_DROP_MODE, KEY_DROP_MODES, KEY_DROP_SCHEDULES
+from depthbench.names import (
+    DEFAULT_KEY_DROP_MODE,
+    DEFAULT_KEY_DROP_SCHEDULE,
+    KEY_DROP_MODES,
+    KEY_DROP_SCHEDULES,
+)
 
 
-def key_drop_rates(rate: float, n: int, schedule: str = "constant") -> list[float]:
+def key_drop_rates(rate: float, n: int, schedule: str = DEFAULT_KEY_DROP_SCHEDULE) -> list[float]:
     """One key-drop rate per block for `n` blocks."""
     if schedule == "constant":
         return [rate] * n

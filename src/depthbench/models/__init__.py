@@ -1,4 +1,4 @@
-"""The model zoo: ResNet-18/34/50, SE-ResNet-18/34/50, Swin-T/S/B under timm's names.
+"""The model zoo: ResNet, SE-ResNet and Swin variants under timm's names (`list_models()`).
 
 `create_model(name, num_classes=1000, **kwargs)`, `list_models()`, `resolve_name(name)`,
 `family(name)`, `default_window_size(img_size)` (Swin); costs in `depthbench.models.complexity`.
@@ -6,17 +6,16 @@
 
 from depthbench.models import resnet, swin  # noqa: F401  (registers the variants)
 from depthbench.models.registry import (
-    ALIASES,
-    FAMILIES,
     create_model,
     family,
     list_models,
+    model_module,
     register_model,
     resolve_name,
 )
 from depthbench.models.swin import default_window_size, tiling_problem, valid_img_sizes
 
 __all__ = [
-    "ALIASES", "FAMILIES", "create_model", "default_window_size", "family", "list_models",
+    "create_model", "default_window_size", "family", "list_models", "model_module",
     "register_model", "resolve_name", "tiling_problem", "valid_img_sizes",
 ]

@@ -70,7 +70,7 @@ def model_costs(img_size: int = 224, num_classes: int = 1000) -> list[dict]:
     """One row per registered model (`depthbench models`): name, family, params, macs,
     img_size (+ window_size for Swin).
 
-    Models are built on the meta device: shapes only, no weights, so listing all nine takes
+    Models are built on the meta device: shapes only, no weights, so listing every model takes
     seconds; parameter counts and MACs depend on shapes alone.
     """
     if img_size < 32:

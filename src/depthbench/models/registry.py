@@ -1,9 +1,12 @@
-"""The model registry: canonical names (timm's), aliases, families, and `create_model`.
+"""The model registry: `register_model`, `create_model`, `list_models`.
 
-A variant is one function decorated with `@register_model(family)` that only states its arguments
-(`resnet.py`, `swin.py`); `create_model` checks the keyword arguments against the family before
-calling it (`names.model_options`, torch-free: the command line checks them before torch loads),
-so a misspelt or inapplicable option is a `ConfigError`, never a silent no-op.
+A variant is one function decorated with `@register_model(family, display name)` that only
+states its arguments (`resnet.py`, `swin.py`). The decorator's arguments are the model's entry in
+`depthbench.names.MODELS`, which reads them from the source text, so the checks before torch
+loads and the report know the model without importing this module. `create_model` checks the
+keyword arguments against the family before calling it (`names.model_options`, torch-free: the
+command line checks them before torch loads), so a misspelt or inapplicable option is a
+`ConfigError`, never a silent no-op.
 """
 
 from __future__ import annotations
@@ -16,21 +19,22 @@ from depthbench import names
 from depthbench.errors import ConfigError
 from depthbench.names import KEY_DROP_MODES, KEY_DROP_SCHEDULES
 
-FAMILIES = tuple(names.FAMILIES)  # ("resnet", "seresnet", "swin"): the one table in names.py
-ALIASES = dict(names.ALIASES)
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
-_REGISTRY: dict[str, tuple[str, Callable[..., nn.Module]]] = {}
+ModelFn = Callable[..., nn.Module]
 
 
-def register_model(family: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register `fn` under its own name as a member of `family`."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}")
+def register_model(family: str, display: str, *, aliases: tuple[str, ...] = (),
+                   modern_drop_path: float | None = None) -> Callable[[ModelFn], ModelFn]:
+    """Decorator: register `fn` under its own name as a model of `family` that a report prints
+    as `display`, also reachable as each of `aliases`; `modern_drop_path`: the stochastic depth
+    the modern recipe trains it with (None: its family's). Literal arguments only: they are read
+    from the source text too (`depthbench.names`)."""
+    info = names.ModelInfo(family, display, tuple(aliases), modern_drop_path)
 
-    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if names.MODELS.get(fn.__name__, (None,))[0] != family:
-            raise ValueError(f"{fn.__name__} ({family}) is not in depthbench.names.MODELS")
-        _REGISTRY[fn.__name__] = (family, fn)
+    def deco(fn: ModelFn) -> ModelFn:
+        names.add_model(fn.__name__, info)
+        _REGISTRY[fn.__name__] = fn
         return fn
 
     return deco
@@ -44,7 +48,7 @@ def list_models() -> list[str]:
 def resolve_name(name: str) -> str:
     """Canonical name for `name` (an alias like `swin_t` or a canonical name); ConfigError if unknown."""
     key = names.resolve_name(name)
-    if key not in _REGISTRY:  # in the table but no function registered under it
+    if key not in _REGISTRY:  # declared in a file that depthbench.models does not import
         raise ConfigError(f"model {key!r} is not registered; valid names: "
                           f"{', '.join(list_models())}")
     return key
@@ -52,7 +56,12 @@ def resolve_name(name: str) -> str:
 
 def family(name: str) -> str:
     """'resnet' | 'seresnet' | 'swin' for a model name or alias."""
-    return _REGISTRY[resolve_name(name)][0]
+    return names.MODELS[resolve_name(name)].family
+
+
+def model_module(name: str) -> str:
+    """The module that registered model `name`: what a fresh process imports to build it."""
+    return _REGISTRY[resolve_name(name)].__module__
 
 
 def create_model(name: str, num_classes: int = 1000, **kwargs) -> nn.Module:
@@ -63,14 +72,14 @@ def create_model(name: str, num_classes: int = 1000, **kwargs) -> nn.Module:
     apply to the family is a ConfigError unless it has its "off" value (0, None or the default).
     """
     canonical = resolve_name(name)
-    fam, fn = _REGISTRY[canonical]
+    fn = _REGISTRY[canonical]
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
     args = names.model_options(canonical, kwargs)
     _check_values(canonical, args)
     model = fn(num_classes=num_classes, **args)
     model.model_name = canonical
-    model.family = fam
+    model.family = names.MODELS[canonical].family
     return model
 
 

@@ -159,31 +159,31 @@ def _resnet(block, layers, se_drop: float | None = None, **kwargs) -> ResNet:
     return ResNet(block, layers, attn_layer=attn_layer, **kwargs)
 
 
-@register_model("resnet")
+@register_model("resnet", "ResNet-18")
 def resnet18(**kwargs) -> ResNet:
     return _resnet(BasicBlock, (2, 2, 2, 2), **kwargs)
 
 
-@register_model("resnet")
+@register_model("resnet", "ResNet-34")
 def resnet34(**kwargs) -> ResNet:
     return _resnet(BasicBlock, (3, 4, 6, 3), **kwargs)
 
 
-@register_model("resnet")
+@register_model("resnet", "ResNet-50")
 def resnet50(**kwargs) -> ResNet:
     return _resnet(Bottleneck, (3, 4, 6, 3), **kwargs)
 
 
-@register_model("seresnet")
+@register_model("seresnet", "SE-ResNet-18")
 def seresnet18(se_drop: float = 0.0, **kwargs) -> ResNet:
     return _resnet(BasicBlock, (2, 2, 2, 2), se_drop=se_drop, **kwargs)
 
 
-@register_model("seresnet")
+@register_model("seresnet", "SE-ResNet-34")
 def seresnet34(se_drop: float = 0.0, **kwargs) -> ResNet:
     return _resnet(BasicBlock, (3, 4, 6, 3), se_drop=se_drop, **kwargs)
 
 
-@register_model("seresnet")
+@register_model("seresnet", "SE-ResNet-50")
 def seresnet50(se_drop: float = 0.0, **kwargs) -> ResNet:
     return _resnet(Bottleneck, (3, 4, 6, 3), se_drop=se_drop, **kwargs)  # Bottleneck, as the paper

@@ -27,7 +27,7 @@ from depthbench.errors import ConfigError
 from depthbench.layers import DropPath, WindowAttention, key_drop_rates, linear_rates
 from depthbench.layers.window_attention import shifted_window_mask, window_partition, window_reverse
 from depthbench.models.registry import register_model
-from depthbench.names import DEFAULT_KEY_DROP_MODE
+from depthbench.names import DEFAULT_KEY_DROP_MODE, DEFAULT_KEY_DROP_SCHEDULE
 
 PATCH_SIZE = 4
 NUM_STAGES = 4
@@ -198,7 +198,7 @@ class SwinTransformer(nn.Module):
                  num_classes: int = 1000, embed_dim: int = 96, depths=(2, 2, 6, 2),
                  num_heads=(3, 6, 12, 24), mlp_ratio: float = 4.0, drop_path_rate: float = 0.1,
                  key_drop: float = 0.0, key_drop_mode: str = DEFAULT_KEY_DROP_MODE,
-                 key_drop_schedule: str = "constant", fused_attn: bool = True):
+                 key_drop_schedule: str = DEFAULT_KEY_DROP_SCHEDULE, fused_attn: bool = True):
         super().__init__()
         window_size = default_window_size(img_size) if window_size is None else window_size
         problem = tiling_problem(img_size, window_size)
@@ -256,16 +256,16 @@ def _init_weights(m: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-@register_model("swin")
+@register_model("swin", "Swin-T", aliases=("swin_t",), modern_drop_path=0.2)
 def swin_tiny_patch4_window7_224(**kwargs) -> SwinTransformer:
     return SwinTransformer(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), **kwargs)
 
 
-@register_model("swin")
+@register_model("swin", "Swin-S", aliases=("swin_s",), modern_drop_path=0.3)
 def swin_small_patch4_window7_224(**kwargs) -> SwinTransformer:
     return SwinTransformer(embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), **kwargs)
 
 
-@register_model("swin")
+@register_model("swin", "Swin-B", aliases=("swin_b",), modern_drop_path=0.5)
 def swin_base_patch4_window7_224(**kwargs) -> SwinTransformer:
     return SwinTransformer(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), **kwargs)

@@ -2,8 +2,8 @@
 report makes (each counted once), Holm's correction over all of them, the equivalence test, the
 minimal detectable difference, each comparison's verdict and what would decide an open one.
 
-A verdict is one of `VERDICTS`: `a_better`, `b_better` (Holm-adjusted p < 0.05), `equivalent`
-(Holm-adjusted TOST p < 0.05 within the study's margin), `inconclusive` (neither: not shown
+A verdict is one of `VERDICTS`: `a_better`, `b_better` (Holm-adjusted p < `stats.ALPHA`),
+`equivalent` (Holm-adjusted TOST p < `stats.ALPHA` within the study's margin), `inconclusive` (neither: not shown
 different, not shown equal), `not_testable` (a run it rests on is degenerate or did not learn, or
 the records cannot pair the runs). Tables print them in one word (`WORDS`).
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from depthbench.names import SE_PAIRS, canonical, display_name
+from depthbench.names import canonical, display_name, se_pairs
 from depthbench.report import stats as S
 from depthbench.report.fmt import about, fmt_p, mean, ok, pct, pts, pts_ci
 from depthbench.report.options import EQUIVALENCE_MARGIN
@@ -55,7 +55,7 @@ def group_label(key: tuple[str, str]) -> str:
 
 def se_counterpart(model: str) -> str | None:
     """The plain ResNet an SE-ResNet adds SE to (`seresnet50` -> `resnet50`), or None."""
-    return SE_PAIRS.get(canonical(model))
+    return se_pairs().get(canonical(model))
 
 
 @dataclass
@@ -170,8 +170,9 @@ class Comparison:
 
 
 COMPARISON_HEADER = ["A vs B", "seeds", "images", "A only / B only right", "Δ = A − B (points)",
-                     "95% CI (points)", "method", "p", "p (Holm)",
-                     "detectable Δ (points, 80% power)", "verdict (A)", "what would decide it"]
+                     f"{S.CONFIDENCE:.0%} CI (points)", "method", "p", "p (Holm)",
+                     f"detectable Δ (points, {S.POWER:.0%} power)", "verdict (A)",
+                     "what would decide it"]
 
 
 class _Advice:
@@ -205,7 +206,7 @@ class _Advice:
         else:
             parts.append(f"equivalence within {margin} cannot be shown while the observed "
                          "difference lies outside the margin")
-        return ("what would decide it (80% power at the Holm level): " + "; ".join(parts)
+        return (f"what would decide it ({S.POWER:.0%} power at the Holm level): " + "; ".join(parts)
                 + self._note())
 
 
@@ -404,7 +405,8 @@ class Analysis:
         return macs / 1e9 if ok(macs) and macs > 0 else None
 
     def accuracy_ci(self, key, which: str = "best") -> tuple[float, float, float, str]:
-        """Mean accuracy on the evaluation split with its 95% CI: Wilson for one seed, the tests
+        """Mean accuracy on the evaluation split with its `stats.CONFIDENCE` interval: Wilson for
+        one seed, the tests
         of several seeds (`stats.mean_ci`) for several; cross-validated, `stats.accuracy_cells`
         over the group's cells."""
         if (key, which) not in self._accuracy:
@@ -637,11 +639,7 @@ def _plan_se(an: Analysis, plan: Plan) -> None:
         if plain[0] and an.finished(key) and an.finished(plain):
             plan.se.append(an.compare("se", key, plain))
     compared = {c.a[0] for c in plan.se}
-    plan.se_not_run = [m for m in _registry_se_models() if m not in compared]
-
-
-def _registry_se_models() -> list[str]:
-    return list(SE_PAIRS)
+    plan.se_not_run = [m for m in se_pairs() if m not in compared]
 
 
 def _nearest(an: Analysis, key, candidates) -> tuple[str, str] | None:

@@ -171,7 +171,7 @@ def _se50_best(an: Analysis, plan: Plan) -> Claim:
 
 def _swin_vs_cnns(plan: Plan) -> Claim:
     """The source's horizontal control: Swin against the CNNs at matched cost. Its table has Swin
-    below the CNNs (Swin-T 73.4% against SE-ResNet-50's 80.1%), and it reads Swin as no better."""
+    below the CNNs, and it reads Swin as no better."""
     claim = "Swin is no better than the CNNs at matched cost"
     comps = plan.across
     if not comps:

@@ -170,7 +170,7 @@ class VerdictRow:
 
 def verdict_forest(groups: list[tuple[str, list[VerdictRow]]], margin_pts: float,
                    path: Path) -> int:
-    """A forest plot, one row per comparison under its question's heading: Δ and its 95% CI,
+    """A forest plot, one row per comparison under its question's heading: Δ and its CONFIDENCE interval,
     the ±margin band, the detectable difference (grey ticks at ±Δ detectable) and the verdict's
     colour and word. Returns the rows drawn.
 

@@ -23,6 +23,10 @@ from depthbench.report.document import Bullets, Figure, Heading, Para, Table
 from depthbench.report.figures import _save
 from depthbench.runrecord import BASE_VARIANT
 
+# SE gates whose class-specificity stays below this in every block barely depend on the class
+FLAT_SPECIFICITY = 0.01
+# attention whose entropy is above this share of the uniform maximum is close to uniform
+NEAR_UNIFORM_ENTROPY = 0.95
 
 def load_analyses(run_dirs: list[Path]) -> list[dict]:
     """The readable analysis.json records of `run_dirs`, in the report's model order."""
@@ -200,15 +204,16 @@ def _se_blocks(recs: list[dict], fig_dir: Path, seeds: bool) -> list:
         la = float(np.mean([x["class_specificity"] for x in last]))
         sat = float(np.mean([x["fraction_saturated"] for x in last]))
         rising += la > f
-        flat += max(x["class_specificity"] for x in b) < 0.01
+        flat += max(x["class_specificity"] for x in b) < FLAT_SPECIFICITY
         rows.append([_label(r, seeds), str(len(b)), f"{f:.4f}", f"{la:.4f}",
                      f"{np.mean([x['mean_gate'] for x in last]):.3f}", f"{sat:.3f}"])
     thr = se[0]["se"]["saturation_threshold"]
     reading = (f"In {rising} of {len(se)} SE runs the last stage's gates are more class-specific "
                f"than the first stage's, as Hu et al. report for ImageNet")
     if flat:
-        reading += (f"; in {flat} of them no block's class-specificity reaches 0.01, i.e. the "
-                    "gates barely depend on the class at this budget")
+        reading += (f"; in {flat} of them no block's class-specificity reaches "
+                    f"{FLAT_SPECIFICITY:g}, i.e. the gates barely depend on the class at this "
+                    "budget")
     reading += (". These are the gates of one trained model per row on "
                 f"{se[0]['subset']['images']} {se[0]['split']} images, with no test across seeds: "
                 "they describe these weights and cannot show that depth or SE dropout causes a "
@@ -243,7 +248,7 @@ def _attention_blocks(recs: list[dict], fig_dir: Path, seeds: bool) -> list:
     mean_e = float(np.mean([e for _, _, e in ratios]))
     reading = (f"Averaged over blocks with a window larger than one token, attention entropy is "
                f"{mean_e:.0%} of the uniform maximum")
-    if mean_e > 0.95:
+    if mean_e > NEAR_UNIFORM_ENTROPY:
         reading += (", so attention is close to uniform and its distance mostly reflects the "
                     "window's geometry, not learned preferences")
     pairs = [(a, b) for a in ratios for b in ratios if a[0]["model"] == b[0]["model"]

@@ -253,7 +253,7 @@ def models_table(doc: Document, an: Analysis) -> None:
     ev = an.eval_name
     differs = any(r.checkpoint("last").get("epoch") != r.checkpoint("best").get("epoch")
                   for r in an.study.runs if r.finished)
-    header = (["model", "runs", "selected epoch", f"{ev} acc", "95% CI", "balanced acc",
+    header = (["model", "runs", "selected epoch", f"{ev} acc", f"{S.CONFIDENCE:.0%} CI", "balanced acc",
                "macro-F1", params_header(an), "GMACs at 224 px", "train min", "degenerate",
                "did not learn"]
               + (["last epoch", f"{ev} acc (last)"] if differs else []))

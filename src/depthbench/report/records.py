@@ -23,6 +23,7 @@ from depthbench.errors import DepthbenchError
 from depthbench.names import ABLATIONS, canonical, family_of, model_order
 from depthbench.report import stats as S
 from depthbench.report.options import EQUIVALENCE_MARGIN, MARGIN_LIMITS
+from depthbench.report.source import FLOWERS_COUNTS
 from depthbench.runrecord import (
     BASE_VARIANT,
     RUN_DIR_PATTERN,
@@ -32,7 +33,6 @@ from depthbench.runrecord import (
     variant_name,
 )
 
-FLOWERS = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
 BASE = BASE_VARIANT
 
 
@@ -110,7 +110,7 @@ class Run:
                                                                     or []))
 
     def degenerate(self, split: str, which: str = "best") -> bool:
-        """>= 90% of the predictions in one class that is < 90% of the true labels."""
+        """`stats.degenerate` on this run's predictions and targets of `split`."""
         s = self.split(which, split)
         if not s or s.get("predictions") is None or s.get("targets") is None:
             return False
@@ -242,7 +242,7 @@ class Study:
 
     @property
     def is_flowers(self) -> bool:
-        return sorted(c.lower() for c in self.classes) == list(FLOWERS)
+        return sorted(c.lower() for c in self.classes) == sorted(FLOWERS_COUNTS)
 
     @property
     def design(self) -> tuple[int, int] | None:

@@ -43,7 +43,7 @@ def comparisons(doc: Document, an: Analysis, plan: Plan) -> None:
     doc.add(Para(
         f"Δ = A − B in {an.eval_name} accuracy points at the checkpoints validation selected, "
         f"paired {paired}; Holm over all {m} comparisons. Verdict (A against B): "
-        "better / worse (Holm-adjusted p < 0.05), equivalent (within "
+        f"better / worse (Holm-adjusted p < {S.ALPHA:g}), equivalent (within "
         f"±{100 * an.margin:g} points by TOST), inconclusive (neither), not testable "
         "(degenerate runs, runs that did not beat the majority class, or runs that cannot be "
         f"paired). Method per row: {delta_ci_text(an)} (Methods)."))
@@ -357,6 +357,8 @@ def _source_notes(src: dict) -> list[str]:
                 f"{pct(s.best_val_epoch['val_acc'], 2)} at epoch {s.best_val_epoch['epoch']})"
                 for m, s in src.items()
                 if abs(s.published["val_acc"] - s.best_val_epoch["val_acc"]) > 5e-4]
+    typical = float(np.mean([s.published["val_acc"] for s in src.values()]))
+    se = float(np.sqrt(typical * (1 - typical) / SOURCE_VAL_IMAGES))  # binomial, one run
     split_epochs = [display_name(m) for m, s in src.items()
                     if min(s.epochs, key=lambda r: r["train_loss"])["epoch"]
                     != s.best_val_epoch["epoch"]]
@@ -372,8 +374,9 @@ def _source_notes(src: dict) -> list[str]:
         "BasicBlocks [3, 4, 6, 3], the same network as its SE-ResNet-34"
         + (f", whose records are whole counts ({se34.not_whole_counts()} of "
            f"{len(se34.epochs)} off)" if se34 else "") + ".",
-        f"One run per model on {SOURCE_VAL_IMAGES} validation images: a single accuracy near 75% "
-        "has a standard error of about 2.3 points, so most gaps in the source table are noise.",
+        f"One run per model on {SOURCE_VAL_IMAGES} validation images: a single accuracy near "
+        f"{pct(typical, 0)} has a standard error of about {100 * se:.1f} points, so most gaps in "
+        "the source table are noise.",
     ]
     if mismatch:
         notes.append("Published values that differ from the records' best validation epoch: "
@@ -406,8 +409,8 @@ def runs(doc: Document, an: Analysis) -> None:
                    "val acc (last)", "test acc (last)", f"{an.eval_name} balanced acc (selected)",
                    f"{an.eval_name} macro-F1 (selected)", "seconds"],
                   [_run_row(an, r) for group in an.groups.values() for r in group],
-                  caption="Every run: accuracy with correct/total and its 95% Wilson interval; "
-                          "also in results.csv"))
+                  caption=f"Every run: accuracy with correct/total and its {S.CONFIDENCE:.0%} "
+                          "Wilson interval; also in results.csv"))
 
 
 def _run_row(an: Analysis, r: Run) -> list[str]:
@@ -433,7 +436,7 @@ def methods(doc: Document, an: Analysis) -> None:
     m = sum(c.test is not None for c in an.comparisons)
     holm = (f"Multiple comparisons: Holm over all {m} distinct comparisons in this report (each "
             "counted once, whichever question asked for it; the comparisons across families "
-            "included). 'A beats B' only when the Holm-adjusted p is below 0.05.")
+            f"included). 'A beats B' only when the Holm-adjusted p is below {S.ALPHA:g}.")
     if an.cv:
         doc.add(Heading("Methods"), Bullets([_METHODS_FIXED[0], _cv_method(an), S.CV_METHOD,
                                              _CV_CALIBRATION, holm, (
@@ -441,7 +444,7 @@ def methods(doc: Document, an: Analysis) -> None:
             "(study option report.equivalence_margin), Holm-adjusted over the same comparisons, "
             "on the row's method. 'Equivalent' / 'does not help' only when it passes; otherwise "
             "'inconclusive', with what would decide it."),
-            "Detectable difference: the |Δ| the row's method finds with 80% power by a "
+            f"Detectable difference: the |Δ| the row's method finds with {S.POWER:.0%} power by a "
             "two-sided test at α/m (the Holm level of the smallest p), from the noncentral t "
             "with its standard error and degrees of freedom; capped at 100 points.",
             _CV_DECIDE, *_METHODS_FIXED[6:8], _did_not_learn(), _CV_RECOMPUTED, _converged()]))
@@ -494,22 +497,35 @@ def _cv_method(an: Analysis) -> str:
         f"{POOLED_REPEAT} (every image once per seed).")
 
 
+# Where the calibration of the tests is measured: the benchmarks and their sections of
+# depthbench's BENCHMARKS.md (the figures live there, measured for the designs they simulate)
+PAIRED_CALIBRATION = ("bench_calibration", "Calibration of the paired tests")
+CV_CALIBRATION = ("bench_cv_calibration", "Calibration of the cross-validated comparison")
+
+
+def _measured_in(bench: tuple[str, str]) -> str:
+    module, section = bench
+    return (f"the rates: `python -m benchmarks.{module}`, depthbench's BENCHMARKS.md, "
+            f"'{section}'")
+
+
+_CALIBRATED = (f"calibrated (at most {S.CALIBRATED_RATE:.0%} false positives at nominal "
+               f"{S.ALPHA:.0%}, no true difference)")
 _CV_CALIBRATION = (
     "Why this method: by simulation with real learners trained on a study's own folds (so the "
     "training sets overlap as they do here) and under an item-response model where most images "
-    "are always right or always wrong, for 5- and 10-fold designs with 1 to 3 repeats and 1 or "
-    "3 seeds per fold and no true difference, it rejected at most 7% at nominal 5%; a t over "
-    "the cells' differences (which counts the images every repeat shares as new) and McNemar's "
-    "test on the pooled predictions (which ignores run-to-run variance) rejected more, and the "
-    "corrected repeated k-fold t (Nadeau & Bengio's variance factor 1/J + n_test/n_train) held "
-    "but detects only larger differences at the same runs (depthbench's BENCHMARKS.md, "
-    "'Calibration of the cross-validated comparison').")
+    "are always right or always wrong, over several designs of folds, repeats and seeds per fold, "
+    f"it is {_CALIBRATED}; a t over the cells' differences (which counts the images every repeat "
+    "shares as new) and McNemar's test on the pooled predictions (which ignores run-to-run "
+    "variance) reject more often, and the corrected repeated k-fold t (Nadeau & Bengio's variance "
+    "factor 1/J + n_test/n_train) holds but detects only larger differences at the same runs "
+    f"({_measured_in(CV_CALIBRATION)}).")
 _CV_DECIDE = (
     "What would decide an inconclusive comparison: from the crossed CV t's variance components, "
     "the cheapest design with this study's folds, repeats and seeds per fold or more of them "
     f"({' or '.join(map(str, S.FOLD_CHOICES))} folds, up to {S.MAX_REPEATS} repeats and "
     f"{S.MAX_SEEDS} seeds per fold, at most {S.MAX_RUNS} runs of each model) whose test would "
-    "have 80% power at the Holm level ('beyond this data' when none would); the same for "
+    f"have {S.POWER:.0%} power at the Holm level ('beyond this data' when none would); the same for "
     "showing equivalence. More runs shrink the run-to-run terms; the image term shrinks only "
     "with more images, and sets the floor.")
 _CV_RECOMPUTED = (
@@ -520,6 +536,7 @@ _CV_RECOMPUTED = (
     "depthbench.report.stats.cv_test recomputes its test.")
 
 
+_Z_POWER = "z" + f"{S.POWER:g}".translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 _METHODS_FIXED = [
     "Selection: the checkpoint is the epoch with the best validation accuracy; the test split "
     "is evaluated once per checkpoint (selected and last). No per-column maxima.",
@@ -536,28 +553,28 @@ _METHODS_FIXED = [
     "estimated). (2) The seed-level t over the S per-seed mean differences, S − 1 degrees of "
     "freedom (a zero spread read as one image in one seed). Why both, by simulation under two "
     "generative models (depthbench's own, and an item-response model where most images are "
-    "always right or always wrong and runs differ by 3-5 points; 392 images, no true "
-    "difference; depthbench's BENCHMARKS.md, 'Calibration of the paired tests'): the crossed t "
-    "alone rejected 11-12% at nominal 5% with two seeds and 7.4% with three, because its seed "
-    "term rests on S − 1 degrees of freedom and its df grows just when that term comes out "
-    "small; the seed-level t alone ignores the images every seed shares (9.8% at five seeds "
-    "under the other model). Together they rejected 1.6-5.7% for 2, 3 and 5 seeds under both; "
-    "two seeds are calibrated but decide little.",
-    "Single accuracies: Wilson score 95% interval on correct/total "
+    "always right or always wrong and runs differ by several points): the crossed t alone "
+    "rejects too often with two and three seeds under the item-response model, because its seed term rests on S − 1 degrees of "
+    "freedom and its df grows just when that term comes out small; the seed-level t alone "
+    "ignores the images every seed shares, and rejects too often at five seeds under "
+    f"depthbench's own. Together they are {_CALIBRATED} for 2, 3 and 5 seeds under both; two seeds are "
+    f"calibrated but decide little ({_measured_in(PAIRED_CALIBRATION)}).",
+    f"Single accuracies: Wilson score {S.CONFIDENCE:.0%} interval on correct/total "
     "(scipy.stats.binomtest(k, n).proportion_ci(method='wilson')); a group's mean over "
     "several seeds: the same two t tests on the per-image outcomes.",
-    "Detectable difference: the |Δ| found with 80% power by a two-sided test at α/m (the "
-    "Holm level of the smallest p): (z + z₀.₈)·√(r/n) with one seed at the observed "
-    "disagreement rate r (at least (z + z₀.₈)²/n); with several, the noncentral t's for each "
+    f"Detectable difference: the |Δ| found with {S.POWER:.0%} power by a two-sided test at α/m "
+    f"(the Holm level of the smallest p): (z + {_Z_POWER})·√(r/n) with one seed at the observed "
+    f"disagreement rate r (at least (z + {_Z_POWER})²/n); with several, the noncentral t's for each "
     "of the two tests, the larger; capped at 100 points. Intervals of Δ are clipped to "
     "[−100, +100] points.",
     "What would decide an inconclusive comparison: from the crossed model's variance "
-    "components, the seeds (up to 20) that would give 80% power at the Holm level at this "
+    f"components, the seeds (up to {S.MAX_SEEDS}) that would give {S.POWER:.0%} power at the "
+    "Holm level at this "
     "test-set size, or else the test images it would take ('beyond this data' when more than "
     "the test split holds), to two significant figures; the same for showing equivalence. One "
     "seed measures no run-to-run variance: images only, at its disagreement rate.",
-    "Degenerate run: ≥ 90% of the evaluation images predicted as one class that is < 90% of "
-    "the images; marked in every table; comparisons resting on one are 'not testable under "
+    f"Degenerate run: ≥ {S.DEGENERATE_SHARE:.0%} of the evaluation images predicted as one class "
+    f"that is < {S.DEGENERATE_SHARE:.0%} of the images; marked in every table; comparisons resting on one are 'not testable under "
     "this budget' (they still count in Holm's m).",
     "Majority-class baseline: the share of the most frequent class among the evaluation "
     "images (from the recorded targets). Balanced accuracy: mean per-class recall over the "

@@ -1,5 +1,6 @@
-"""The source study's published table and per-epoch records, shipped as package data
-so a flowers-layout study can quote them beside its own numbers.
+"""The source study: its data's classes and counts (`FLOWERS_COUNTS`, what the report, the
+benchmarks' flowers-shaped folder and the suite read), its published table and per-epoch records,
+shipped as package data so a flowers-layout study can quote them beside its own numbers.
 
 `seed_published.csv` is the table the source report prints (per-column best over 100 epochs);
 `seed_records.csv` holds its per-epoch records (epoch rows only; train_loss there is the last
@@ -12,7 +13,10 @@ import csv
 from dataclasses import dataclass
 from importlib import resources
 
-SOURCE_VAL_IMAGES = 364  # 10% of each flowers class: the source's validation set
+# The source's data: TensorFlow's flower_photos, images per class
+FLOWERS_COUNTS = {"daisy": 633, "dandelion": 898, "roses": 641, "sunflowers": 699, "tulips": 799}
+# The source's validation set: int(n * 0.1) of each class
+SOURCE_VAL_IMAGES = sum(int(n * 0.1) for n in FLOWERS_COUNTS.values())
 
 
 @dataclass

@@ -50,6 +50,8 @@ from scipy import optimize, stats
 CONFIDENCE = 0.95
 ALPHA = 0.05
 POWER = 0.80
+# "Calibrated": with no true difference, at most this share of simulated studies rejects at ALPHA
+CALIBRATED_RATE = 0.07
 # Method names as the report and comparisons.csv print them (the Methods section spells them out).
 EXACT = "exact McNemar"  # with its exact conditional interval
 CROSSED = "crossed random-effects t"  # images x seeds, Satterthwaite df
@@ -509,7 +511,7 @@ class CVComponents:
         return float(se), float(df)
 
     def gap(self, design: Design, level: float) -> float:
-        """The true distance from a bound that the test at `design` finds with 80% power,
+        """The true distance from a bound that the test at `design` finds with POWER,
         one-sided at `level`."""
         if not design.folds:
             return self.split().gap(design, level)
@@ -518,7 +520,7 @@ class CVComponents:
     def smallest(self, delta: float, margin: float, m: int, design: Design
                  ) -> tuple[Design | None, Design | None]:
         """(the cheapest design with more seeds, repeats or folds than `design` that detects |Δ|
-        with 80% power at alpha/m, the cheapest that shows equivalence by TOST at alpha/m if the
+        with POWER at alpha/m, the cheapest that shows equivalence by TOST at alpha/m if the
         true Δ is the observed one); None where none up to `MAX_RUNS` runs would."""
         level = ALPHA / max(m, 1)
         options = sorted(_more(design), key=lambda d: (d.runs, d.seeds, d.folds))
@@ -710,7 +712,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 
 def mde(test: Test, m: int) -> float:
-    """Minimal detectable difference: the |Δ| found with 80% power by a two-sided test at the
+    """Minimal detectable difference: the |Δ| found with POWER by a two-sided test at the
     Holm-corrected level alpha/m (the level the smallest p must pass), given the test's spread.
 
     Exact McNemar (one seed): (z_a + z_b) sqrt(r / n) at the observed discordance rate r, and at
@@ -731,14 +733,14 @@ def mde(test: Test, m: int) -> float:
 
 
 def detectable(components: Components | CVComponents, design: Design, m: int) -> float:
-    """The |Δ| the report's test finds with 80% power at the Holm level alpha/m at `design`,
+    """The |Δ| the report's test finds with POWER at the Holm level alpha/m at `design`,
     from a comparison's components (measured, or stated): `mde` of that design's test, capped at
     1 likewise. For the design a cross-validated study ran, it is that study's `mde` exactly."""
     return float(min(components.gap(design, ALPHA / max(m, 1) / 2), 1.0))
 
 
 def images_needed(delta: float, margin: float, discordance: float, m: int) -> tuple[int, int]:
-    """One seed, at this discordance rate: (images to detect a difference of |Δ| with 80% power at
+    """One seed, at this discordance rate: (images to detect a difference of |Δ| with POWER at
     alpha/m, images for TOST at alpha/m to show equivalence when the true Δ is the observed one);
     0 where no number of images would (Δ = 0 for the first, |Δ| >= margin for the second)."""
     r = max(discordance, abs(delta), 1e-9)
@@ -778,12 +780,12 @@ class Components:
                    measured)
 
     def decides(self, gap: float, seeds: int, images: float, level: float) -> bool:
-        """Whether `seeds_t` at this many seeds and images reaches 80% power for a true distance
+        """Whether `seeds_t` at this many seeds and images reaches POWER for a true distance
         `gap` from its bound, one-sided at `level` (both of its tests must)."""
         return gap > 0 and max(self._gaps(seeds, images, level)) <= gap
 
     def _gaps(self, seeds: int, images: float, level: float) -> tuple[float, float]:
-        """The distances `seeds_t`'s crossed and seed-level tests find with 80% power."""
+        """The distances `seeds_t`'s crossed and seed-level tests find with POWER."""
         if self.measured and self.measured[:2] == (seeds, images):
             _, _, crossed_se, crossed_df, seed_se = self.measured
             return _t_gap(crossed_se, crossed_df, level), _t_gap(seed_se, seeds - 1, level)
@@ -794,7 +796,7 @@ class Components:
         return crossed, seed
 
     def gap(self, design: Design, level: float) -> float:
-        """The true distance from a bound that the report's test at `design` finds with 80%
+        """The true distance from a bound that the report's test at `design` finds with POWER
         power, one-sided at `level`: one seed, McNemar's at the discordance the components
         imply (img + seed + res); several, the larger of `seeds_t`'s two; cross-validation, the
         crossed CV t (`cv`)."""
@@ -812,7 +814,7 @@ class Components:
 
     def seeds(self, delta: float, margin: float, m: int, images: int, start: int = 2,
               limit: int = MAX_SEEDS) -> tuple[int, int]:
-        """(seeds to detect |Δ| with 80% power at alpha/m, seeds to show equivalence by TOST at
+        """(seeds to detect |Δ| with POWER at alpha/m, seeds to show equivalence by TOST at
         alpha/m if the true Δ is the observed one) at this many images, counting from `start`
         (more than a study has, when it did not decide); 0 where `limit` would not do."""
         level = ALPHA / max(m, 1)
@@ -874,7 +876,8 @@ DEGENERATE_SHARE = 0.90
 
 def degenerate(targets, predictions) -> tuple[bool, int | None, float]:
     """(is degenerate, the dominant predicted class, its share of predictions): a run predicting
-    one class for >= 90% of the images when that class is < 90% of the true labels."""
+    one class for >= DEGENERATE_SHARE of the images when that class is < DEGENERATE_SHARE of the
+    true labels."""
     t, p = np.asarray(targets, dtype=int), np.asarray(predictions, dtype=int)
     if p.size == 0:
         return False, None, float("nan")
@@ -962,15 +965,15 @@ def _sign_test(img_means: np.ndarray, confidence: float) -> Test:
 
 def _t_gap(se: float, df: float, level: float) -> float:
     """The true distance from a bound that a t test on `df` df, critical value its 1 − `level`
-    quantile, detects with 80% power: the noncentrality (scipy's noncentral t) times se. The
-    normal approximation (t_level + t_power) se promises 80% where a t on 2-4 df reaches 50-70%:
+    quantile, detects with POWER: the noncentrality (scipy's noncentral t) times se. The
+    normal approximation (t_level + t_power) se promises POWER where a t on few df reaches much less:
     it forgets that se itself is estimated."""
     return float(_ncp(round(float(df), 1) if df < 1e4 else math.inf, level) * se)
 
 
 @functools.lru_cache(maxsize=4096)
 def _ncp(df: float, level: float) -> float:
-    """The noncentrality at which a one-sided t at `level` on `df` df rejects with 80%
+    """The noncentrality at which a one-sided t at `level` on `df` df rejects with POWER
     probability (cached: the planners ask for the same few df again and again)."""
     if not math.isfinite(df):
         return float(stats.norm.ppf(1 - level) + stats.norm.ppf(POWER))

@@ -20,17 +20,11 @@ from pathlib import Path
 import yaml
 
 from depthbench._io import atomic_write_bytes, atomic_write_text, remove_stale_temps
-from depthbench.data import (
-    Manifest,
-    Partition,
-    groups_hash,
-    make_partition,
-    make_split,
-    open_source,
-    read_groups,
-    small_classes,
-    small_for_folds,
-)
+from depthbench.data.check import small_classes, small_for_folds
+from depthbench.data.folds import Partition, make_partition
+from depthbench.data.groups import groups_hash, read_groups
+from depthbench.data.sources import open_source
+from depthbench.data.split import SPLIT_FILE, Manifest, run_manifest
 from depthbench.engine.config import OPERATIONAL_KEYS, low_lr_warning
 from depthbench.engine.devices import device_type
 from depthbench.errors import ConfigError, DataError
@@ -47,7 +41,6 @@ from depthbench.study.slurm import active_jobs
 _RERUN_MAY_CHANGE = {"seeds", "jobs", "executor", "report"}
 
 
-SPLIT_FILE = "split.json"  # the single split's manifest, for every run
 FOLDS_FILE = "folds.json"  # a cross-validated study's partition, each run's split derived from it
 
 
@@ -95,15 +88,11 @@ def preflight(spec: StudySpec, study_dir: Path) -> Start:
                   for label, c in enumerate(partition.classes)}
         warnings = small_classes(counts, s.val, 0.0) + small_for_folds(counts, s.folds)
         return Start(None, new, [p["problem"] for p in warnings] + lr, partition)
-    path = study_dir / SPLIT_FILE
-    if path.is_file():
-        manifest = Manifest.load(path)
-        manifest.verify(source)
-    else:
-        manifest = make_split(source, val=s.val, test=s.test, seed=s.seed, groups=groups)
+    new = not (study_dir / SPLIT_FILE).is_file()
+    manifest = run_manifest(source, study_dir, val=s.val, test=s.test, seed=s.seed, groups=groups)
     counts = {cls: sum(n.values()) for cls, n in manifest.class_counts().items()}
     warnings = [p["problem"] for p in small_classes(counts, s.val, s.test)]
-    return Start(manifest, not path.is_file(), warnings + lr)
+    return Start(manifest, new, warnings + lr)
 
 
 def _partition(spec: StudySpec, study_dir: Path, source, groups) -> tuple[Partition, bool]:

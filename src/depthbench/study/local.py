@@ -33,6 +33,7 @@ import depthbench.cpus
 from depthbench.data.split import Manifest
 from depthbench.errors import StudyInterrupted
 from depthbench.folderlock import describe, holder
+from depthbench.models import model_module
 from depthbench.models.complexity import model_macs
 from depthbench.runrecord import FINAL_STATUSES
 from depthbench.study import packing
@@ -177,7 +178,7 @@ class LocalScheduler:
         proc = self.ctx.Process(
             target=run_worker, name=plan.name, daemon=False,
             args=(str(run_dir), config.model_dump(mode="json"), str(run_split(run_dir, self.split)),
-                  plan.variant, threads, gpu, str(log_path), cores))
+                  plan.variant, threads, gpu, str(log_path), cores, model_module(config.model)))
         proc.start()
         act = _Active(plan, proc, time.monotonic(), epochs_done(run_dir), gpu=gpu_index)
         act.task = self.progress.add_task(f"  {plan.name}", total=config.epochs,

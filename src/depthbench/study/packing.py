@@ -7,7 +7,7 @@ context and a margin), and a run starts on a GPU when that estimate fits what th
 beside the runs already on it (`place`). The cores this process may use (`sched_getaffinity`,
 which a SLURM job's cgroup or `taskset` narrows) cap how many run at once and are divided among
 them, each run's worker pinned to its share (`slots`). Without a GPU, `auto` is one run at a
-time with every core, as before.
+time with every core.
 """
 
 from __future__ import annotations

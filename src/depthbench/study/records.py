@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from depthbench import runrecord
+from depthbench.data.split import SPLIT_FILE
 from depthbench.engine.runlock import RunLock, RunLocked
 from depthbench.names import MODELS, canonical, family_of
 
@@ -29,16 +30,13 @@ def status_of(run_dir: Path) -> str:
 def run_split(run_dir: Path, study_split: Path | None) -> Path:
     """The split.json a run trains on: the study's one manifest, or (a cross-validated study,
     `study_split` None) the run folder's own, which the runner wrote for its cell."""
-    return study_split if study_split is not None else run_dir / "split.json"
+    return study_split if study_split is not None else run_dir / SPLIT_FILE
 
 
 def epochs_done(run_dir: Path) -> int:
-    """Rows in metrics.csv: the epochs this run has completed so far."""
-    try:
-        with open(run_dir / "metrics.csv", encoding="utf-8") as f:
-            return max(0, sum(1 for line in f if line.strip()) - 1)
-    except OSError:
-        return 0
+    """Rows in metrics.csv: the epochs this run has completed so far (0 when it has none or
+    cannot be read)."""
+    return len(runrecord.read_metrics(run_dir / "metrics.csv")[0])
 
 
 def write_failure(run_dir: Path, config: dict[str, Any], variant: str, reason: str,

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from depthbench.analysis import analyze_path
 from depthbench.errors import ConfigError, DepthbenchError, StudyInterrupted
-from depthbench.report import build_report
+from depthbench.report.build import build_report
 from depthbench.study.folder import (
     Start,
     check_folder,

@@ -33,9 +33,11 @@ from depthbench.errors import ConfigError
 from depthbench.names import (
     ABLATIONS,
     DEFAULT_KEY_DROP_MODE,
+    DEFAULT_KEY_DROP_SCHEDULE,
     FAMILIES,
     KEY_DROP_MODES,
     KEY_DROP_SCHEDULES,
+    expand_models,
     family_of,
     resolve_name,
 )
@@ -95,9 +97,9 @@ class SplitSpec(_Strict):
         return self
 
     @model_serializer(mode="wrap")
-    def _single_split_as_before(self, handler) -> dict[str, Any]:
+    def _single_split_keys_only(self, handler) -> dict[str, Any]:
         """The cross-validation keys are left out at their defaults, so a study without them
-        records (and compares with an older study folder) exactly the keys it always had."""
+        records (and compares with a study folder written without them) exactly its keys."""
         out = handler(self)
         for key, default in (("folds", None), ("repeats", 1), ("groups", None)):
             if out.get(key) == default:
@@ -111,7 +113,7 @@ class VariantSpec(_Strict):
     key_drop: list[float] = Field(default_factory=list)  # Swin: dropout on attention keys
     se_drop: list[float] = Field(default_factory=list)  # SE-ResNet: dropout on SE channel gates
     key_drop_mode: Literal[KEY_DROP_MODES] = DEFAULT_KEY_DROP_MODE
-    key_drop_schedule: Literal[KEY_DROP_SCHEDULES] = KEY_DROP_SCHEDULES[0]
+    key_drop_schedule: Literal[KEY_DROP_SCHEDULES] = DEFAULT_KEY_DROP_SCHEDULE
     models: list[ModelName] | None = None  # which get variants (default: all of the family)
 
     @field_validator("key_drop", "se_drop")
@@ -181,6 +183,7 @@ class StudySpec(_Strict):
     img_size: int = Field(224, ge=IMG_SIZE_RANGE[0], le=IMG_SIZE_RANGE[1])
     # extra model keyword arguments per family or model name, e.g. {swin: {window_size: 4}}
     model_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # `all`, a family (its models), or model names; each entry resolved to canonical names
     models: list[ModelName] = Field(min_length=1)
     variants: VariantSpec = Field(default_factory=VariantSpec)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -189,6 +192,23 @@ class StudySpec(_Strict):
     jobs: int | Literal["auto"] = "auto"
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)  # local (default) or slurm
     report: ReportSpec | None = None  # report options; None: the defaults
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _expand_models(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v, loc = [v], ("models",)
+        elif isinstance(v, list) and all(isinstance(x, str) for x in v):
+            loc = None
+        else:
+            return v  # pydantic names what is not a list of names
+        out = []
+        for i, entry in enumerate(v):
+            try:
+                out += expand_models(entry)
+            except ConfigError as e:
+                raise KeyedError(loc or ("models", i), str(e)) from None
+        return out
 
     @field_validator("models")
     @classmethod
@@ -201,7 +221,7 @@ class StudySpec(_Strict):
     @field_validator("jobs", mode="before")
     @classmethod
     def _jobs(cls, v: Any) -> Any:
-        if v is None or v == "auto":  # None: what study.yaml recorded before `auto` existed
+        if v is None or v == "auto":  # None: a study.yaml that leaves it null
             return "auto"
         if isinstance(v, str) and v.strip().isdigit():
             v = int(v)

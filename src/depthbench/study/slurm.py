@@ -42,6 +42,7 @@ from submitit.helpers import DelayedSubmission
 from depthbench._io import atomic_write_json
 from depthbench.cpus import usable_cpu_count
 from depthbench.errors import ConfigError, DepthbenchError, RunFailed
+from depthbench.models import model_module
 from depthbench.runrecord import FINAL_STATUSES
 from depthbench.study.grid import RunPlan
 from depthbench.study.records import annotate_run, read_result, run_split, write_failure
@@ -66,9 +67,9 @@ class TrainRun:
     """What submitit pickles for one run and calls inside its job."""
 
     def __init__(self, run_dir: str, config: dict, split: str, variant: str, requeues: int = 0,
-                 gpus: int = 0):
+                 gpus: int = 0, model_module: str | None = None):
         self.run_dir, self.config, self.split, self.variant = run_dir, config, split, variant
-        self.requeues, self.gpus = requeues, gpus
+        self.requeues, self.gpus, self.model_module = requeues, gpus, model_module
 
     def __call__(self) -> int:
         run_dir = Path(self.run_dir)
@@ -81,12 +82,13 @@ class TrainRun:
             with open(run_dir / "train.log", "a", encoding="utf-8") as log:
                 log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {where} starts (pid "
                           f"{os.getpid()}, requeues {requeues}); output: the job's submitit logs\n")
-        gpus = getattr(self, "gpus", 0)  # a job pickled before gpus was recorded: none asked
+        gpus = getattr(self, "gpus", 0)  # a job pickled without the field: none asked
         if gpus and not torch.cuda.is_available():
             return self._no_gpu(where, gpus, rank0)
         with _Preemption() as preemption:
             try:
-                code = train_run(run_dir, self.config, self.split, self.variant, _threads())
+                code = train_run(run_dir, self.config, self.split, self.variant, _threads(),
+                                 getattr(self, "model_module", None))
             except KeyboardInterrupt:  # the warning signal before the trainer started
                 code = 130
         if preemption.signalled:  # checkpoints flushed: submitit requeues this job and exits
@@ -110,7 +112,8 @@ class TrainRun:
         what it returns. Nothing to save here: the trainer flushed its checkpoints when the
         signal stopped it (`_Preemption`)."""
         return DelayedSubmission(TrainRun(self.run_dir, self.config, self.split, self.variant,
-                                          self.requeues + 1, getattr(self, "gpus", 0)))
+                                          self.requeues + 1, getattr(self, "gpus", 0),
+                                          getattr(self, "model_module", None)))
 
 
 class _Preemption:
@@ -290,9 +293,11 @@ class SlurmScheduler:
         for plan in plans:
             run_dir = self.dir / plan.name
             run_dir.mkdir(parents=True, exist_ok=True)
-            calls.append(TrainRun(str(run_dir), plan.train_config().model_dump(mode="json"),
+            config = plan.train_config()
+            calls.append(TrainRun(str(run_dir), config.model_dump(mode="json"),
                                   str(run_split(run_dir, self.split)), plan.variant,
-                                  gpus=self.spec.executor.gpus_per_run))
+                                  gpus=self.spec.executor.gpus_per_run,
+                                  model_module=model_module(config.model)))
         try:
             jobs = ex.submit_array(calls)
         except Exception as e:  # noqa: BLE001 - sbatch's refusal, in one line

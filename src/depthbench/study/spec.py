@@ -4,7 +4,7 @@ A spec is validated on load with pydantic (`extra="forbid"`): an unknown key or 
 one-line `ConfigError` naming the file and the key, e.g. `study.yaml: models[2]: unknown model
 'resnet19'`. Presets are specs shipped inside the package (`depthbench/configs/presets/*.yaml`).
 
-The `overrides` mapping holds any `depthbench.engine.TrainConfig` field under the engine's own
+The `overrides` mapping holds any `depthbench.engine.config.TrainConfig` field under the engine's own
 name (`epochs`, `batch_size`, `lr`, ...): it is checked against `TrainConfig` on load, so a typo
 fails before the first run starts, not an hour into the study.
 """
@@ -62,7 +62,7 @@ def load_spec(
     replaces the file's test fraction, which folds do not use). A relative data or groups path
     in a YAML file is taken relative to that file's folder; one given on the command line,
     relative to the working folder.
-    `check_data`: also check that the data is there (`data.check_data`: no scan), before the
+    `check_data`: also check that the data is there (`data.sources.check_data`: no scan), before the
     models are built, which loads torch (`depthbench run` does; a spec reads without its data).
     """
     if path is not None and preset is not None:

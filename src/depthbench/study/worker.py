@@ -4,13 +4,14 @@ The local executor starts workers from a `multiprocessing` fork server that has 
 torch, Lightning and depthbench (see `study/local.py` for why a process and not a function call,
 and why a fork server).
 
-A worker trains through `depthbench.engine.train` and makes sure its run folder ends with a
+A worker trains through `depthbench.engine.trainer.train` and makes sure its run folder ends with a
 result.json: if training raises, it records the run as failed with the reason, so the study can
 go on and the report can show the failure.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -45,11 +46,12 @@ INTERRUPTED = 130
 
 
 def run_worker(run_dir: str, config: dict, split: str, variant: str, threads: int,
-               gpu: str | None, log_path: str, cpus: list[int] | None = None) -> None:
+               gpu: str | None, log_path: str, cpus: list[int] | None = None,
+               model_module: str | None = None) -> None:
     """Process target: train one run; the exit code says how it ended (0 finished, 3 failed,
     130 (`INTERRUPTED`) stopped by a signal, else crashed). `cpus`: the cores this run may use
     (its share of the machine's, when runs share a GPU); the engine sizes its loader workers by
-    them."""
+    them. `model_module`: the module that registered the run's model (`train_run`)."""
     os.setsid()  # own process group: Ctrl-C reaches the runner only, which then stops workers
     _stop_with_runner()
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -70,18 +72,23 @@ def run_worker(run_dir: str, config: dict, split: str, variant: str, threads: in
     # worker like Ctrl-C; the last finished epoch's last.ckpt stays for the next run to resume.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)
-    code = train_run(Path(run_dir), config, split, variant, threads)
+    code = train_run(Path(run_dir), config, split, variant, threads, model_module)
     ru = resource.getrusage(resource.RUSAGE_SELF)
     print(f"worker exit {code}: cpu {ru.ru_utime + ru.ru_stime:.1f} s, "
           f"peak rss {ru.ru_maxrss / 1024:.0f} MB", flush=True)
     sys.exit(code)
 
 
-def train_run(out: Path, values: dict, split: str, variant: str, threads: int) -> int:
+def train_run(out: Path, values: dict, split: str, variant: str, threads: int,
+              model_module: str | None = None) -> int:
     """Train one run in this process, resuming what its folder holds; every way it can end
-    leaves a result.json. The code: 0 finished, 3 failed, 130 interrupted, else an error's."""
+    leaves a result.json. The code: 0 finished, 3 failed, 130 interrupted, else an error's.
+    `model_module` (`models.model_module`) is imported first: this process knows depthbench's
+    own models, and a model registered elsewhere (a test's) only once its module has run."""
     try:
         torch.set_num_threads(threads)
+        if model_module:
+            importlib.import_module(model_module)
         config = make_config(values, source=f"{out.name}/config")
         # resume=True: an unfinished folder continues from its last.ckpt, a new one starts; a
         # folder that another live process trains is waited for (then resumed or found finished)
