@@ -128,7 +128,8 @@ for name, argv in json.loads(sys.argv[1]).items():
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         out[name] = [main(argv), err.getvalue()]
-print(json.dumps({"answers": out, "torch": "torch" in sys.modules}))
+print(json.dumps({"answers": out, "torch": "torch" in sys.modules,
+                  "sklearn": "sklearn" in sys.modules or "scipy" in sys.modules}))
 """
 
 
@@ -154,5 +155,6 @@ def test_a_typo_answers_in_one_line_before_torch_loads(tmp_path):
         assert rc == 2 and err.count("\n") == 1, (name, rc, err)
         assert line.format(tmp=tmp_path) in err, (name, err)
     assert not doc["torch"], "a typo waited for torch"
+    assert not doc["sklearn"], "a typo waited for scikit-learn or scipy"
     assert sorted(p.name for p in tmp_path.iterdir()) == [  # no run or study folder made
         "batchsize.yaml", "models.yaml", "seed.yaml", "study.yaml", "w.safetensors"]

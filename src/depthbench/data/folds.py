@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from depthbench._io import atomic_write_json
 from depthbench.configio import DEFAULT_VAL
@@ -56,6 +55,9 @@ def make_folds(labels: Sequence[int], groups: Sequence[Hashable] | None, folds: 
     partition (every image in exactly one fold), stratified by label; images sharing a group
     share a fold. `groups` None (or all distinct) uses StratifiedKFold, which keeps each class's
     count per fold within one image."""
+    # on use: scikit-learn takes seconds to import, and a study's typo answers before it
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
     y = np.asarray(labels)
     x = np.zeros((y.size, 1))
     grouped = groups is not None and len(set(groups)) < y.size

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from depthbench.errors import DataError
 
@@ -84,6 +82,10 @@ def image_units(shas: list[str], groups: list[str] | None) -> np.ndarray:
     """The unit of each image (an int per image, in the given order): images sharing a content
     hash or a group share a unit, transitively (a duplicate of one group's image in another group
     joins the two groups). Connected components of the graph image - hash - group."""
+    # on use, as scikit-learn in folds.py: a study's typo answers before scipy loads
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n = len(shas)
     keys: dict[tuple[str, str], int] = {}
     rows, cols = [], []
