@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint browser clean bench device-wheels slurm-up slurm-down test-cluster
+.PHONY: setup run test lint browser screenshot clean bench device-wheels slurm-up slurm-down test-cluster
 
 setup: $(STAMP)
 
@@ -27,6 +27,23 @@ browser:
 
 test: setup browser
 	$(PY) -m pytest -q
+
+# The README's picture: the first screen (1280x900) of a study's report.html in headless Chromium,
+# reduced to 256 colours so the PNG stays small. `make screenshot STUDY=runs/quick` after `make run`.
+STUDY      ?= runs/quick
+SCREENSHOT ?= docs/report.png
+
+screenshot: setup browser
+	@test -f $(STUDY)/report.html || { echo "no $(STUDY)/report.html: run the study first"; exit 2; }
+	@profile=$$(mktemp -d) && trap 'rm -rf "$$profile"' EXIT && \
+	  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --no-first-run \
+	    --disable-background-networking --disable-component-update --disable-sync \
+	    --user-data-dir="$$profile" --window-size=1280,900 --virtual-time-budget=5000 \
+	    --screenshot=$(abspath $(SCREENSHOT)) file://$(abspath $(STUDY))/report.html 2>/dev/null
+	$(PY) -c "import sys; from PIL import Image; p = sys.argv[1]; \
+	  Image.open(p).convert('RGB').quantize(256, dither=Image.Dither.NONE).save(p, optimize=True)" \
+	  $(SCREENSHOT)
+	@ls -l $(SCREENSHOT)
 
 # A single-node SLURM (munged, MariaDB + slurmdbd for sacct, slurmctld, slurmd) under
 # /tmp/depthbench-slurm, for the cluster tests; installs its Debian packages when missing (root).
@@ -51,7 +68,7 @@ bench: setup
 	$(PY) -m benchmarks
 
 # The wheels the GPU check carries to a GPU machine (benchmarks/device-wheels.txt) into .whl/,
-# checked against pyproject.toml; BENCHMARKS.md, "The GPU check", says how they travel.
+# checked against pyproject.toml, for a GPU machine without a package index (`benchmarks/gpu.sh --wheels`).
 device-wheels: setup
 	$(PY) -m benchmarks.device_wheels
 

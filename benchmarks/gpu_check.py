@@ -1,5 +1,5 @@
 """The GPU check: depthbench itself on one GPU, its tables written as it goes. Run it through
-`benchmarks/gpu.sh` (BENCHMARKS.md, "The GPU check": the commands, their time limits, the tables).
+`benchmarks/gpu.sh` (BENCHMARKS.md, "The GPU check": the command).
 
     python -m benchmarks.gpu_check [--phases a,b,c,d] [--merge FILE] [--deadline-s S] [--out DIR]
     python -m benchmarks.gpu_check --dry-run     # the CPU at tiny sizes: every code path, no figures

@@ -36,7 +36,7 @@ def add_arguments(p) -> None:
                    help="run again the runs that failed before (default: keep their failure)")
     p.add_argument("--no-analyze", action="store_true",
                    help="skip `depthbench analyze` of the finished runs before the report")
-    # SLURM (the study's `executor:` holds partition, GPUs, time, ...; see the README)
+    # SLURM (the study's `executor:` holds partition, GPUs, time, ...; see docs/cluster.md)
     p.add_argument("--executor", choices=["local", "slurm"],
                    help="where runs train: this machine (default) or SLURM jobs through submitit "
                         "(overrides the study's executor.kind)")
