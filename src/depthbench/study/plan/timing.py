@@ -6,7 +6,9 @@ worker preloads, with the study's threads, precision and batch, through the engi
 `train_one_epoch` and `predict_batches` (Fabric, autocast, the fused optimizer, the recipe's
 random stage): its first step (what a new worker pays for kernels it has not run yet), then a
 few more. As many processes run at once as the study runs runs at once, so they share the cores
-as the runs will. A batch that would take long is timed smaller and scaled per image.
+as the runs will. On a CPU a step counts its process's CPU seconds over its threads, not the wall
+clock, so other work on the machine while `plan` times does not inflate the plan. A batch that
+would take long is timed smaller and scaled per image.
 
 What was measured is kept in `<cache>/plan_rates.json`, keyed by what changes it (the CPU or
 GPU, torch's version, the precision and the threads of one run): `plan` reuses a model timed
@@ -30,6 +32,7 @@ import torch
 from torch import nn
 
 from depthbench._io import atomic_write_json
+from depthbench.cpus import usable_cpu_count
 from depthbench.data.sources import default_cache_dir
 from depthbench.data.transforms import (
     augment_transform,
@@ -52,10 +55,11 @@ RATES_FILE = "plan_rates.json"
 ROUGH_FLOPS_PER_CORE = 20e9
 # A timed step should take about this long at the rough rate: a batch that would take longer
 # is timed smaller and scaled per image, so `plan` answers within a minute; but not below
-# MIN_TIMED_BATCH images, where the step's fixed cost and small matrix products would overstate
-# the per-image time. The rough rate picks it, not a rate measured under another load.
-STEP_TARGET_S = 1.0
-MIN_TIMED_BATCH = 4
+# MIN_TIMED_BATCH images: a smaller step's fixed cost and small matrix products overstate the
+# per-image time (a deep CNN timed at a few images is far slower per image than at its batch).
+# The rough rate picks it, not a rate measured under another load.
+STEP_TARGET_S = 2.0
+MIN_TIMED_BATCH = 16
 # Timed training steps after the first (cold) one; their mean is the step's time.
 WARM_STEPS = 2
 # Bytes written once to time this disk's writes (checkpoints).
@@ -179,7 +183,8 @@ def measure(configs: dict[str, TrainConfig], *, num_classes: int, threads: int, 
     ran (a study pays the same to start its worker server)."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD + [__name__])
-    jobs = [(key, config.model_dump(mode="json"), num_classes, threads,
+    share = max(1.0, min(at_once, len(configs)) * threads / usable_cpu_count())
+    jobs = [(key, config.model_dump(mode="json"), num_classes, threads, share,
              timed_batch(config.batch_size, flops_per_image[key], device, threads))
             for key, config in configs.items()]
     t0 = time.time()
@@ -218,7 +223,7 @@ def write_rate(folder: Path) -> float:
 def _time_one(job) -> tuple[str, dict, float]:
     """In a fresh worker process: time one model (see the module docstring)."""
     began = time.time()
-    key, values, num_classes, threads, batch = job
+    key, values, num_classes, threads, share, batch = job
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
     cfg = TrainConfig(**values)
@@ -251,28 +256,41 @@ def _time_one(job) -> tuple[str, dict, float]:
             yield (torch.stack([per_image(x) for x in images]) if per_image else images), targets
 
     def train(n: int) -> float:
-        return train_one_epoch(fabric, model, criterion, optimizer, scheduler, batches(n),
+        cpu = time.process_time()
+        wall = train_one_epoch(fabric, model, criterion, optimizer, scheduler, batches(n),
                                grad_clip=cfg.grad_clip, channels_last=channels_last,
                                limit_batches=n, random_stage=random_stage, normalize=normalize,
                                batch_transform=dihedral if cfg.dihedral else
                                flips if cfg.flips else None).seconds
+        return _free_seconds(wall, time.process_time() - cpu, device, threads, share)
 
     eval_images = torch.randint(0, 256, (batch, 3, cfg.img_size, cfg.img_size), dtype=torch.uint8,
                                 generator=gen)
 
     def evaluate(n: int) -> float:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         predict_batches(fabric, net, [(eval_images, targets)] * n, n * batch, normalize=normalize,
                         channels_last=channels_last)
         if device == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter() - t
+        return _free_seconds(time.perf_counter() - t, time.process_time() - cpu, device, threads,
+                             share)
 
     first_train, warm_train = _first_and_warm(train, WARM_STEPS)
     first_eval, warm_eval = _first_and_warm(evaluate, 1)  # no backward: a small part of a run
     return key, {"train_s_per_image": warm_train / batch, "eval_s_per_image": warm_eval / batch,
                  "cold_s": max(0.0, first_train - warm_train) + max(0.0, first_eval - warm_eval),
                  "setup_s": setup_s, "batch_timed": batch}, began
+
+
+def _free_seconds(wall: float, cpu: float, device: str, threads: int, share: float) -> float:
+    """The seconds a step takes when the study has the machine to itself. On a CPU, other work
+    on the cores stretches the wall clock but not the process's CPU clock: the step's CPU
+    seconds spread over its threads, stretched only by the study's own runs sharing the cores
+    (`share`), unless the wall clock says less."""
+    if device != "cpu":
+        return wall
+    return min(wall, cpu / threads * share)
 
 
 def _first_and_warm(run, steps: int) -> tuple[float, float]:
