@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 import yaml
+from scipy import stats
 
 from depthbench import runrecord
 from depthbench.cli.main import main
@@ -20,7 +21,7 @@ from depthbench.data.sources import open_source
 from depthbench.data.split import make_split, train_eval_manifest
 from depthbench.errors import DepthbenchError
 from depthbench.study.grid import plan_runs
-from depthbench.study.plan import estimate, timing
+from depthbench.study.plan import decide, estimate, timing
 from depthbench.study.runner import run_study
 from depthbench.study.spec import load_spec
 
@@ -100,11 +101,41 @@ def test_plan_text_on_the_smoke_preset_reuses_the_timings(cache, capsys, tmp_pat
     for words in ("Design: single split, 1 seed: 4 runs", "30 train, 12 val", "18 test",
                   "swin_tiny_patch4_window7_224  base, keydrop0.1", "timed before",
                   "GPU time is an estimate, not a measured run: an A100/H100-class GPU at an assumed", "5-fold x 2, 1 seed",
-                  "10-fold x 1, 1 seed", "Cheapest design detecting 3 points: –"):
+                  "10-fold x 1, 1 seed", "What each comparison can decide (single split, 1 "
+                  "seed; the report's 4 comparisons, Holm over all 4", "Swin-T vs ResNet-18",
+                  "Variance: stated defaults", "Cheapest design detecting 3 points in every "
+                  "comparison (its worst): – (none of these designs"):
         assert words in out, (words, out)
-    alternatives = out.split("Alternatives", 1)[1]
-    assert alternatives.count("–") >= 2 * 6  # no detectable difference is invented
     assert not (tmp_path / "s").exists()  # plan writes nothing into the study folder
+
+
+def test_plan_detects_from_the_stated_defaults(cache, capsys, tmp_path):
+    """Without --from: the report's comparisons of the grid, each from the stated defaults; at
+    one seed the detectable difference is the exact McNemar's at the defaults' discordance."""
+    doc = plan_json(capsys, "--preset", "smoke", "--jobs", "2", "--out", str(tmp_path / "s"))
+    assert doc["variance"]["source"] == "defaults"
+    assert doc["variance"]["discordance"] == decide.DEFAULT_DISCORDANCE
+    swin, key = "swin_tiny_patch4_window7_224", ("swin_tiny_patch4_window7_224", "keydrop0.1")
+    assert [(c["section"], tuple(c["a"]), tuple(c["b"])) for c in doc["comparisons"]] == [
+        ("se", ("seresnet18", "base"), ("resnet18", "base")),
+        ("variant", key, (swin, "base")),
+        ("across", (swin, "base"), ("resnet18", "base")),
+        ("across", (swin, "base"), ("seresnet18", "base"))]
+    assert all(c["m"] == 4 and c["variance"] == "defaults" for c in doc["comparisons"])
+    z = stats.norm.ppf(1 - 0.05 / 4 / 2) + stats.norm.ppf(0.8)
+    n = doc["design"]["images_per_run"]["test"]
+    mcnemar = 100 * min(1.0, max(z * (decide.DEFAULT_DISCORDANCE / n) ** 0.5, z * z / n))
+    one = {a["design"]: a for a in doc["alternatives"]}
+    assert one["single split, 1 seed"]["detectable"] == pytest.approx([mcnemar] * 4)
+    assert [c["detectable"] for c in doc["comparisons"]] == one["single split, 1 seed"][
+        "detectable"]
+    for a in doc["alternatives"]:  # 18 test images decide nothing small: none reaches 3 points
+        assert a["detectable_worst"] == max(a["detectable"]) and a["reaches_target"] is False
+    assert doc["cheapest_reaching_target"] is None
+    # every design reaches 100 points: the cheapest is the one seed of the single split
+    loose = plan_json(capsys, "--preset", "smoke", "--jobs", "2", "--target", "100", "--out",
+                      str(tmp_path / "s"))
+    assert loose["cheapest_reaching_target"] == "single split, 1 seed"
 
 
 def test_plan_json_on_a_flowers_folder_with_folds(cache, capsys, flowers_dir, tmp_path):
@@ -121,8 +152,13 @@ def test_plan_json_on_a_flowers_folder_with_folds(cache, capsys, flowers_dir, tm
     assert runs == {"single split, 2 seeds": 4, "single split, 1 seed": 2,
                     "single split, 3 seeds": 6, "single split, 5 seeds": 10,
                     "5-fold x 1, 1 seed": 10, "5-fold x 2, 1 seed": 20, "10-fold x 1, 1 seed": 20}
-    assert all(a["detectable_worst"] is None and a["reaches_target"] is None
-               for a in doc["alternatives"])
+    # one comparison (Swin-T against ResNet-18, Holm over 1). Several seeds pay for the
+    # seed-level t's few degrees of freedom (one seed's McNemar sees no run-to-run variance);
+    # from there, more seeds detect less
+    assert [c["name"] for c in doc["comparisons"]] == ["Swin-T vs ResNet-18"]
+    worst = {a["design"]: a["detectable_worst"] for a in doc["alternatives"]}
+    assert (worst["single split, 2 seeds"] > worst["single split, 3 seeds"]
+            > worst["single split, 5 seeds"])
 
     cv = plan_json(capsys, "--config", config, "--folds", "5", "--repeats", "2", "--target", "2",
                    "--out", str(tmp_path / "fl"))
@@ -131,7 +167,11 @@ def test_plan_json_on_a_flowers_folder_with_folds(cache, capsys, flowers_dir, tm
     sizes = d["images_per_run"]
     assert sizes["test"] == round(len(manifest) / 5)  # every image tested once per repeat
     assert sizes["train"] + sizes["val"] + sizes["test"] == len(manifest)
-    assert cv["target_points"] == 2 and cv["cheapest_reaching_target"] is None
+    assert cv["target_points"] == 2
+    reaching = [a for a in cv["alternatives"] if a["detectable_worst"] <= 2]
+    assert all(a["reaches_target"] == (a in reaching) for a in cv["alternatives"])
+    assert cv["cheapest_reaching_target"] == (min(reaching, key=lambda a: a[
+        "hours_this_machine"])["design"] if reaching else None)
     # a 10-fold run trains on more images, and tests on half as many, as a 5-fold run
     one = {a["design"]: a["images"] for a in cv["alternatives"]}
     five, ten = one["5-fold x 1, 1 seed"], one["10-fold x 1, 1 seed"]
