@@ -3,8 +3,7 @@ detectable differences.
 
     python -m benchmarks.bench_plan --preset smoke --out /tmp/plan_smoke
     python -m benchmarks.bench_plan --preset quick --out /tmp/plan_quick        # the quick study
-    python -m benchmarks.bench_plan --compare-only --preset quick --out runs/quick \
-        [--pilot runs/pilot]
+    python -m benchmarks.bench_plan --compare-only --preset quick --out runs/quick --pilot DIR
     python -m benchmarks.bench_plan --defaults-from runs/quick    # the plan's stated defaults
 
 The first two plan the study (`depthbench plan --json`, timed: it should answer within a
@@ -21,7 +20,8 @@ predicted it (from the stated defaults: the plan made before the run, without `-
 `--pilot DIR`, from `depthbench plan --from DIR`, a pilot study of the same grid) against the one
 its report achieved (`mde_pts`), and whether each is within +-30%. `--defaults-from STUDY`
 prints what `study/plan/decide.py`'s defaults measure on a finished single-split study: the
-median discordance of its comparisons and its models' mean test accuracy.
+median discordance of its comparisons, its runs' mean accuracy and, with several seeds, the
+image share of the disagreement and the run-to-run term.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 
 from benchmarks._common import machine_line, markdown_table
+from depthbench.report.analysis import Analysis, components_of, plan_comparisons
+from depthbench.report.records import load_study
 
 GOAL = 0.25  # |predicted / measured - 1| within this counts as met
 DETECT_GOAL = 0.30  # ... for a detectable difference predicted with --from
@@ -182,17 +184,24 @@ def compare_detectable(rows: dict, plans: dict[str, dict]) -> str:
 
 
 def measured_defaults(study: Path) -> str:
-    """What the plan's defaults are, measured on a finished single-split study."""
-    rows = list(achieved(study).values())
-    rates = [(int(r["a_only"]) + int(r["b_only"])) / (int(r["n_images"]) * int(r["seeds"]))
-             for r in rows if r["a_only"] and r["n_images"]]
-    with open(study / "results.csv", newline="") as f:
-        accs = [float(r["best_test_acc"]) for r in csv.DictReader(f)
-                if r["status"] == "finished" and r["best_test_acc"]]
-    return (f"{study}: {len(rates)} comparisons, discordance median {statistics.median(rates):.4f} "
-            f"(quartiles {statistics.quantiles(rates, n=4)[0]:.4f}-"
-            f"{statistics.quantiles(rates, n=4)[2]:.4f}, range {min(rates):.4f}-{max(rates):.4f}); "
-            f"{len(accs)} finished runs, mean test accuracy {statistics.mean(accs):.4f}")
+    """What the plan's defaults (`study/plan/decide.py`) are, measured on a finished single-split
+    study by its report's own comparisons: the discordance of each (A and B disagreeing, per
+    test image and seed), its runs' test accuracy, and with several seeds each comparison's
+    image share of the disagreement and run-to-run term (`report.analysis.components_of`)."""
+    an = Analysis(load_study(study))
+    plan_comparisons(an)
+    tested = [c for c in an.comparisons if c.test is not None and c.counts is None]
+    rates = [(c.a_only + c.b_only) / (c.n * len(c.seeds)) for c in tested]
+    accs = [r.accuracy("best", an.split) for r in an.study.runs if r.finished]
+    out = [f"{study}: {len(rates)} comparisons on {an.split}, discordance median "
+           f"{statistics.median(rates):.4f} (range {min(rates):.4f}-{max(rates):.4f}); "
+           f"{len(accs)} finished runs, mean accuracy {statistics.mean(accs):.4f}"]
+    several = [components_of(c)[0] for c in tested if c.diffs is not None]
+    if several:
+        shares = [x.img / (x.img + x.res) for x in several if x.img + x.res]
+        out.append(f"several seeds: image share median {statistics.median(shares):.4f}, "
+                   f"run term median {statistics.median(x.seed for x in several):.3g}")
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:

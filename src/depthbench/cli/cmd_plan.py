@@ -111,16 +111,17 @@ def format_plan(doc: dict) -> str:
     lines += ["", "Alternatives (one seed each unless said; detectable differences in accuracy "
                   "points, 80% power at the report's Holm level):", ""]
     target = doc["target_points"]
+    cheapest = doc["cheapest_reaching_target"]
     rows = [(a["design"], str(a["runs"]), f"{a['images']['test']:,}",
              duration(a["hours_this_machine"] * 3600), duration(a["gpu_hours_estimate"] * 3600),
              size(a["disk_bytes"]), _points(a["detectable_median"]),
              _points(a["detectable_worst"]),
-             "yes" if a["reaches_target"] else NONE_YET if a["reaches_target"] is None else "no")
+             NONE_YET if a["reaches_target"] is None else "no" if not a["reaches_target"]
+             else "yes, the cheapest" if a["design"] == cheapest else "yes")
             for a in doc["alternatives"]]
     lines += _table(("design", "runs", "test images/run", "this machine", "GPU (est.)", "disk",
                      "median detectable", "worst detectable",
                      f"worst within {target:g} pts"), rows)
-    cheapest = doc["cheapest_reaching_target"]
     reason = ("no comparison to make" if not doc["comparisons"] else
               "none of these designs detects it in every comparison")
     lines += ["", f"Cheapest design detecting {target:g} points in every comparison (its worst): "
