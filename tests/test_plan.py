@@ -1,5 +1,5 @@
-"""`depthbench plan` and `run`'s first lines: the design, the costs and the alternatives before
-anything trains, the per-machine timings kept and reused, and the refusal of a disk too small.
+"""`depthbench plan` and `run`'s first lines: the design, the costs, what each comparison can
+decide and the alternatives before anything trains, the per-machine timings kept and reused, and the refusal of a disk too small.
 
 One study is timed for real (a ResNet-18 and a Swin-T at 32 px, as the smoke preset trains
 them); every other test reads the timings that one kept, so only it pays for timed steps.
@@ -20,8 +20,12 @@ from depthbench.cli.main import main
 from depthbench.data.sources import open_source
 from depthbench.data.split import make_split, train_eval_manifest
 from depthbench.errors import DepthbenchError
+from depthbench.names import family_of
+from depthbench.report.analysis import Analysis, plan_comparisons
+from depthbench.report.records import load_study
 from depthbench.study.grid import plan_runs
 from depthbench.study.plan import decide, estimate, timing
+from depthbench.study.plan.design import Design, Sizes
 from depthbench.study.runner import run_study
 from depthbench.study.spec import load_spec
 
@@ -248,3 +252,37 @@ def test_a_gpu_rate_measured_by_plan_is_used_and_named(cache, capsys, monkeypatc
 
 
 GPU_RATE = 10 * 60e12
+
+
+def test_plan_from_a_study_gives_its_reports_detectable_differences(tmp_path):
+    """`--from` a study, at its own design: each comparison's components as the report measured
+    them give the report's detectable difference to its last printed digit, for three seeds of
+    a single split (crossed and seed-level t) and for 3-fold x 2 repeats x 2 seeds (crossed CV
+    t); one seed projects to more seeds by the defaults' split of its discordance."""
+    from test_report import make_cv_study, make_study  # the report's hand-made records
+
+    split = make_study(tmp_path / "split", [0, 1, 2], models=[
+        "resnet18", "resnet34", "resnet50", "seresnet18", "seresnet50"],
+        accs={"resnet34": 0.74, "seresnet50": 0.78}, macs_224=10**9)
+    cv = tmp_path / "cv"
+    make_cv_study(cv, {"resnet18": 0.9, "resnet34": 0.92, "seresnet18": 0.99})
+    for root, at in ((split, Design(3)), (cv, Design(2, 3, 2))):
+        an = Analysis(load_study(root))
+        plan_comparisons(an)
+        points = [k for k in an.groups if an.finished(k)]
+        _, planned = decide.planned(points, lambda k: family_of(k[0]), an.gmacs_224, root)
+        assert [c.pair.section for c in planned] == [c.section for c in an.comparisons]
+        assert all(c.source == "measured" and c.m == len(an.comparisons) for c in planned)
+        each = decide.detectable(planned, at, Sizes(0, 0, an.images(), 0), an.images()).each
+        assert [f"{x:.4f}" for x in each] == [f"{100 * c.mde:.4f}" for c in an.comparisons]
+    one = tmp_path / "one"
+    make_study(one, [0], models=["resnet18", "seresnet18"], accs={"seresnet18": 0.8})
+    _, (c,) = decide.planned([("resnet18", "base"), ("seresnet18", "base")],
+                             lambda k: family_of(k[0]), lambda k: None, one)
+    report = Analysis(load_study(one))
+    plan_comparisons(report)
+    assert c.source == "measured on one seed, split by the defaults"
+    n = report.images()
+    first, third = (decide.detectable([c], Design(s), Sizes(0, 0, n, 0), n).each[0]
+                    for s in (1, 5))
+    assert f"{first:.4f}" == f"{100 * report.comparisons[0].mde:.4f}" and third < first
