@@ -8,7 +8,8 @@ decide it"), from variance components that come from one of two sources, said in
   report's test measured them (`report.analysis.components_of`); at that study's design and Holm
   family the plan gives its report's detectable difference exactly. A comparison measured on one
   seed measures only its discordance: the plan splits it into image, run and residual terms by the
-  defaults' shares below. A comparison the study did not make takes the defaults.
+  defaults' shares below. A comparison the study did not make takes the defaults at the
+  median discordance of those it made.
 - stated defaults, measured on this project's ELPV studies (the constants below, each with its
   study; BENCHMARKS.md, "depthbench plan", shows how they were measured).
 """
@@ -128,21 +129,33 @@ def planned(points: list[Key], family, gmacs_224, study_dir: Path | None = None
             ) -> tuple[Variance, list[Planned]]:
     """The report's comparisons between the grid's `points` (`family(key)`, `gmacs_224(key)`
     describe them) with their components: from `study_dir`'s measurements where it made the
-    comparison, else from the defaults."""
+    comparison; where it did not, the defaults at its comparisons' median discordance (a study
+    on the same data knows it better than the defaults do); without a study, the defaults."""
     measured_comps: dict = {}
     ranked = None
     variance = defaults()
+    fallback, fallback_source = default_components(), "defaults"
     if study_dir is not None:
         variance, measured_comps, ranked = measured(study_dir)
         base = {k for k in points if k[1] == BASE}
         if not base <= set(ranked):
             ranked = None  # the study ranks only some of the grid's models: the runner-up unknown
+        if measured_comps:
+            rates = [sum(c.as_array()) if isinstance(c, S.CVComponents) else c.img + c.seed + c.res
+                     for c, _ in measured_comps.values()]
+            fallback = default_components(statistics.median(rates))
+            fallback_source = "defaults at the study's median discordance"
+            variance = Variance(variance.source, (
+                f"{variance.text}; a comparison it did not make: the defaults' split (below) "
+                f"of its median discordance, {statistics.median(rates):.2%}; one it made on one "
+                f"seed: the same split of its own; defaults: {defaults().text}"),
+                {**variance.numbers, "median_discordance": statistics.median(rates)})
     pairs = comparison_pairs(points, family, gmacs_224, ranked)
     out = []
     for p in pairs:
         comp, at = measured_comps.get(frozenset((p.a, p.b)), (None, None))
         if comp is None:
-            out.append(Planned(p, len(pairs), default_components(), "defaults"))
+            out.append(Planned(p, len(pairs), fallback, fallback_source))
         elif not at.folds and at.seeds == 1:
             out.append(Planned(p, len(pairs), split_one_seed(comp),
                                "measured on one seed, split by the defaults"))
