@@ -165,7 +165,8 @@ def compare_detectable(rows: dict, plans: dict[str, dict]) -> str:
         row = {"comparison": f"{key[0]} {key[1]} vs {key[2]} {key[3]}", "section": r["section"],
                "achieved (points)": r["mde_pts"] and f"{float(r['mde_pts']):.2f}"}
         for name, plan in plans.items():
-            c = {(*x["a"], *x["b"]): x for x in plan["comparisons"]}.get(key)
+            c = {(*x["a"], *x["b"]): x for x in plan["comparisons"]}.get(key) or next(
+                (x for x in plan["comparisons"] if x["section"] == r["section"] == "best"), None)
             p = c["detectable"] if c else None
             row[f"{name} (points)"] = _r2(p)
             row[f"{name} / achieved"] = _ratio2(p, r["mde_pts"])
