@@ -1,5 +1,5 @@
-"""`depthbench plan` and `run`'s first lines: the design, the costs and the alternatives before
-anything trains, the per-machine timings kept and reused, and the refusal of a disk too small.
+"""`depthbench plan` and `run`'s first lines: the design, the costs, what each comparison can
+decide and the alternatives before anything trains, the per-machine timings kept and reused, and the refusal of a disk too small.
 
 One study is timed for real (a ResNet-18 and a Swin-T at 32 px, as the smoke preset trains
 them); every other test reads the timings that one kept, so only it pays for timed steps.
@@ -13,14 +13,19 @@ import shutil
 
 import pytest
 import yaml
+from scipy import stats
 
 from depthbench import runrecord
 from depthbench.cli.main import main
 from depthbench.data.sources import open_source
 from depthbench.data.split import make_split, train_eval_manifest
 from depthbench.errors import DepthbenchError
+from depthbench.names import family_of
+from depthbench.report.analysis import Analysis, plan_comparisons
+from depthbench.report.records import load_study
 from depthbench.study.grid import plan_runs
-from depthbench.study.plan import estimate, timing
+from depthbench.study.plan import decide, estimate, timing
+from depthbench.study.plan.design import Design, Sizes
 from depthbench.study.runner import run_study
 from depthbench.study.spec import load_spec
 
@@ -100,11 +105,41 @@ def test_plan_text_on_the_smoke_preset_reuses_the_timings(cache, capsys, tmp_pat
     for words in ("Design: single split, 1 seed: 4 runs", "30 train, 12 val", "18 test",
                   "swin_tiny_patch4_window7_224  base, keydrop0.1", "timed before",
                   "GPU time is an estimate, not a measured run: an A100/H100-class GPU at an assumed", "5-fold x 2, 1 seed",
-                  "10-fold x 1, 1 seed", "Cheapest design detecting 3 points: –"):
+                  "10-fold x 1, 1 seed", "What each comparison can decide (single split, 1 "
+                  "seed; the report's 4 comparisons, Holm over all 4", "Swin-T vs ResNet-18",
+                  "Variance: stated defaults", "Cheapest design detecting 3 points in every "
+                  "comparison (its worst): – (none of these designs"):
         assert words in out, (words, out)
-    alternatives = out.split("Alternatives", 1)[1]
-    assert alternatives.count("–") >= 2 * 6  # no detectable difference is invented
     assert not (tmp_path / "s").exists()  # plan writes nothing into the study folder
+
+
+def test_plan_detects_from_the_stated_defaults(cache, capsys, tmp_path):
+    """Without --from: the report's comparisons of the grid, each from the stated defaults; at
+    one seed the detectable difference is the exact McNemar's at the defaults' discordance."""
+    doc = plan_json(capsys, "--preset", "smoke", "--jobs", "2", "--out", str(tmp_path / "s"))
+    assert doc["variance"]["source"] == "defaults"
+    assert doc["variance"]["discordance"] == decide.DEFAULT_DISCORDANCE
+    swin, key = "swin_tiny_patch4_window7_224", ("swin_tiny_patch4_window7_224", "keydrop0.1")
+    assert [(c["section"], tuple(c["a"]), tuple(c["b"])) for c in doc["comparisons"]] == [
+        ("se", ("seresnet18", "base"), ("resnet18", "base")),
+        ("variant", key, (swin, "base")),
+        ("across", (swin, "base"), ("resnet18", "base")),
+        ("across", (swin, "base"), ("seresnet18", "base"))]
+    assert all(c["m"] == 4 and c["variance"] == "defaults" for c in doc["comparisons"])
+    z = stats.norm.ppf(1 - 0.05 / 4 / 2) + stats.norm.ppf(0.8)
+    n = doc["design"]["images_per_run"]["test"]
+    mcnemar = 100 * min(1.0, max(z * (decide.DEFAULT_DISCORDANCE / n) ** 0.5, z * z / n))
+    one = {a["design"]: a for a in doc["alternatives"]}
+    assert one["single split, 1 seed"]["detectable"] == pytest.approx([mcnemar] * 4)
+    assert [c["detectable"] for c in doc["comparisons"]] == one["single split, 1 seed"][
+        "detectable"]
+    for a in doc["alternatives"]:  # 18 test images decide nothing small: none reaches 3 points
+        assert a["detectable_worst"] == max(a["detectable"]) and a["reaches_target"] is False
+    assert doc["cheapest_reaching_target"] is None
+    # every design reaches 100 points: the cheapest is the one seed of the single split
+    loose = plan_json(capsys, "--preset", "smoke", "--jobs", "2", "--target", "100", "--out",
+                      str(tmp_path / "s"))
+    assert loose["cheapest_reaching_target"] == "single split, 1 seed"
 
 
 def test_plan_json_on_a_flowers_folder_with_folds(cache, capsys, flowers_dir, tmp_path):
@@ -121,8 +156,13 @@ def test_plan_json_on_a_flowers_folder_with_folds(cache, capsys, flowers_dir, tm
     assert runs == {"single split, 2 seeds": 4, "single split, 1 seed": 2,
                     "single split, 3 seeds": 6, "single split, 5 seeds": 10,
                     "5-fold x 1, 1 seed": 10, "5-fold x 2, 1 seed": 20, "10-fold x 1, 1 seed": 20}
-    assert all(a["detectable_worst"] is None and a["reaches_target"] is None
-               for a in doc["alternatives"])
+    # one comparison (Swin-T against ResNet-18, Holm over 1). Several seeds pay for the
+    # seed-level t's few degrees of freedom (one seed's McNemar sees no run-to-run variance);
+    # from there, more seeds detect less
+    assert [c["name"] for c in doc["comparisons"]] == ["Swin-T vs ResNet-18"]
+    worst = {a["design"]: a["detectable_worst"] for a in doc["alternatives"]}
+    assert (worst["single split, 2 seeds"] > worst["single split, 3 seeds"]
+            > worst["single split, 5 seeds"])
 
     cv = plan_json(capsys, "--config", config, "--folds", "5", "--repeats", "2", "--target", "2",
                    "--out", str(tmp_path / "fl"))
@@ -131,7 +171,11 @@ def test_plan_json_on_a_flowers_folder_with_folds(cache, capsys, flowers_dir, tm
     sizes = d["images_per_run"]
     assert sizes["test"] == round(len(manifest) / 5)  # every image tested once per repeat
     assert sizes["train"] + sizes["val"] + sizes["test"] == len(manifest)
-    assert cv["target_points"] == 2 and cv["cheapest_reaching_target"] is None
+    assert cv["target_points"] == 2
+    reaching = [a for a in cv["alternatives"] if a["detectable_worst"] <= 2]
+    assert all(a["reaches_target"] == (a in reaching) for a in cv["alternatives"])
+    assert cv["cheapest_reaching_target"] == (min(reaching, key=lambda a: a[
+        "hours_this_machine"])["design"] if reaching else None)
     # a 10-fold run trains on more images, and tests on half as many, as a 5-fold run
     one = {a["design"]: a["images"] for a in cv["alternatives"]}
     five, ten = one["5-fold x 1, 1 seed"], one["10-fold x 1, 1 seed"]
@@ -208,3 +252,37 @@ def test_a_gpu_rate_measured_by_plan_is_used_and_named(cache, capsys, monkeypatc
 
 
 GPU_RATE = 10 * 60e12
+
+
+def test_plan_from_a_study_gives_its_reports_detectable_differences(tmp_path):
+    """`--from` a study, at its own design: each comparison's components as the report measured
+    them give the report's detectable difference to its last printed digit, for three seeds of
+    a single split (crossed and seed-level t) and for 3-fold x 2 repeats x 2 seeds (crossed CV
+    t); one seed projects to more seeds by the defaults' split of its discordance."""
+    from test_report import make_cv_study, make_study  # the report's hand-made records
+
+    split = make_study(tmp_path / "split", [0, 1, 2], models=[
+        "resnet18", "resnet34", "resnet50", "seresnet18", "seresnet50"],
+        accs={"resnet34": 0.74, "seresnet50": 0.78}, macs_224=10**9)
+    cv = tmp_path / "cv"
+    make_cv_study(cv, {"resnet18": 0.9, "resnet34": 0.92, "seresnet18": 0.99})
+    for root, at in ((split, Design(3)), (cv, Design(2, 3, 2))):
+        an = Analysis(load_study(root))
+        plan_comparisons(an)
+        points = [k for k in an.groups if an.finished(k)]
+        _, planned = decide.planned(points, lambda k: family_of(k[0]), an.gmacs_224, root)
+        assert [c.pair.section for c in planned] == [c.section for c in an.comparisons]
+        assert all(c.source == "measured" and c.m == len(an.comparisons) for c in planned)
+        each = decide.detectable(planned, at, Sizes(0, 0, an.images(), 0), an.images()).each
+        assert [f"{x:.4f}" for x in each] == [f"{100 * c.mde:.4f}" for c in an.comparisons]
+    one = tmp_path / "one"
+    make_study(one, [0], models=["resnet18", "seresnet18"], accs={"seresnet18": 0.8})
+    _, (c,) = decide.planned([("resnet18", "base"), ("seresnet18", "base")],
+                             lambda k: family_of(k[0]), lambda k: None, one)
+    report = Analysis(load_study(one))
+    plan_comparisons(report)
+    assert c.source == "measured on one seed, split by the defaults"
+    n = report.images()
+    first, third = (decide.detectable([c], Design(s), Sizes(0, 0, n, 0), n).each[0]
+                    for s in (1, 5))
+    assert f"{first:.4f}" == f"{100 * report.comparisons[0].mde:.4f}" and third < first

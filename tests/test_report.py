@@ -44,6 +44,7 @@ from depthbench.report.document import (
     to_markdown,
 )
 from depthbench.report.exports import COMPARISON_COLUMNS, comparisons_csv, results_csv
+from depthbench.report.pairs import RUNNER_UP, comparison_pairs
 from depthbench.report.records import load_study
 from depthbench.report.source import FLOWERS_COUNTS
 
@@ -884,6 +885,28 @@ def test_across_families_at_matched_cost(tmp_path):
         ("swin_tiny_patch4_window7_224", "resnet50"),
         ("swin_tiny_patch4_window7_224", "seresnet50")]
     assert all(c.m == len(an.comparisons) for c in an.comparisons)  # in Holm's family
+
+
+def test_the_planner_counts_the_reports_comparisons_from_the_grid_alone(full_study, tmp_path):
+    """`pairs.comparison_pairs`, from the (model, variant) points and the ranking, gives the
+    report's comparisons in its order (the Holm family `plan` corrects in); before any run
+    ranked the models, the best claim counts as one more comparison, unless its every possible
+    runner-up is already compared with SE-ResNet-50."""
+    an = Analysis(load_study(full_study[0]))
+    plan_comparisons(an)
+    points = [k for k in an.groups if an.finished(k)]
+    base = [k for k in points if k[1] == "base"]
+
+    def pairs(ranked, points=points):
+        return comparison_pairs(points, lambda k: names.family_of(k[0]), an.gmacs_224, ranked)
+
+    got = [(p.section, p.a, p.b) for p in pairs(an.ranked(base))]
+    assert got == [(c.section, c.a, c.b) for c in an.comparisons] and len(got) > 10
+    before = pairs(None)
+    assert before[-1].b == RUNNER_UP and len(before) == len(got) + 1
+    three = [("resnet50", "base"), ("seresnet50", "base"), ("seresnet18", "base")]
+    # SE-ResNet-50 meets ResNet-50 (SE) and SE-ResNet-18 (depth): no runner-up is left
+    assert [p.section for p in pairs(None, three)] == ["depth", "se"]
 
 
 def test_report_covers_the_study_as_it_stands(tmp_path):

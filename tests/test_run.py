@@ -45,7 +45,7 @@ def study_file(tmp_path: Path, name: str, **changes) -> Path:
     return p
 
 
-def test_smoke_two_seeds_end_to_end_then_rerun_skips(tmp_path):
+def test_smoke_two_seeds_end_to_end_then_rerun_skips(tmp_path, monkeypatch, capsys):
     out = tmp_path / "smoke"
     # two runs at a time, one thread each (the CLI's --jobs; `auto` trains one at a time on a CPU)
     p = depthbench("run", "--preset", "smoke", "--seeds", "2", "--jobs", "2", "--out", str(out))
@@ -86,6 +86,7 @@ def test_smoke_two_seeds_end_to_end_then_rerun_skips(tmp_path):
     assert p.stdout.splitlines() == [f"report: {out / 'report.md'}", f"report: {out / 'report.html'}",
                                      f"results: {out / 'results.csv'}",
                                      f"comparisons: {out / 'comparisons.csv'}"], p.stdout
+    plan_agrees_with_the_report(out, monkeypatch, capsys, tmp_path)
 
     # rerun with one seed: every run skipped (records untouched), the report rebuilt for the
     # study as it now stands (seed 0), naming seed 1's folders as left out
@@ -102,6 +103,33 @@ def test_smoke_two_seeds_end_to_end_then_rerun_skips(tmp_path):
     left_out = (out / "report.md").read_text().split("### Left out", 1)[1]
     assert all(f"{r}__s1" in left_out for r in SMOKE_RUNS), left_out
     assert stamps == {n: (out / n / "result.json").stat().st_mtime_ns for n in names}
+
+
+def plan_agrees_with_the_report(out: Path, monkeypatch, capsys, tmp_path: Path) -> None:
+    """`plan --from` the finished study, at its own design: every comparison the report made,
+    and no other, with the report's Holm family and detectable difference to comparisons.csv's
+    last digit (the costs are not this check's business: the models' timings are made up)."""
+    from depthbench.cli.main import main
+    from depthbench.study.plan import timing
+
+    def made_up(configs, **kwargs):
+        return {k: timing.Timing(1e-3, 1e-4, 0.1, 0.1, 8, 1e9, "today") for k in configs}, 0.0
+
+    argv = ["plan", "--preset", "smoke", "--seeds", "2", "--jobs", "2", "--out", str(out),
+            "--from", str(out), "--json"]
+    with monkeypatch.context() as m:  # the made-up timings are kept in a cache of their own
+        m.setattr(timing, "measure", made_up)
+        m.setenv("DEPTHBENCH_CACHE", str(tmp_path / "plan-cache"))
+        assert main(argv) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["variance"]["source"] == str(out)
+    planned = {(*c["a"], *c["b"]): c for c in plan["comparisons"]}
+    rows = list(csv.DictReader(open(out / "comparisons.csv")))
+    assert len(planned) == len(rows) and all(c["variance"] == "measured" for c in planned.values())
+    for r in rows:
+        c = planned[r["a_model"], r["a_variant"], r["b_model"], r["b_variant"]]
+        assert (c["section"], c["m"]) == (r["section"], len(rows))
+        assert f"{c['detectable']:.4f}" == r["mde_pts"], (c, r)
 
 
 def _wait_for(pred, timeout=900.0, proc=None):

@@ -1,12 +1,16 @@
-"""Plan a study before it trains: its design, what it costs, and the alternatives beside it.
+"""Plan a study before it trains: its design, what it costs, what each comparison can decide,
+and the alternatives beside it.
 
 Takes the study arguments of `depthbench run` and trains nothing. It prints the runs by model and
 variant and the images each run trains, selects and tests on (the split `run` would use); the
 cost per model and in total (training FLOPs, time on this machine from a few timed training
-steps per model, GPU time estimated from a stated throughput, peak memory of a run, disk); and
-alternative designs side by side (the single split with 1, 3 and 5 seeds; 5-fold x 1 and x 2;
-10-fold x 1). The timings are kept per machine (in the cache folder) for `run`'s first lines and
-reused here; `--remeasure` times again. `--json` prints one JSON document instead.
+steps per model, GPU time estimated from a stated throughput, peak memory of a run, disk); the
+comparisons the report would make, each with its minimal detectable difference (80% power at the
+report's Holm level), from the variance a finished or partial study measured (`--from`) or from
+stated defaults; and alternative designs side by side (the single split with 1, 3 and 5 seeds;
+5-fold x 1 and x 2; 10-fold x 1), marking the cheapest whose worst comparison detects
+`--target` points. The timings are kept per machine (in the cache folder) for `run`'s first
+lines and reused here; `--remeasure` times again. `--json` prints one JSON document instead.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 
 from depthbench.cli.studyargs import add_study_arguments
 
-NONE_YET = "–"  # a figure the plan cannot give (the detectable differences, for now)
+NONE_YET = "–"  # a figure the plan cannot give (a grid without comparisons)
 
 
 def add_arguments(p) -> None:
@@ -31,6 +35,10 @@ def add_arguments(p) -> None:
     p.add_argument("--target", type=float, default=3.0, metavar="POINTS",
                    help="the difference in accuracy points the study should detect; the "
                         "cheapest design that does is marked (default 3)")
+    p.add_argument("--from", dest="from_dir", metavar="STUDY_DIR",
+                   help="a finished or partial study whose measured variance (each comparison's "
+                        "image and run-to-run terms) the detectable differences use, instead "
+                        "of the stated defaults")
     p.add_argument("--remeasure", action="store_true",
                    help="time every model again, even where this machine kept a timing")
     p.add_argument("--json", action="store_true", help="print one JSON document")
@@ -49,7 +57,7 @@ def run(args) -> int:
                      jobs=args.jobs)
     out = args.out or default_study_dir(spec)
     plan = plan_study(spec, out, folds=args.folds, repeats=args.repeats, target=args.target,
-                      remeasure=args.remeasure,
+                      remeasure=args.remeasure, measured_in=args.from_dir,
                       progress=lambda key: console.print(f"timed {json.loads(key)[0]}"))
     doc = plan.to_dict()
     if args.json:
@@ -99,21 +107,42 @@ def format_plan(doc: dict) -> str:
         lines.append(f"  This study would take more than a day on this machine "
                      f"({duration(t['seconds_this_machine'])}): train it on a cluster "
                      "(--executor slurm) or on a GPU.")
-    lines += ["", "Alternatives (one seed each unless said; detectable differences at 80% "
-                  "power and the report's Holm level):", ""]
+    lines += _decisions(doc)
+    lines += ["", "Alternatives (one seed each unless said; detectable differences in accuracy "
+                  "points, 80% power at the report's Holm level):", ""]
     target = doc["target_points"]
+    cheapest = doc["cheapest_reaching_target"]
     rows = [(a["design"], str(a["runs"]), f"{a['images']['test']:,}",
              duration(a["hours_this_machine"] * 3600), duration(a["gpu_hours_estimate"] * 3600),
              size(a["disk_bytes"]), _points(a["detectable_median"]),
              _points(a["detectable_worst"]),
-             "yes" if a["reaches_target"] else NONE_YET if a["reaches_target"] is None else "no")
+             NONE_YET if a["reaches_target"] is None else "no" if not a["reaches_target"]
+             else "yes, the cheapest" if a["design"] == cheapest else "yes")
             for a in doc["alternatives"]]
     lines += _table(("design", "runs", "test images/run", "this machine", "GPU (est.)", "disk",
-                     "median detectable", "worst detectable", f"reaches {target:g} pts"), rows)
-    cheapest = doc["cheapest_reaching_target"]
-    lines += ["", f"Cheapest design detecting {target:g} points: "
-                  + (cheapest or f"{NONE_YET} (the detectable differences are not computed yet)")]
+                     "median detectable", "worst detectable",
+                     f"worst within {target:g} pts"), rows)
+    reason = ("no comparison to make" if not doc["comparisons"] else
+              "none of these designs detects it in every comparison")
+    lines += ["", f"Cheapest design detecting {target:g} points in every comparison (its worst): "
+                  + (cheapest or f"{NONE_YET} ({reason})")]
     return "\n".join(lines)
+
+
+def _decisions(doc: dict) -> list[str]:
+    """The comparisons the report would make and what the study's design detects in each."""
+    comps = doc["comparisons"]
+    if not comps:
+        return ["", "What each comparison can decide: no comparison (the grid has no pair the "
+                    "report compares)."]
+    lines = ["", f"What each comparison can decide ({doc['design']['label']}; the report's "
+                 f"{len(comps)} comparisons, Holm over all {comps[0]['m']}; minimal detectable "
+                 "difference at 80% power):", ""]
+    rows = [(c["name"], c["section"], str(c["m"]), _points(c["detectable"]), c["variance"])
+            for c in comps]
+    lines += _table(("comparison", "question", "m", "detectable (points)", "variance"), rows)
+    lines += ["", f"  Variance: {doc['variance']['text']}."]
+    return lines
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:

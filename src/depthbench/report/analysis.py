@@ -10,11 +10,8 @@ the records cannot pair the runs). Tables print them in one word (`WORDS`).
 A run "did not learn" when the Wilson interval of its accuracy on the evaluation split does not lie
 above that split's majority-class rate (`Run.learned`): it decides nothing, whatever its p-value.
 
-The questions (`QUESTIONS`), in the report's order: depth per family (each depth against the next
-shallower one, and the deepest against the shallowest), SE per depth (every SE-ResNet against the
-ResNet of its depth), key dropout (each variant against its base), across families at matched
-cost (each Swin against the ResNet and the SE-ResNet nearest to it in GMACs at 224 px), and the
-source's "SE-ResNet-50 is best" (against the runner-up, when no other question made that pair).
+The questions (`QUESTIONS`), in the report's order, and which pairs each compares: `pairs.asks`
+(the planner counts the same pairs from a study's grid before it runs).
 
 A cross-validated study pairs A and B on the (repeat, fold, seed) cells both finished (the same
 training and test images, the same training seed) through `stats.compare_cells`, and gives each
@@ -23,15 +20,15 @@ model's accuracy through `stats.accuracy_cells`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from depthbench.names import canonical, display_name, se_pairs
+from depthbench.names import display_name, se_pairs
 from depthbench.report import stats as S
 from depthbench.report.fmt import about, fmt_p, mean, ok, pct, pts, pts_ci
 from depthbench.report.options import EQUIVALENCE_MARGIN
+from depthbench.report.pairs import asks
 from depthbench.report.records import BASE, Run, Study
 
 CONVERGED_TRAIN_ACC = 0.95  # "converged": last-epoch train accuracy (mean over seeds) at least this
@@ -41,21 +38,14 @@ WORDS = {"a_better": "better", "b_better": "worse", "equivalent": "equivalent",
          "inconclusive": "inconclusive", "not_testable": "not testable"}  # A's verdict against B
 QUESTIONS = {"depth": "Depth, per family", "se": "SE, per depth", "variant": "Key dropout",
              "across": "Across families at matched cost", "best": "Best model"}
-SOURCE_BEST = "seresnet50"  # the source study's claim "SE-ResNet-50 is best"
 # Cross-validated: confusion matrices, per-class recall and the majority baseline pool the test
 # predictions of this repeat's folds (every image once per seed)
 POOLED_REPEAT = 0
-CONTROL_FAMILIES = ("resnet", "seresnet")  # the source's controls for Swin, across families
 
 
 def group_label(key: tuple[str, str]) -> str:
     model, variant = key
     return display_name(model) + ("" if variant == BASE else f" [{variant}]")
-
-
-def se_counterpart(model: str) -> str | None:
-    """The plain ResNet an SE-ResNet adds SE to (`seresnet50` -> `resnet50`), or None."""
-    return se_pairs().get(canonical(model))
 
 
 @dataclass
@@ -278,16 +268,14 @@ def decide(c: Comparison) -> Decision | CVDecision:
     """The seeds or test images that would decide `c` (one seed: images only, at its
     disagreement rate; several: from the crossed model's variance components); cross-validated,
     the folds, repeats or seeds (from the crossed CV t's components)."""
-    if c.counts is not None:
-        _, comp, design = S.cv_components(c.counts, c.image_sq)
+    comp, design = components_of(c)
+    if isinstance(comp, S.CVComponents):
         return CVDecision(c.delta, c.margin, *comp.smallest(c.delta, c.margin, c.m, design))
     k = len(c.seeds)
     out = Decision(c.n, k, c.delta, c.margin)
     if c.diffs is None:
-        rate = (c.a_only + c.b_only) / c.n if c.n else 0.0
-        out.images, out.images_eq = S.images_needed(c.delta, c.margin, rate, c.m)
+        out.images, out.images_eq = S.images_needed(c.delta, c.margin, comp.img, c.m)
         return out
-    comp = S.Components.of(c.diffs)
     out.seeds, out.seeds_eq = comp.seeds(c.delta, c.margin, c.m, c.n, start=k + 1)
     for at in (k, S.MAX_SEEDS):  # the seeds there are, else as many as advice goes
         out.images_at = at
@@ -295,6 +283,22 @@ def decide(c: Comparison) -> Decision | CVDecision:
         if (out.images or not c.delta) and (out.images_eq or abs(c.delta) >= c.margin):
             break
     return out
+
+
+def components_of(c: Comparison) -> tuple[S.Components | S.CVComponents, S.Design]:
+    """A tested comparison's variance components and the design they were measured at, as its
+    test sees them: the crossed CV model's (cross-validated), the crossed model's (several
+    seeds), or one seed's discordance rate, which measures no split between images and runs and
+    is held as the image term (more seeds would not shrink it: errs towards asking for more).
+    At that design `stats.detectable` gives the comparison's `mde`; elsewhere it projects it
+    (the planner's `--from`)."""
+    if c.counts is not None:
+        _, comp, design = S.cv_components(c.counts, c.image_sq)
+        return comp, design
+    if c.diffs is not None:
+        return S.Components.of(c.diffs), S.Design(c.n, len(c.seeds))
+    rate = (c.a_only + c.b_only) / c.n if c.n else 0.0
+    return S.Components(rate, 0.0, 0.0), S.Design(c.n, 1)
 
 
 class Analysis:
@@ -605,47 +609,23 @@ class Plan:
 
 
 def plan_comparisons(an: Analysis) -> Plan:
-    """Make every comparison the report needs, then correct them together (`Analysis.finish`)."""
-    plan = Plan()
-    for fam in an.families():
-        keys = [k for k in an.models_in(fam) if an.finished(k)]
-        pairs = list(zip(keys[1:], keys[:-1]))  # each depth against the next shallower one
-        if len(keys) >= 3:
-            pairs.append((keys[-1], keys[0]))  # deepest against shallowest
-        plan.depth[fam] = [an.compare("depth", a, b) for a, b in pairs]
-    _plan_se(an, plan)
-    for (model, variant) in an.groups:
-        if variant != BASE and an.finished((model, variant)) and an.finished((model, BASE)):
-            plan.variants.append(an.compare("variant", (model, variant), (model, BASE)))
-    for swin in [k for k in an.models_in("swin") if an.finished(k)]:
-        for fam in CONTROL_FAMILIES:
-            near = _nearest(an, swin, [k for k in an.models_in(fam) if an.finished(k)])
-            if near is not None:
-                plan.across.append(an.compare("across", swin, near))
+    """Make every comparison the report needs between the groups with a finished run (which
+    pairs: `pairs.asks`, the planner's list too), then correct them together
+    (`Analysis.finish`)."""
+    plan = Plan(depth={fam: [] for fam in an.families()})
+    done = [k for k in an.groups if an.finished(k)]
     ranked = an.ranked([k for k in an.groups if k[1] == BASE])
     plan.top = ranked[0] if ranked else None
-    best = (SOURCE_BEST, BASE)
-    if best in ranked and len(ranked) >= 2:
-        plan.best = an.compare("best", best, ranked[1] if ranked[0] == best else ranked[0])
-    an.finish()
-    return plan
-
-
-def _plan_se(an: Analysis, plan: Plan) -> None:
-    """Every SE-ResNet of the study against the ResNet of its depth; the registry's SE-ResNets
-    without a finished pair go to `plan.se_not_run`."""
-    for key in an.models_in("seresnet"):
-        plain = (se_counterpart(key[0]), BASE)
-        if plain[0] and an.finished(key) and an.finished(plain):
-            plan.se.append(an.compare("se", key, plain))
+    lists = {"se": plan.se, "variant": plan.variants, "across": plan.across}
+    for ask in asks(done, lambda k: an.groups[k][0].family, an.gmacs_224, ranked):
+        c = an.compare(ask.section, ask.a, ask.b)
+        if ask.section == "depth":
+            plan.depth[an.groups[ask.a][0].family].append(c)
+        elif ask.section == "best":
+            plan.best = c
+        else:
+            lists[ask.section].append(c)
     compared = {c.a[0] for c in plan.se}
     plan.se_not_run = [m for m in se_pairs() if m not in compared]
-
-
-def _nearest(an: Analysis, key, candidates) -> tuple[str, str] | None:
-    """The candidate nearest to `key` in GMACs at 224 px (by ratio; the cheaper one on a tie)."""
-    g = an.gmacs_224(key)
-    costed = [(c, an.gmacs_224(c)) for c in candidates if an.gmacs_224(c)]
-    if not g or not costed:
-        return None
-    return min(costed, key=lambda cg: (abs(math.log(cg[1] / g)), cg[1]))[0]
+    an.finish()
+    return plan

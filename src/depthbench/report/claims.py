@@ -14,13 +14,13 @@ from depthbench.names import display_name
 from depthbench.report.analysis import (
     BASE,
     CONVERGED_TRAIN_ACC,
-    SOURCE_BEST,
     Analysis,
     Comparison,
     Plan,
     group_label,
 )
 from depthbench.report.fmt import fmt_p, pct, pts
+from depthbench.report.pairs import SOURCE_BEST
 
 OUTCOMES = ("supported", "not supported", "equivalent", "inconclusive", "not testable")
 

@@ -720,16 +720,23 @@ def mde(test: Test, m: int) -> float:
     A t: (t_a + t_b) se with its df. Several seeds: the larger of its two tests' (both must
     reject). Capped at 1 (100 points): a comparison that cannot detect even that detects nothing.
     """
-    level = ALPHA / max(m, 1)
+    return float(min(power_gap(test, ALPHA / max(m, 1) / 2), 1.0))
+
+
+def power_gap(test: Test, level: float) -> float:
+    """The true distance from a bound that `test`'s method, with its spread, finds with POWER,
+    one-sided at `level` (uncapped; nan for an exact test without images): the larger of a
+    combined method's parts (all must reject), a t's noncentrality times its se, or the exact
+    McNemar's (z_level + z_power) sqrt(discordant / n²), at least (z_level + z_power)² / n."""
     if test.parts:
-        return max(mde(t, m) for t in test.parts)
+        return max(power_gap(t, level) for t in test.parts)
     if test.method in T_METHODS:
-        return float(min(_t_gap(test.se, test.df, level / 2), 1.0))
+        return _t_gap(test.se, test.df, level)
     b, c, n = test.counts
     if not n:
         return float("nan")
-    z = stats.norm.ppf(1 - level / 2) + stats.norm.ppf(POWER)
-    return float(min(max(z * math.sqrt((b + c) / n / n), z * z / n), 1.0))
+    z = stats.norm.ppf(1 - level) + stats.norm.ppf(POWER)
+    return float(max(z * math.sqrt((b + c) / n / n), z * z / n))
 
 
 def detectable(components: Components | CVComponents, design: Design, m: int) -> float:
@@ -764,20 +771,17 @@ class Components:
     img: float  # image x architecture interaction: the part seeds do not shrink
     seed: float  # run-to-run shift of a seed's mean difference
     res: float  # per-run, per-image disagreement
-    # where measured (`of`): (seeds, images, the crossed t's se and df, the seed-level t's se),
-    # so that at the measured design the planner gives the report's test, which uses the
-    # observed mean squares where a component was set to zero
-    measured: tuple[int, int, float, float, float] | None = None
+    # where measured (`of`): (seeds, images, the report's test), so that at the measured design
+    # the planner gives that test, which uses the observed mean squares where a component was
+    # set to zero (and the sign test where no image-level spread was left)
+    measured: tuple[int, int, Test] | None = None
 
     @classmethod
     def of(cls, d: np.ndarray) -> Components:
         s, n = np.shape(d)
         ms_img, ms_seed, ms_res = (float(x) for x in crossed_fit(d)[3])
-        crossed, seed = crossed_t(d), seed_t(d)
-        measured = ((s, n, crossed.se, crossed.df, seed.se) if crossed.method == CROSSED
-                    else None)
         return cls(max(0.0, (ms_img - ms_res) / s), max(0.0, (ms_seed - ms_res) / n), ms_res,
-                   measured)
+                   (s, n, seeds_t(d)))
 
     def decides(self, gap: float, seeds: int, images: float, level: float) -> bool:
         """Whether `seeds_t` at this many seeds and images reaches POWER for a true distance
@@ -787,8 +791,8 @@ class Components:
     def _gaps(self, seeds: int, images: float, level: float) -> tuple[float, float]:
         """The distances `seeds_t`'s crossed and seed-level tests find with POWER."""
         if self.measured and self.measured[:2] == (seeds, images):
-            _, _, crossed_se, crossed_df, seed_se = self.measured
-            return _t_gap(crossed_se, crossed_df, level), _t_gap(seed_se, seeds - 1, level)
+            crossed, seed = self.measured[2].parts
+            return power_gap(crossed, level), power_gap(seed, level)
         ms_img, ms_seed = self.res + seeds * self.img, self.res + images * self.seed
         num, df = _satterthwaite(ms_img, ms_seed, self.res, images, seeds)
         crossed = _t_gap(math.sqrt(num / (images * seeds)), float(df), level)

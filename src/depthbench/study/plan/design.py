@@ -106,30 +106,3 @@ def alternatives(study: Design) -> list[Design]:
     these."""
     out = [Design(1), Design(3), Design(5), Design(1, 5, 1), Design(1, 5, 2), Design(1, 10, 1)]
     return out if study in out else [study, *out]
-
-
-@dataclass(frozen=True)
-class Detectable:
-    """What a design can decide: the minimal detectable difference (80% power at the report's
-    Holm level, in accuracy points) of the median and the worst of the comparisons the report
-    would make."""
-
-    median: float
-    worst: float
-
-
-def detectable(design: Design, sizes_: Sizes,
-               points: list[tuple[str, str]]) -> Detectable | None:
-    """What `design` can decide, at these sizes, over the comparisons the report would make
-    between the grid's (model, variant) `points`, from the report's own statistics. None until
-    those statistics are wired in here: the plan then shows no figure rather than an invented
-    one."""
-    return None
-
-
-def cheapest_reaching(rows: list[tuple[Design, Detectable | None, float]],
-                      target: float) -> Design | None:
-    """The cheapest design (by its cost, the third item) whose worst detectable difference is
-    within `target` points; None when none is known to reach it."""
-    reaching = [(cost, d) for d, det, cost in rows if det is not None and det.worst <= target]
-    return min(reaching, key=lambda r: r[0])[1] if reaching else None

@@ -14,13 +14,15 @@ from depthbench.cpus import usable_cpu_count
 from depthbench.engine.config import TrainConfig
 from depthbench.engine.devices import device_type, resolve_precision
 from depthbench.errors import ConfigError, DepthbenchError
-from depthbench.models.complexity import count_params, meta_model, model_macs
+from depthbench.models.complexity import count_params, macs_224, meta_model, model_macs
+from depthbench.names import family_of
 from depthbench.study import packing
 from depthbench.study.folder import preflight
 from depthbench.study.grid import plan_runs
-from depthbench.study.plan import costs, design, timing
+from depthbench.study.plan import costs, decide, design, timing
 from depthbench.study.plan.costs import RunCost
-from depthbench.study.plan.design import Design, Detectable, Sizes
+from depthbench.study.plan.decide import Detectable, Planned, Variance
+from depthbench.study.plan.design import Design, Sizes
 from depthbench.study.records import status_of
 from depthbench.study.schema import StudySpec
 
@@ -83,10 +85,12 @@ class StudyPlan:
     target: float
     gpu: costs.GpuBasis
     points: list[tuple[str, str]] = field(default_factory=list)  # (model, variant)
+    variance: Variance = field(default_factory=decide.defaults)
+    comparisons: list[Planned] = field(default_factory=list)
 
     def cheapest(self) -> Design | None:
         rows = [(a.design, a.detectable, a.wall_seconds) for a in self.alternatives]
-        return design.cheapest_reaching(rows, self.target)
+        return decide.cheapest_reaching(rows, self.target)
 
     def per_model(self) -> list[dict]:
         """The study's cost by model (its variants, seeds and cells together)."""
@@ -132,6 +136,7 @@ class StudyPlan:
                     "gpu_hours_estimate": c.gpu_seconds / 3600, "disk_bytes": c.disk_bytes,
                     "detectable_median": det.median if det else None,
                     "detectable_worst": det.worst if det else None,
+                    "detectable": list(det.each) if det else None,
                     "reaches_target": (det.worst <= self.target) if det else None}
 
         cheapest = self.cheapest()
@@ -159,6 +164,13 @@ class StudyPlan:
                           "peak_bytes_per_run": max((r.peak_bytes for r in s.runs), default=0),
                           "disk_bytes": s.disk_bytes},
                 "longer_than_a_day": self.longer_than_a_day()},
+            "variance": {"source": self.variance.source, "text": self.variance.text,
+                         **self.variance.numbers},
+            "comparisons": [
+                {"section": c.pair.section, "a": list(c.pair.a), "b": list(c.pair.b),
+                 "name": c.name, "m": c.m, "variance": c.source,
+                 "detectable": s.detectable.each[i] if s.detectable else None}
+                for i, c in enumerate(self.comparisons)],
             "alternatives": [design_row(a) for a in self.alternatives],
             "target_points": self.target,
             "cheapest_reaching_target": cheapest.label if cheapest else None,
@@ -167,11 +179,13 @@ class StudyPlan:
 
 def plan_study(spec: StudySpec, study_dir: Path, *, folds: int | None = None,
                repeats: int | None = None, target: float = 3.0, remeasure: bool = False,
-               progress=None) -> StudyPlan:
+               measured_in: Path | None = None, progress=None) -> StudyPlan:
     """Everything `depthbench plan` prints: the study's design at the split `run` would use
     (its folder's split.json, else a new one; nothing is written there), its costs with each
     model timed on this machine (or as timed before under the same machine key, unless
-    `remeasure`), and the alternatives. `progress(model)` is called as each model is timed."""
+    `remeasure`), what each comparison can decide (its variance from the study folder
+    `measured_in`, else the stated defaults: `decide`), and the alternatives.
+    `progress(model)` is called as each model is timed."""
     study_dir = Path(study_dir)
     start = preflight(spec, study_dir)  # the checks `run` makes first; writes nothing
     study_design = design.protocol(spec, folds, repeats)
@@ -195,17 +209,22 @@ def plan_study(spec: StudySpec, study_dir: Path, *, folds: int | None = None,
             c.timings[m] = measured[c.keys[m]]
             source[m] = "timed now"
 
+    variance, comparisons = decide.planned(list(c.configs), lambda k: family_of(k[0]),
+                                           c.gmacs_224, measured_in)
+    images = len(c.manifest.entries("all"))
+
     def cost_of(d: Design, peak: bool = True) -> DesignCost:
         sz = design.sizes(c.manifest, d, spec.split.val, spec.split.seed)
         runs = [r for r in c.run_costs(sz, peak).values() for _ in range(d.seeds * d.cells)]
-        return DesignCost(d, sz, runs, c.wall(runs), design.detectable(d, sz, list(c.configs)))
+        return DesignCost(d, sz, runs, c.wall(runs),
+                          decide.detectable(comparisons, d, sz, images))
 
     study_cost = cost_of(study_design)
     alternatives = [study_cost if d == study_design else cost_of(d, peak=False)
                     for d in design.alternatives(study_design)]
     return StudyPlan(spec, c.machine, c.num_classes, len(c.manifest), study_cost, alternatives,
                      source, c.entry().get("worker_start_s", 0.0), target, c.gpu,
-                     list(c.configs))
+                     list(c.configs), variance, comparisons)
 
 
 @dataclass
@@ -297,6 +316,18 @@ class _Costing:
 
     def counts(self, config: TrainConfig) -> dict:
         return self._counts[_count_key(config)]
+
+    def gmacs_224(self, point: tuple[str, str]) -> float | None:
+        """GMACs of one 224 px image of the point's model (`models.complexity.macs_224`, as a
+        run records it; the report's matched cost), counted once and kept with the counts."""
+        config = self.configs[point]
+        key = f"{_count_key(config)}|{self.num_classes}|224"
+        kept = self.store.counts(key)
+        if kept is None:
+            kept = {"macs_224": macs_224(config.model, self.num_classes,
+                                         **config.model_kwargs())}
+            self.store.keep_counts(key, kept)
+        return kept["macs_224"] / 1e9
 
     def run_costs(self, sizes: Sizes, peak: bool) -> dict[tuple[str, str], RunCost]:
         write_rate = self.entry().get("write_bytes_per_s") or _ROUGH_WRITE_RATE
