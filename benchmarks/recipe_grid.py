@@ -141,11 +141,13 @@ def run_grid(args: argparse.Namespace) -> None:
 
 
 def table(rows: list[dict]) -> str:
-    """One line per folder x model x batch x budget: test (best val) accuracy of each recipe."""
+    """One line per folder x model x batch x budget: test (best val) accuracy of each recipe; a
+    label with options set is a column `NAME:n`, spelt out under the table."""
     recipes = sorted({r["recipe"] for r in rows}, key=lambda r: (r not in RECIPES, r))
+    heads = {r: r if ":" not in r else f"{r.partition(':')[0]}:{i}" for i, r in enumerate(recipes)}
     by = {run_key(r): r for r in rows}
     lines = ["| folder (majority) | model | batch | epochs | "
-             + " | ".join(f"{r} test (val)" for r in recipes) + " |",
+             + " | ".join(f"{heads[r]} test (val)" for r in recipes) + " |",
              "|" + "---|" * (4 + len(recipes))]
     settings = sorted({(r["folder"], r["model"], r["batch"], r["epochs"]) for r in rows})
     for folder, model, batch, epochs in settings:
@@ -156,7 +158,8 @@ def table(rows: list[dict]) -> str:
         majority = next(r["majority"] for r in rows if r["folder"] == folder)
         lines.append(f"| {folder} ({majority:.0%}) | {model} | {batch} | {epochs} | "
                      + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    notes = [f"{heads[r]}: {r}" for r in recipes if heads[r] != r]
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def get_args_parser() -> argparse.ArgumentParser:
