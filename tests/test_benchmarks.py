@@ -142,3 +142,18 @@ def test_bench_augment_quick(capsys):
     assert bench_augment.main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert "torchvision per image img/s" in out and "ours img/s" in out
+
+
+def test_recipe_grid_labels_and_table():
+    from benchmarks.recipe_grid import recipe_options, table
+
+    assert recipe_options("modern", 64) == ("modern", {})
+    assert recipe_options("modern@0.002", 32) == ("modern", {"lr": pytest.approx(1e-3)})
+    assert recipe_options("source:optimizer=adamw,lr=5e-4", 32) == (
+        "source", {"optimizer": "adamw", "lr": 5e-4})
+    row = {"folder": "digits", "model": "resnet18", "batch": 32, "epochs": 5, "majority": 0.1}
+    rows = [{**row, "recipe": "source", "test_acc": 0.9, "best_val": 0.95},
+            {**row, "recipe": "modern", "test_acc": 0.5, "best_val": 0.55}]
+    lines = table(rows).splitlines()
+    assert lines[0].startswith("| folder (majority) | model | batch | epochs | modern test (val)")
+    assert lines[2] == "| digits (10%) | resnet18 | 32 | 5 | 50.0% (55.0%) | 90.0% (95.0%) |"

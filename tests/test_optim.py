@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from depthbench.engine.config import TrainConfig
+from depthbench.engine.config import TrainConfig, undertrain_warning
 from depthbench.engine.optim import build_optimizer, lr_factor, make_optimizer, use_fused
 from depthbench.models import create_model
 
@@ -73,3 +73,47 @@ def test_warmup_then_cosine():
     f = [lr_factor(s, 5, cfg) for s in range(50)]
     assert f[0] < f[5] < f[9] <= 1 and f[10] == pytest.approx(1)
     assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 0.01
+
+
+@pytest.mark.parametrize("batch, lr", [(32, 5e-4), (64, 1e-3 / 2**0.5), (128, 1e-3),
+                                       (256, 1e-3 * 2**0.5)])
+def test_modern_lr_grows_with_the_square_root_of_the_batch(batch, lr):
+    cfg = TrainConfig.for_recipe("modern", model="resnet18", data="x", batch_size=batch)
+    assert cfg.lr == pytest.approx(lr)
+
+
+def test_modern_lr_base_is_the_model_s_or_its_family_s():
+    from depthbench.engine.config import MODERN_LR
+
+    for model, family in (("seresnet18", "seresnet"), ("swin_t", "swin")):
+        cfg = TrainConfig.for_recipe("modern", model=model, data="x", batch_size=128)
+        assert cfg.lr == MODERN_LR[family]
+
+
+@pytest.mark.parametrize("epochs, warmup", [(8, 0.8), (100, 5.0)])
+def test_modern_warmup_is_a_share_of_the_run(epochs, warmup):
+    cfg = TrainConfig.for_recipe("modern", model="resnet18", data="x", epochs=epochs)
+    assert cfg.warmup_epochs == pytest.approx(warmup)
+
+
+def test_explicit_lr_and_warmup_win_over_the_rules():
+    cfg = TrainConfig.for_recipe("modern", model="resnet18", data="x", lr=0.01, warmup_epochs=0)
+    assert (cfg.lr, cfg.warmup_epochs) == (0.01, 0)
+
+
+def test_undertrain_warning_names_a_long_warmup_and_a_tiny_lr():
+    modern = {"model": "resnet18", "data": "x", "epochs": 8, "batch_size": 64}
+    warmup = undertrain_warning(TrainConfig.for_recipe("modern", **modern, warmup_epochs=5))
+    assert "warmup_epochs 5 of 8 epochs" in warmup and "lr " not in warmup
+    tiny = undertrain_warning(TrainConfig.for_recipe("modern", **modern, lr=1e-6))
+    assert tiny.startswith("lr 1e-06 is far below the modern recipe's 0.00071 at batch 64")
+    assert undertrain_warning(TrainConfig.for_recipe("source", **modern, lr=1e-6))
+
+
+@pytest.mark.parametrize("recipe", ["modern", "source"])
+@pytest.mark.parametrize("batch", [1, 8, 32, 64, 128, 256, 1024])
+@pytest.mark.parametrize("epochs", [1, 3, 8, 100])
+def test_no_undertrain_warning_for_a_recipe_s_defaults(recipe, batch, epochs):
+    cfg = TrainConfig.for_recipe(recipe, model="resnet18", data="x", batch_size=batch,
+                                 epochs=epochs)
+    assert undertrain_warning(cfg) is None

@@ -204,29 +204,16 @@ def test_what_fails_every_run_is_refused_before_anything_is_written(tmp_path):
 
 
 def test_a_study_says_when_it_starts_what_data_check_warns(image_folder):
-    """A class too small for a split, in data check's words; and a batch-scaled lr too small."""
+    """A class too small for a split, in data check's words; and a setting known to undertrain."""
     root = image_folder({"a": 10, "b": 10, "solo": 1})
     spec = validate_spec({**BASE, "data": str(root), "split": {"val": 0.1, "test": 0.1},
-                          "recipe": "modern", "overrides": {"batch_size": 8}})
+                          "recipe": "modern", "overrides": {"batch_size": 8, "lr": 1e-6}})
     start = preflight(spec, root.parent / "study")
     checked = check_dataset(str(root), val=0.1, test=0.1)
     small = [p["problem"] for p in checked["problems"] if p["kind"] == "class_too_small"]
     assert small and all(w in start.warnings for w in small), (start.warnings, small)
     assert any("class 'solo' has 1 image:" in w and "test gets none" in w for w in small), small
-    assert any("batch 8 gives lr 7.8e-06, below 1e-05" in w for w in start.warnings)
-
-
-def test_the_batch_scaled_lr_warning():
-    from depthbench.engine.config import TrainConfig, low_lr_warning
-
-    modern = {"model": "resnet18", "data": "synthetic", "recipe": "modern"}
-    assert low_lr_warning(TrainConfig(**modern, batch_size=16).resolved()) is None  # 1.6e-5
-    assert "batch 8 gives lr 7.8e-06" in low_lr_warning(TrainConfig(**modern, batch_size=8)
-                                                        .resolved())
-    assert low_lr_warning(TrainConfig(**modern, batch_size=8, lr=1e-6).resolved()) is None
-    assert low_lr_warning(TrainConfig(**modern, batch_size=512).resolved()) is None
-    assert low_lr_warning(TrainConfig(**{**modern, "recipe": "source"}, batch_size=8)
-                          .resolved()) is None  # a fixed lr: not scaled
+    assert any("lr 1e-06 is far below the modern recipe's" in w for w in start.warnings)
 
 
 def test_one_img_size_rule_for_train_and_study():

@@ -35,6 +35,8 @@ class ModelInfo:
     aliases: tuple[str, ...] = ()
     # the modern recipe's stochastic depth for this model; None: its family's (engine.config)
     modern_drop_path: float | None = None
+    # the modern recipe's lr for this model at its reference batch; None: its family's
+    modern_lr: float | None = None
 
 
 _MODELS_DIR = Path(__file__).parent / "models"

@@ -32,7 +32,7 @@ from depthbench.engine import checkpoint as ckpt
 from depthbench.engine.batches import Budget, EvalFeed, TrainFeed, seed_all
 from depthbench.engine.cadence import Cadence, Checkpoints
 from depthbench.engine.cluster_env import cluster_environment
-from depthbench.engine.config import TrainConfig, dump_config, low_lr_warning
+from depthbench.engine.config import TrainConfig, dump_config, undertrain_warning
 from depthbench.engine.devices import (
     configure_backends,
     default_channels_last,
@@ -298,7 +298,7 @@ def _setup(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, resume
         run.record.write("running", run.history, run.best)
         if resume_state is not None:
             log(f"resuming {out} after epoch {len(run.history)} of {cfg.epochs}")
-        if warning := low_lr_warning(cfg):  # said once the run starts: after every check
+        if warning := undertrain_warning(cfg):  # said once the run starts: after every check
             log(f"warning: {warning}")
     return run
 

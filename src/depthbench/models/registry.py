@@ -25,12 +25,14 @@ ModelFn = Callable[..., nn.Module]
 
 
 def register_model(family: str, display: str, *, aliases: tuple[str, ...] = (),
-                   modern_drop_path: float | None = None) -> Callable[[ModelFn], ModelFn]:
+                   modern_drop_path: float | None = None,
+                   modern_lr: float | None = None) -> Callable[[ModelFn], ModelFn]:
     """Decorator: register `fn` under its own name as a model of `family` that a report prints
-    as `display`, also reachable as each of `aliases`; `modern_drop_path`: the stochastic depth
-    the modern recipe trains it with (None: its family's). Literal arguments only: they are read
-    from the source text too (`depthbench.names`)."""
-    info = names.ModelInfo(family, display, tuple(aliases), modern_drop_path)
+    as `display`, also reachable as each of `aliases`; `modern_drop_path`, `modern_lr`: the
+    stochastic depth and the lr (at the reference batch of the recipe's rule) the modern recipe
+    trains it with (None: its family's). Literal arguments only: they are read from the source
+    text too (`depthbench.names`)."""
+    info = names.ModelInfo(family, display, tuple(aliases), modern_drop_path, modern_lr)
 
     def deco(fn: ModelFn) -> ModelFn:
         names.add_model(fn.__name__, info)

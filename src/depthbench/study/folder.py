@@ -25,7 +25,7 @@ from depthbench.data.folds import Partition, make_partition
 from depthbench.data.groups import groups_hash, read_groups
 from depthbench.data.sources import open_source
 from depthbench.data.split import SPLIT_FILE, Manifest, run_manifest
-from depthbench.engine.config import OPERATIONAL_KEYS, low_lr_warning
+from depthbench.engine.config import OPERATIONAL_KEYS, undertrain_warning
 from depthbench.engine.devices import device_type
 from depthbench.errors import ConfigError, DataError
 from depthbench.folderlock import FolderLock, FolderLocked
@@ -80,19 +80,19 @@ def preflight(spec: StudySpec, study_dir: Path) -> Start:
     source = open_source(spec.data)
     s = spec.split
     groups = read_groups(source, s.groups) if s.groups is not None else None
-    lr = low_lr_warning(plan_runs(spec)[0].train_config())
-    lr = [lr] if lr else []
+    undertrain = undertrain_warning(plan_runs(spec)[0].train_config())
+    undertrain = [undertrain] if undertrain else []
     if s.folds is not None:
         partition, new = _partition(spec, study_dir, source, groups)
         counts = {c: sum(y == label for y in partition.labels)
                   for label, c in enumerate(partition.classes)}
         warnings = small_classes(counts, s.val, 0.0) + small_for_folds(counts, s.folds)
-        return Start(None, new, [p["problem"] for p in warnings] + lr, partition)
+        return Start(None, new, [p["problem"] for p in warnings] + undertrain, partition)
     new = not (study_dir / SPLIT_FILE).is_file()
     manifest = run_manifest(source, study_dir, val=s.val, test=s.test, seed=s.seed, groups=groups)
     counts = {cls: sum(n.values()) for cls, n in manifest.class_counts().items()}
     warnings = [p["problem"] for p in small_classes(counts, s.val, s.test)]
-    return Start(manifest, new, warnings + lr)
+    return Start(manifest, new, warnings + undertrain)
 
 
 def _partition(spec: StudySpec, study_dir: Path, source, groups) -> tuple[Partition, bool]:
