@@ -78,7 +78,9 @@ def test_recipes_fill_only_what_is_not_given():
     assert type(opt) is torch.optim.Adam and opt.defaults["weight_decay"] == 0
     modern = TrainConfig.for_recipe("modern", model="swin_s", data="x", batch_size=256)
     assert modern.model == "swin_small_patch4_window7_224"
-    assert modern.lr == pytest.approx(5e-4 * 256 / 512) and modern.drop_path_rate == 0.3
+    assert modern.lr == pytest.approx(5e-4 * (256 / 128) ** 0.5) and modern.drop_path_rate == 0.3
+    assert TrainConfig.for_recipe("modern", model="resnet18", data="x", batch_size=32).lr == \
+        pytest.approx(1e-3 * 0.5)
     assert TrainConfig.for_recipe("modern", model="resnet50", data="x", lr=1e-3).lr == 1e-3
     assert TrainConfig.for_recipe("modern", model="resnet50", data="x").drop_path_rate == 0
 
@@ -125,7 +127,8 @@ def test_option_table_generates_the_train_flags_and_help(capsys, monkeypatch):
     for name, field in TrainConfig.model_fields.items():
         assert field.description and f"--{name.replace('_', '-')} " in text, name
     assert "epochs (source: 7; modern: 100)" in text
-    assert "base learning rate (source: 0.0002; modern: 0.0005 * batch / 512)" in text
+    assert ("base learning rate (source: 0.0002; modern: (ResNet 0.001, SE-ResNet 0.001, "
+            "Swin 0.0005) * sqrt(batch / 128))") in text
     assert "--recipe {source,modern}" in text and "--no-channels-last" in text
 
 
