@@ -30,7 +30,7 @@ from PIL import Image
 
 from benchmarks.flowers import make_flowers_folder
 from depthbench.data.sources import open_source
-from depthbench.engine.config import RECIPES, TrainConfig
+from depthbench.engine.config import RECIPES, TrainConfig, augmentation
 from depthbench.engine.trainer import train
 
 SPLIT = {"val": 0.15, "test": 0.15, "split_seed": 0}
@@ -113,7 +113,7 @@ def one_run(folder: str, data: str, model: str, label: str, batch: int, epochs: 
     shutil.rmtree(run_dir, ignore_errors=True)
     best = result["best"]
     return {"folder": folder, "model": model, "recipe": label, "batch": batch, "epochs": epochs,
-            "lr": cfg.lr, "warmup_epochs": cfg.warmup_epochs,
+            "lr": cfg.lr, "warmup_epochs": cfg.warmup_epochs, **augmentation(cfg),
             "test_acc": best["test"]["accuracy"], "best_val": best["val"]["accuracy"],
             "best_epoch": best["epoch"], "majority": majority_rate(data),
             "seconds": round(result["provenance"]["seconds"], 1)}

@@ -14,7 +14,12 @@ from torchvision.transforms.v2 import functional as TF
 from depthbench.data import batch_augment as B
 from depthbench.data.datasets import build_datasets
 from depthbench.data.split import make_split
-from depthbench.data.transforms import CPU_BATCHED_MAX_SIZE, batch_random_stage, resize_size
+from depthbench.data.transforms import (
+    CPU_BATCHED_MAX_SIZE,
+    augment_transform,
+    batch_random_stage,
+    resize_size,
+)
 from depthbench.errors import ConfigError
 
 # our operation names -> torchvision's TrivialAugmentWide names
@@ -78,12 +83,50 @@ def test_crops_follow_random_resized_crop():
     assert abs((top.double() / slack.clamp(min=1))[slack > 8].mean() - 0.5) < 0.03
 
 
+def test_a_crop_scale_bounds_the_area_as_torchvisions_does():
+    side, n, scale = 64, 2000, 0.5
+    torch.manual_seed(0)
+    top, left, h, w = B.crop_params(n, side, side, torch.device("cpu"), crop_scale=scale)
+    area = (h * w).double() / side**2
+    assert area.min() >= scale - 0.03 and area.min() < scale + 0.02 and area.max() > 0.97
+    ref = RandomResizedCrop(side, scale=(scale, 1.0))
+    box = torch.zeros(1, 3, side, side)
+    torch.manual_seed(1)
+    tv = torch.tensor([p["height"] * p["width"] / side**2 for p in
+                       (ref.make_params([box]) for _ in range(n))], dtype=torch.float64)
+    assert abs(area.mean() - tv.mean()) < 0.02  # ~5 standard errors
+
+
+@pytest.mark.parametrize("per_image", [True, False])
+def test_without_trivial_augment_the_stage_is_crop_and_flip(per_image):
+    x = images(8, 10)
+    torch.manual_seed(2)
+    top, left, h, w = B.crop_params(8, 10, 10, x.device, crop_scale=0.3)
+    flip = torch.rand(8) < 0.5
+    expected = B.resized_crop(x, top, left, h, w, 8, flip, per_image)
+    torch.manual_seed(2)
+    out = B.modern_random_stage(x, 8, crop_scale=0.3, trivial_augment=False, per_image=per_image)
+    assert torch.equal(out, expected)
+
+
+def test_per_image_and_batched_stages_take_the_same_strength():
+    """The dataset's per-image stage and the trainer's batched one get the same options."""
+    per_image = augment_transform("modern", 8, True, crop_scale=0.4, trivial_augment=False)
+    crop = per_image.transforms[0]
+    assert isinstance(crop, RandomResizedCrop) and crop.scale == (0.4, 1.0)
+    assert not any(isinstance(t, TrivialAugmentWide) for t in per_image.transforms)
+    assert isinstance(augment_transform("modern", 8, True).transforms[-1], TrivialAugmentWide)
+    assert augment_transform("modern", 8, True).transforms[0].scale == B.CROP_SCALE
+    batched = batch_random_stage("modern", 8, "cpu", crop_scale=0.4, trivial_augment=False)
+    assert (batched.keywords["crop_scale"], batched.keywords["trivial_augment"]) == (0.4, False)
+
+
 def test_flips_are_half_and_the_stage_is_crop_flip_then_operation():
     x = images(400, 10)
     torch.manual_seed(5)
     top, left, h, w = B.crop_params(400, 10, 10, x.device)
     flip = torch.rand(400) < 0.5
-    expected = B.trivial_augment(B.resized_crop(x, top, left, h, w, 8, flip))
+    expected = B.trivial_augment_batch(B.resized_crop(x, top, left, h, w, 8, flip))
     torch.manual_seed(5)
     assert torch.equal(B.modern_random_stage(x, 8), expected)
     assert 0.42 < flip.double().mean() < 0.58
@@ -137,9 +180,9 @@ def test_each_operation_equals_torchvisions(name):
 def test_trivial_augment_draws_every_operation_and_both_paths_agree():
     x = images(280, 9)
     torch.manual_seed(2)
-    a = B.trivial_augment(x, per_image=True)
+    a = B.trivial_augment_batch(x, per_image=True)
     torch.manual_seed(2)
-    b = B.trivial_augment(x, per_image=False)
+    b = B.trivial_augment_batch(x, per_image=False)
     torch.manual_seed(2)
     op = torch.randint(len(B.OPS), (280,))
     assert torch.equal(a, b)

@@ -129,6 +129,11 @@ def test_option_table_generates_the_train_flags_and_help(capsys, monkeypatch):
     assert "epochs (source: 7; modern: 100)" in text
     assert ("base learning rate (source: 0.0002; modern: (ResNet 0.001, SE-ResNet 0.001, "
             "Swin 0.0005) * sqrt(batch / 128))") in text
+    assert (f"(timm's --scale); modern recipe only (modern: {config.MODERN_SHORT_CROP_SCALE:g} "
+            f"below {config.MODERN_FULL_EPOCHS} epochs, else 0.08)") in text
+    assert (f"(timm's --aa); modern recipe only (modern: off below {config.MODERN_FULL_EPOCHS} "
+            "epochs, else on)") in text
+    assert "--no-trivial-augment" in text
     assert "--recipe {source,modern}" in text and "--no-channels-last" in text
 
 

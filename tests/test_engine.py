@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors import safe_open
 
 from depthbench.cli.main import main
+from depthbench.configio import FULL_AUGMENTATION
 from depthbench.data.split import Manifest, train_eval_manifest
 from depthbench.engine.checkpoint import load_model_from_checkpoint
 from depthbench.engine.config import TrainConfig
@@ -274,6 +276,25 @@ def test_resume_to_more_epochs(tmp_path, cache, capsys):
     assert "cosine lr schedule was laid out over the 1 epochs" in err and "another --out" in err
     assert err.count("\n") == 1
     assert json.loads((cosine / "result.json").read_text())["epochs_completed"] == 1
+
+
+def test_a_modern_run_from_before_the_augmentation_options_resumes_as_it_ran(tmp_path, cache):
+    """A modern run folder whose config predates `crop_scale` and `trivial_augment` trained at
+    full strength: `train --resume --epochs N` continues it so (not with today's rule for a short
+    run) and does not refuse over the keys it lacks."""
+    out = tmp_path / "old"
+    train(tiny(cache, recipe="modern", epochs=1, scheduler="constant", warmup_epochs=0, test=0.0,
+               limit_train_batches=1, **FULL_AUGMENTATION), out, progress=False, resume=False)
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    result = json.loads((out / "result.json").read_text())
+    for key in FULL_AUGMENTATION:
+        del config[key], result["config"][key]
+    (out / "config.yaml").write_text(yaml.safe_dump(config))
+    (out / "result.json").write_text(json.dumps(result))
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--quiet"]) == 0
+    resumed = json.loads((out / "result.json").read_text())
+    assert resumed["epochs_completed"] == 2
+    assert {k: resumed["config"][k] for k in FULL_AUGMENTATION} == FULL_AUGMENTATION
 
 
 def test_train_eval_subset_is_fixed_and_drawn_from_train(cnn_run):

@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from depthbench.engine.config import TrainConfig, undertrain_warning
+from depthbench.configio import FULL_AUGMENTATION
+from depthbench.engine.config import (
+    MODERN_FULL_EPOCHS,
+    MODERN_SHORT_CROP_SCALE,
+    TrainConfig,
+    augmentation,
+    make_config,
+    saved_config,
+    undertrain_warning,
+)
 from depthbench.engine.optim import build_optimizer, lr_factor, make_optimizer, use_fused
+from depthbench.errors import ConfigError
 from depthbench.models import create_model
 
 
@@ -99,6 +109,33 @@ def test_modern_warmup_is_a_share_of_the_run(epochs, warmup):
 def test_explicit_lr_and_warmup_win_over_the_rules():
     cfg = TrainConfig.for_recipe("modern", model="resnet18", data="x", lr=0.01, warmup_epochs=0)
     assert (cfg.lr, cfg.warmup_epochs) == (0.01, 0)
+
+
+@pytest.mark.parametrize("epochs", [1, 5, MODERN_FULL_EPOCHS - 1, MODERN_FULL_EPOCHS, 100])
+def test_modern_augmentation_grows_with_the_run(epochs):
+    cfg = TrainConfig.for_recipe("modern", model="resnet18", data="x", epochs=epochs)
+    full = epochs >= MODERN_FULL_EPOCHS  # the presets' 100 epochs keep the published strength
+    assert augmentation(cfg) == (FULL_AUGMENTATION if full else
+                                 {"crop_scale": MODERN_SHORT_CROP_SCALE, "trivial_augment": False})
+
+
+def test_explicit_augmentation_wins_and_source_refuses_it_by_name():
+    cfg = TrainConfig.for_recipe("modern", model="resnet18", data="x", epochs=5, crop_scale=0.08,
+                                 trivial_augment=True)
+    assert augmentation(cfg) == FULL_AUGMENTATION
+    assert augmentation(TrainConfig.for_recipe("source", model="resnet18", data="x")) == {}
+    for key, value in (("crop_scale", 0.5), ("trivial_augment", False)):
+        with pytest.raises(ConfigError, match=f"{key}: the source recipe has no augmentation; "
+                                              f"{key} applies to the modern recipe only"):
+            make_config({"model": "resnet18", "data": "x", key: value})
+
+
+def test_a_saved_modern_config_without_the_augmentation_keys_ran_at_full_strength():
+    old = {"model": "resnet18", "data": "x", "recipe": "modern", "epochs": 5}
+    assert augmentation(TrainConfig(**saved_config(old)).resolved()) == FULL_AUGMENTATION
+    mild = {**old, "crop_scale": 0.5, "trivial_augment": False}
+    assert saved_config(mild) == mild
+    assert saved_config({**old, "recipe": "source"}) == {**old, "recipe": "source"}
 
 
 def test_undertrain_warning_names_a_long_warmup_and_a_tiny_lr():

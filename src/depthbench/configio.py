@@ -43,6 +43,12 @@ def recipe_name(name: Any) -> Any:
 
 Recipe = Annotated[RecipeName, BeforeValidator(recipe_name)]  # a field that accepts old names
 
+# The modern recipe's augmentation at full strength, as it has always run at the published
+# budgets: RandomResizedCrop's own lower bound of the area kept (torchvision's and timm's), and
+# TrivialAugmentWide on.
+FULL_CROP_SCALE = 0.08
+FULL_AUGMENTATION = {"crop_scale": FULL_CROP_SCALE, "trivial_augment": True}
+
 # The split of each class: `int(n * val)` images to validation, `int(n * test)` to test, the rest
 # to training; by default the source study's 10% to validation and no test split.
 DEFAULT_VAL = 0.1

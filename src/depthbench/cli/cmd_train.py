@@ -17,7 +17,13 @@ import types
 import typing
 from pathlib import Path
 
-from depthbench.engine.config import TrainConfig, load_config_file, make_config, option_help
+from depthbench.engine.config import (
+    TrainConfig,
+    load_config_file,
+    make_config,
+    option_help,
+    saved_config,
+)
 from depthbench.errors import ConfigError
 
 
@@ -64,7 +70,7 @@ def config_from_args(args):
              if getattr(args, k, None) is not None}
     if args.resume:
         out = Path(given.get("out") or from_file.get("out") or "")
-        values.update(_run_to_resume(out))
+        values.update(saved_config(_run_to_resume(out)))
         source = str(out / "config.yaml")
     if args.config:
         values.update(from_file)

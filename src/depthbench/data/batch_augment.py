@@ -1,12 +1,14 @@
 """The `modern` recipe's random stage on a whole batch, on the batch's own device.
 
-`modern_random_stage(x, size)`: uint8 (B, 3, r, r) -> uint8 (B, 3, size, size), with parameters
-drawn per image, as torchvision's per-image stage `RandomResizedCrop(size, antialias=True) +
-RandomHorizontalFlip() + TrivialAugmentWide()` (transforms.augment_transform) draws them:
-- the crop: torchvision's rule (10 tries of scale (0.08, 1) and log-uniform ratio (3/4, 4/3), then
-  the whole square), resized with its antialiased bilinear filter: per box with torch's uint8
-  kernel on the CPU, as two weight-matrix products (rows, then columns, the flip folded into the
-  column weights) on an accelerator;
+`modern_random_stage(x, size, crop_scale, trivial_augment)`: uint8 (B, 3, r, r) -> uint8
+(B, 3, size, size), with parameters drawn per image, as torchvision's per-image stage
+`RandomResizedCrop(size, scale=(crop_scale, 1), antialias=True) + RandomHorizontalFlip() +
+TrivialAugmentWide()` (transforms.augment_transform, the last one only with `trivial_augment`)
+draws them:
+- the crop: torchvision's rule (10 tries of scale (crop_scale, 1), by default (0.08, 1), and
+  log-uniform ratio (3/4, 4/3), then the whole square), resized with its antialiased bilinear
+  filter: per box with torch's uint8 kernel on the CPU, as two weight-matrix products (rows, then
+  columns, the flip folded into the column weights) on an accelerator;
 - TrivialAugmentWide: one of its 14 operations per image with one of its 31 magnitudes and a random
   sign, with torchvision's own arithmetic (nearest-neighbour affine grids with zero fill, blends
   truncated to uint8, PIL's equalize).
@@ -25,7 +27,9 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-CROP_SCALE = (0.08, 1.0)
+from depthbench.configio import FULL_CROP_SCALE
+
+CROP_SCALE = (FULL_CROP_SCALE, 1.0)
 CROP_RATIO = (3 / 4, 4 / 3)
 CROP_TRIES = 10
 MAGNITUDE_BINS = 31
@@ -36,24 +40,28 @@ OPS = ("identity", "shear_x", "shear_y", "translate_x", "translate_y", "rotate",
 GEOMETRIC = OPS[1:6]
 
 
-def modern_random_stage(x: torch.Tensor, size: int, per_image: bool | None = None
+def modern_random_stage(x: torch.Tensor, size: int, crop_scale: float = CROP_SCALE[0],
+                        trivial_augment: bool = True, per_image: bool | None = None
                         ) -> torch.Tensor:
-    """uint8 (B, 3, r, r) -> uint8 (B, 3, size, size): crop, flip and TrivialAugmentWide, drawn
-    per image from torch's global RNG on `x.device`. `per_image`: how the crop and the operations
-    are computed (default: per image on the CPU, whole-batch arithmetic elsewhere); the draws,
-    and so the images up to rounding, are the same either way."""
-    top, left, h, w = crop_params(x.shape[0], x.shape[-2], x.shape[-1], x.device)
+    """uint8 (B, 3, r, r) -> uint8 (B, 3, size, size): a crop of at least `crop_scale` of the
+    area, a flip and (with `trivial_augment`) TrivialAugmentWide, drawn per image from torch's
+    global RNG on `x.device`. `per_image`: how the crop and the operations are computed (default:
+    per image on the CPU, whole-batch arithmetic elsewhere); the draws, and so the images up to
+    rounding, are the same either way."""
+    top, left, h, w = crop_params(x.shape[0], x.shape[-2], x.shape[-1], x.device, crop_scale)
     flip = torch.rand(x.shape[0], device=x.device) < 0.5
-    return trivial_augment(resized_crop(x, top, left, h, w, size, flip, per_image), per_image)
+    out = resized_crop(x, top, left, h, w, size, flip, per_image)
+    return trivial_augment_batch(out, per_image) if trivial_augment else out
 
 
-def crop_params(n: int, height: int, width: int, device: torch.device
-                ) -> tuple[torch.Tensor, ...]:
-    """(top, left, height, width) of `n` RandomResizedCrop boxes, int64 (n,): torchvision's
-    tries, all drawn at once (the first try that fits wins; none fits: the central crop)."""
+def crop_params(n: int, height: int, width: int, device: torch.device,
+                crop_scale: float = CROP_SCALE[0]) -> tuple[torch.Tensor, ...]:
+    """(top, left, height, width) of `n` RandomResizedCrop boxes of scale (crop_scale, 1), int64
+    (n,): torchvision's tries, all drawn at once (the first try that fits wins; none fits: the
+    central crop)."""
     area = height * width
     lo, hi = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
-    target = area * (CROP_SCALE[0] + (CROP_SCALE[1] - CROP_SCALE[0])
+    target = area * (crop_scale + (CROP_SCALE[1] - crop_scale)
                      * torch.rand(n, CROP_TRIES, device=device, dtype=torch.float64))
     ratio = torch.exp(lo + (hi - lo) * torch.rand(n, CROP_TRIES, device=device, dtype=torch.float64))
     w = torch.round(torch.sqrt(target * ratio)).long()
@@ -120,7 +128,7 @@ def resized_crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: torc
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def trivial_augment(x: torch.Tensor, per_image: bool | None = None) -> torch.Tensor:
+def trivial_augment_batch(x: torch.Tensor, per_image: bool | None = None) -> torch.Tensor:
     """uint8 (B, C, H, W) -> uint8: TrivialAugmentWide with an operation, a magnitude bin and a
     sign drawn per image (three draws per batch, whatever the images).
 

@@ -30,6 +30,7 @@ import torch
 from filelock import FileLock
 from torch.utils.data import DataLoader, Dataset
 
+from depthbench.configio import FULL_CROP_SCALE
 from depthbench.cpus import usable_cpu_count
 from depthbench.data.images import read_image
 from depthbench.data.sources import default_cache_dir
@@ -245,7 +246,8 @@ def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_siz
                    cache_dir: str | os.PathLike | bool | None = None,
                    memory_budget_mb: float | None = None, workers: int | None = None,
                    splits: tuple[str, ...] | None = None, uint8: bool = False,
-                   batch_augment: bool = False) -> dict[str, Dataset]:
+                   batch_augment: bool = False, crop_scale: float = FULL_CROP_SCALE,
+                   trivial_augment: bool = True) -> dict[str, Dataset]:
     """`train` (train transforms), `train_eval` (train images, eval transforms), `val`, `test`;
     a split with no images is left out. Items are `(float32 CHW normalized, int label)`.
 
@@ -258,6 +260,8 @@ def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_siz
     `batch_augment`: the train dataset carries no random stage; its items are the cached
     uint8 squares and the caller applies `transforms.batch_random_stage` to each batch (with
     `uint8=True`, then normalizes).
+    `crop_scale`, `trivial_augment`: the strength of the train split's random stage
+    (`transforms.augment_transform`).
     """
     unknown = set(splits or ()) - set(DATASET_SPLITS)
     if unknown:
@@ -280,7 +284,8 @@ def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_siz
         split, train = DATASET_SPLITS[name]
         entries = manifest.entries(split)
         pre = pre_transform(recipe, img_size, train)
-        augment = None if batch_augment else augment_transform(recipe, img_size, train)
+        augment = None if batch_augment else augment_transform(
+            recipe, img_size, train, crop_scale=crop_scale, trivial_augment=trivial_augment)
         normalize = normalize_transform(recipe)
         if stream:
             out[name] = StreamingImages(source.root, entries, manifest.classes, pre, augment,

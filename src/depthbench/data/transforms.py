@@ -2,8 +2,11 @@
 
 - `source`: the source study exactly. Train: Resize(s) + CenterCrop(s), no augmentation; eval:
   Resize((s, s)); normalize with mean = std = 0.5.
-- `modern`: train: RandomResizedCrop(s) + horizontal flip + TrivialAugmentWide; eval:
-  Resize(s / 0.875) + CenterCrop(s); ImageNet mean and std.
+- `modern`: train: RandomResizedCrop(s, scale=(crop_scale, 1)) + horizontal flip +
+  TrivialAugmentWide (only with `trivial_augment`); eval: Resize(s / 0.875) + CenterCrop(s);
+  ImageNet mean and std. At full strength (the defaults here: `crop_scale` 0.08,
+  `trivial_augment` on) it is the published recipes' augmentation; the training config chooses
+  the strength per run (`engine.config`: milder for short runs).
 
 Every transform is `pre` (deterministic, on the PIL image: the stage the decoded cache stores as
 uint8) followed by `post` (random augmentation on the uint8 tensor, then float conversion and
@@ -26,8 +29,8 @@ from collections.abc import Callable
 import torch
 from torchvision.transforms import InterpolationMode, v2
 
-from depthbench.configio import RECIPE_NAMES, recipe_name
-from depthbench.data.batch_augment import modern_random_stage
+from depthbench.configio import FULL_CROP_SCALE, RECIPE_NAMES, recipe_name
+from depthbench.data.batch_augment import CROP_SCALE, modern_random_stage
 from depthbench.data.images import to_rgb
 from depthbench.errors import ConfigError
 
@@ -90,20 +93,27 @@ def pre_transform(recipe: str, img_size: int, train: bool) -> v2.Compose:
     return v2.Compose(ops)
 
 
-def augment_transform(recipe: str, img_size: int, train: bool) -> v2.Compose | None:
-    """The random stage on a uint8 CHW tensor (None when the recipe has none, as `source`)."""
+def augment_transform(recipe: str, img_size: int, train: bool, crop_scale: float = FULL_CROP_SCALE,
+                      trivial_augment: bool = True) -> v2.Compose | None:
+    """The random stage on a uint8 CHW tensor (None when the recipe has none, as `source`): a
+    crop of at least `crop_scale` of the area, a flip and, with `trivial_augment`,
+    TrivialAugmentWide."""
     recipe = _check(recipe, img_size)
     if recipe == "modern" and train:
-        return v2.Compose([v2.RandomResizedCrop(img_size, interpolation=_BILINEAR, antialias=True),
-                           v2.RandomHorizontalFlip(), v2.TrivialAugmentWide()])
+        crop = v2.RandomResizedCrop(img_size, scale=(crop_scale, CROP_SCALE[1]),
+                                    interpolation=_BILINEAR, antialias=True)
+        return v2.Compose([crop, v2.RandomHorizontalFlip(),
+                           *([v2.TrivialAugmentWide()] if trivial_augment else [])])
     return None
 
 
-def batch_random_stage(recipe: str, img_size: int, device_type: str
+def batch_random_stage(recipe: str, img_size: int, device_type: str,
+                       crop_scale: float = FULL_CROP_SCALE, trivial_augment: bool = True
                        ) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The recipe's random stage on whole batches on their device, uint8 (B, 3, r, r) -> uint8
     (B, 3, s, s) (`batch_augment.modern_random_stage`: the same per-image draws as
-    `augment_transform`, from torch's global RNG on the batch's device), when the recipe has a
+    `augment_transform` with the same `crop_scale` and `trivial_augment`, from torch's global RNG
+    on the batch's device), when the recipe has a
     random stage and batching is the faster choice on `device_type`; else None, and the
     per-image stage runs in the dataset. Accelerators: always (it takes the stage off the
     loader's CPU workers). The CPU: up to `CPU_BATCHED_MAX_SIZE` px, where the batched stage
@@ -112,7 +122,8 @@ def batch_random_stage(recipe: str, img_size: int, device_type: str
     recipe = _check(recipe, img_size)
     if recipe != "modern" or (device_type == "cpu" and img_size > CPU_BATCHED_MAX_SIZE):
         return None
-    return functools.partial(modern_random_stage, size=img_size)
+    return functools.partial(modern_random_stage, size=img_size, crop_scale=crop_scale,
+                             trivial_augment=trivial_augment)
 
 
 def normalize_transform(recipe: str) -> v2.Compose:

@@ -32,7 +32,13 @@ from depthbench.engine import checkpoint as ckpt
 from depthbench.engine.batches import Budget, EvalFeed, TrainFeed, seed_all
 from depthbench.engine.cadence import Cadence, Checkpoints
 from depthbench.engine.cluster_env import cluster_environment
-from depthbench.engine.config import TrainConfig, dump_config, undertrain_warning
+from depthbench.engine.config import (
+    TrainConfig,
+    augmentation,
+    dump_config,
+    saved_config,
+    undertrain_warning,
+)
 from depthbench.engine.devices import (
     configure_backends,
     default_channels_last,
@@ -129,7 +135,8 @@ def _previous_run(out: Path, cfg: TrainConfig, resume: bool) -> dict | None:
     prev = read_result(out, lenient=True) or {}
     done = prev.get("epochs_completed") or 0
     if prev.get("config"):
-        old = TrainConfig(**prev["config"]).resolved()  # a default left null compares as its value
+        # a default left null compares as its value; a key the run predates, as it ran then
+        old = TrainConfig(**saved_config(prev["config"])).resolved()
         diff = cfg.semantic_diff(old)
         if set(diff) == {"epochs"} and resume:
             _check_extension(out, old, cfg.epochs, done)
@@ -267,7 +274,8 @@ def _setup(fabric, cfg: TrainConfig, out: Path, split_path, variant: str, resume
     net, channels_last = _model(fabric, cfg, len(classes), pretrained=resume_state is None)
     meta = _meta(cfg, classes, variant, manifest)
     # a batched random stage runs on each batch on the device, not per image in the dataset
-    random_stage = batch_random_stage(cfg.recipe, cfg.img_size, fabric.device.type)
+    random_stage = batch_random_stage(cfg.recipe, cfg.img_size, fabric.device.type,
+                                      **augmentation(cfg))
     datasets = _datasets(fabric, cfg, source, manifest, batch_augment=random_stage is not None)
     model = fabric.setup_module(torch.compile(net) if cfg.compile else net)
     budget = Budget(cfg.device_memory_mb, fabric.device)  # once the model is on the device
@@ -327,7 +335,8 @@ def _datasets(fabric, cfg: TrainConfig, source, manifest, batch_augment: bool) -
     with fabric.rank_zero_first():
         datasets = build_datasets(source, manifest, cfg.recipe, cfg.img_size,
                                   cache_dir=cfg.cache_dir, memory_budget_mb=cfg.memory_budget_mb,
-                                  splits=SPLITS, uint8=True, batch_augment=batch_augment)
+                                  splits=SPLITS, uint8=True, batch_augment=batch_augment,
+                                  **augmentation(cfg))
         datasets |= build_datasets(source, train_eval_manifest(manifest), cfg.recipe,
                                    cfg.img_size, cache_dir=cfg.cache_dir,
                                    memory_budget_mb=cfg.memory_budget_mb, splits=("train_eval",),

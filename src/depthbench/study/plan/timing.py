@@ -40,7 +40,7 @@ from depthbench.data.transforms import (
     cache_side,
     normalize_transform,
 )
-from depthbench.engine.config import TrainConfig
+from depthbench.engine.config import TrainConfig, augmentation
 from depthbench.engine.devices import default_channels_last, device_type, make_fabric
 from depthbench.engine.loop import dihedral, flips, predict_batches, train_one_epoch
 from depthbench.engine.optim import build_optimizer, build_scheduler
@@ -243,8 +243,9 @@ def _time_one(job) -> tuple[str, dict, float]:
     setup_s = time.perf_counter() - t0
 
     device = fabric.device.type
-    random_stage = batch_random_stage(cfg.recipe, cfg.img_size, device)
-    per_image = None if random_stage else augment_transform(cfg.recipe, cfg.img_size, True)
+    random_stage = batch_random_stage(cfg.recipe, cfg.img_size, device, **augmentation(cfg))
+    per_image = None if random_stage else augment_transform(cfg.recipe, cfg.img_size, True,
+                                                            **augmentation(cfg))
     side = cache_side(cfg.recipe, cfg.img_size, True)
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (batch, 3, side, side), dtype=torch.uint8, generator=gen)
