@@ -278,6 +278,27 @@ def test_resume_to_more_epochs(tmp_path, cache, capsys):
     assert json.loads((cosine / "result.json").read_text())["epochs_completed"] == 1
 
 
+def test_the_run_trains_at_its_configured_augmentation(tmp_path, cache, monkeypatch):
+    """The trainer hands the run's crop_scale and trivial_augment to both random stages: the
+    batched one and the train split's datasets (their per-image stage where none is batched)."""
+    from depthbench.engine import trainer
+
+    seen = []
+
+    def spy(real):
+        def wrapped(*args, **kwargs):
+            seen.append({k: kwargs.get(k) for k in FULL_AUGMENTATION})
+            return real(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(trainer, "batch_random_stage", spy(trainer.batch_random_stage))
+    monkeypatch.setattr(trainer, "build_datasets", spy(trainer.build_datasets))
+    strength = {"crop_scale": 0.3, "trivial_augment": False}
+    train(tiny(cache, recipe="modern", epochs=1, warmup_epochs=0, test=0.0, limit_train_batches=1,
+               **strength), tmp_path / "run", progress=False, resume=False)
+    assert seen[:2] == [strength, strength]  # the batched stage, then the train split's datasets
+
+
 def test_a_modern_run_from_before_the_augmentation_options_resumes_as_it_ran(tmp_path, cache):
     """A modern run folder whose config predates `crop_scale` and `trivial_augment` trained at
     full strength: `train --resume --epochs N` continues it so (not with today's rule for a short
