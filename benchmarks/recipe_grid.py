@@ -114,6 +114,7 @@ def one_run(folder: str, data: str, model: str, label: str, batch: int, epochs: 
     best = result["best"]
     return {"folder": folder, "model": model, "recipe": label, "batch": batch, "epochs": epochs,
             "lr": cfg.lr, "warmup_epochs": cfg.warmup_epochs, **augmentation(cfg),
+            "eval_crop": cfg.eval_crop,
             "test_acc": best["test"]["accuracy"], "best_val": best["val"]["accuracy"],
             "best_epoch": best["epoch"], "majority": majority_rate(data),
             "seconds": round(result["provenance"]["seconds"], 1)}

@@ -133,6 +133,8 @@ def test_option_table_generates_the_train_flags_and_help(capsys, monkeypatch):
             f"below {config.MODERN_FULL_EPOCHS} epochs, else 0.08)") in text
     assert (f"(timm's --aa); modern recipe only (modern: off below {config.MODERN_FULL_EPOCHS} "
             "epochs, else on)") in text
+    assert (f"(timm's --crop-pct); modern recipe only (modern: {config.MODERN_SHORT_EVAL_CROP:g} "
+            f"below {config.MODERN_FULL_EPOCHS} epochs, else {config.FULL_EVAL_CROP:g})") in text
     assert "--no-trivial-augment" in text
     assert "--recipe {source,modern}" in text and "--no-channels-last" in text
 

@@ -305,25 +305,53 @@ def test_recipes():
         build_transform("fancy", 8, train=True)
 
 
+def test_the_modern_eval_view_keeps_eval_crop_of_the_training_square():
+    """eval_crop 1.0 is the training square (the picture resized to s / 0.875) resized to s, what
+    a training crop of the whole area shows; the published 0.875, the default, is its central
+    s x s; each view caches under its own name."""
+    from depthbench.configio import IMG_SIZE_RANGE
+    from depthbench.data.transforms import eval_crop_side, pre_transform, resize_size, stage_key
+
+    square = Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), np.uint8))
+    training_square = square.resize((9, 9), Image.BILINEAR)
+    assert resize_size(8) == 9
+    assert np.array_equal(np.array(pre_transform("modern", 8, train=True)(square)),
+                          np.array(training_square))
+    whole = pre_transform("modern", 8, train=False, eval_crop=1.0)(square)
+    assert np.array_equal(np.array(whole), np.array(training_square.resize((8, 8), Image.BILINEAR)))
+    published = pre_transform("modern", 8, train=False)(square)
+    assert np.array_equal(np.array(published), np.array(training_square)[:8, :8])
+    assert stage_key("modern", 224, False) == "resize256-crop224"  # caches made before eval_crop
+    # the published crop is img_size at every size, so that view needs no second resize
+    assert all(eval_crop_side(s) == s for s in range(IMG_SIZE_RANGE[0], IMG_SIZE_RANGE[1] + 1))
+    assert stage_key("modern", 8, False) == stage_key("modern", 8, False, 0.875)
+    assert stage_key("modern", 8, False, 1.0) != stage_key("modern", 8, False)
+    # the training square does not depend on the eval view
+    assert stage_key("modern", 8, True, 1.0) == stage_key("modern", 8, True)
+
+
 # ------------------------------------------------------------------------------ the cache
 
 
-@pytest.mark.parametrize("recipe", ["source", "modern"])
-def test_cache_returns_exactly_what_decoding_returns(synthetic_source, tmp_path, recipe,
+@pytest.mark.parametrize("recipe, eval_crop", [("source", None), ("modern", None),
+                                               ("modern", 1.0)])
+def test_cache_returns_exactly_what_decoding_returns(synthetic_source, tmp_path, recipe, eval_crop,
                                                      monkeypatch):
     import depthbench.data.datasets as D
     from depthbench.data.transforms import pil_to_uint8, pre_transform
 
     m = make_split(synthetic_source, val=0.2, test=0.1)
-    cached = build_datasets(synthetic_source, m, recipe, 12, cache_dir=tmp_path)
-    streamed = build_datasets(synthetic_source, m, recipe, 12, memory_budget_mb=0)
+    cached = build_datasets(synthetic_source, m, recipe, 12, cache_dir=tmp_path,
+                            eval_crop=eval_crop)
+    streamed = build_datasets(synthetic_source, m, recipe, 12, memory_budget_mb=0,
+                              eval_crop=eval_crop)
     assert set(cached) == {"train", "train_eval", "val", "test"}
     assert all(d.cached for d in cached.values()) and not any(d.cached for d in streamed.values())
     for name in ("train_eval", "val", "test"):  # deterministic: whole items equal
         entries = m.entries("test" if name == "test" else "val" if name == "val" else "train")
         assert len(cached[name]) == len(entries) == len(streamed[name])
         for i, e in enumerate(entries):
-            ref = build_transform(recipe, 12, train=False)(synthetic_source.load_rgb(e.path))
+            ref = build_transform(recipe, 12, False, eval_crop)(synthetic_source.load_rgb(e.path))
             x, y = cached[name][i]
             assert y == e.label and torch.equal(x, ref) and torch.equal(streamed[name][i][0], ref)
     pre = pre_transform(recipe, 12, train=True)
@@ -332,7 +360,8 @@ def test_cache_returns_exactly_what_decoding_returns(synthetic_source, tmp_path,
         assert torch.equal(cached["train"].uint8(i), ref)
     # a second build is warm: nothing is decoded again
     monkeypatch.setattr(D, "decode", lambda *a: pytest.fail("decoded a warm cache"))
-    again = build_datasets(synthetic_source, m, recipe, 12, cache_dir=tmp_path)
+    again = build_datasets(synthetic_source, m, recipe, 12, cache_dir=tmp_path,
+                           eval_crop=eval_crop)
     assert torch.equal(again["val"][0][0], cached["val"][0][0])
 
 

@@ -14,7 +14,7 @@ import yaml
 from safetensors import safe_open
 
 from depthbench.cli.main import main
-from depthbench.configio import FULL_AUGMENTATION
+from depthbench.configio import FULL_AUGMENTATION, FULL_EVAL_CROP
 from depthbench.data.split import Manifest, train_eval_manifest
 from depthbench.engine.checkpoint import load_model_from_checkpoint
 from depthbench.engine.config import TrainConfig
@@ -278,44 +278,62 @@ def test_resume_to_more_epochs(tmp_path, cache, capsys):
     assert json.loads((cosine / "result.json").read_text())["epochs_completed"] == 1
 
 
-def test_the_run_trains_at_its_configured_augmentation(tmp_path, cache, monkeypatch):
-    """The trainer hands the run's crop_scale and trivial_augment to both random stages: the
-    batched one and the train split's datasets (their per-image stage where none is batched)."""
-    from depthbench.engine import trainer
+def test_the_run_trains_and_evaluates_at_its_configured_augmentation_and_view(tmp_path, cache,
+                                                                               monkeypatch):
+    """The trainer hands the run's crop_scale and trivial_augment to both random stages (the
+    batched one and the train split's datasets, their per-image stage where none is batched) and
+    its eval_crop to every evaluated split; the checkpoint carries the view, and `evaluate` and
+    `predict` look through it."""
+    from depthbench.data.sources import open_source
+    from depthbench.engine import evaluate, trainer
 
     seen = []
 
-    def spy(real):
-        def wrapped(*args, **kwargs):
-            seen.append({k: kwargs.get(k) for k in FULL_AUGMENTATION})
-            return real(*args, **kwargs)
-        return wrapped
+    def spy(module, name):
+        real = getattr(module, name)
 
-    monkeypatch.setattr(trainer, "batch_random_stage", spy(trainer.batch_random_stage))
-    monkeypatch.setattr(trainer, "build_datasets", spy(trainer.build_datasets))
-    strength = {"crop_scale": 0.3, "trivial_augment": False}
+        def wrapped(*args, **kwargs):
+            crop = args[3] if name == "preprocess_image" else kwargs.get("eval_crop")
+            seen.append({**{k: kwargs.get(k) for k in FULL_AUGMENTATION}, "eval_crop": crop})
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, name, wrapped)
+
+    for module, name in ((trainer, "batch_random_stage"), (trainer, "build_datasets"),
+                         (evaluate, "build_datasets"), (evaluate, "preprocess_image")):
+        spy(module, name)
+    options = {"crop_scale": 0.3, "trivial_augment": False, "eval_crop": 0.6}
+    run = tmp_path / "run"
     train(tiny(cache, recipe="modern", epochs=1, warmup_epochs=0, test=0.0, limit_train_batches=1,
-               **strength), tmp_path / "run", progress=False, resume=False)
-    assert seen[:2] == [strength, strength]  # the batched stage, then the train split's datasets
+               **options), run, progress=False, resume=False)
+    # the batched stage; the train, val datasets; the train_eval subset
+    assert seen == [{**options, "eval_crop": None}, options,
+                    {**dict.fromkeys(FULL_AUGMENTATION), "eval_crop": 0.6}]
+    seen.clear()
+    evaluate.evaluate_checkpoint(run / "best.safetensors", DATA, "val", cache_dir=cache)
+    first = json.loads((run / "split.json").read_text())["entries"][0]["path"]
+    evaluate.predict(run / "best.safetensors", [str(open_source(DATA, cache_dir=cache).root / first)])
+    assert [s["eval_crop"] for s in seen] == [0.6, 0.6]
 
 
 def test_a_modern_run_from_before_the_augmentation_options_resumes_as_it_ran(tmp_path, cache):
-    """A modern run folder whose config predates `crop_scale` and `trivial_augment` trained at
-    full strength: `train --resume --epochs N` continues it so (not with today's rule for a short
-    run) and does not refuse over the keys it lacks."""
+    """A modern run folder whose config predates `crop_scale`, `trivial_augment` and `eval_crop`
+    trained at full strength and evaluated on the published view: `train --resume --epochs N`
+    continues it so (not with today's rule for a short run) and does not refuse over the keys it
+    lacks."""
     out = tmp_path / "old"
+    published = {**FULL_AUGMENTATION, "eval_crop": FULL_EVAL_CROP}
     train(tiny(cache, recipe="modern", epochs=1, scheduler="constant", warmup_epochs=0, test=0.0,
-               limit_train_batches=1, **FULL_AUGMENTATION), out, progress=False, resume=False)
+               limit_train_batches=1, **published), out, progress=False, resume=False)
     config = yaml.safe_load((out / "config.yaml").read_text())
     result = json.loads((out / "result.json").read_text())
-    for key in FULL_AUGMENTATION:
+    for key in published:
         del config[key], result["config"][key]
     (out / "config.yaml").write_text(yaml.safe_dump(config))
     (out / "result.json").write_text(json.dumps(result))
     assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--quiet"]) == 0
     resumed = json.loads((out / "result.json").read_text())
     assert resumed["epochs_completed"] == 2
-    assert {k: resumed["config"][k] for k in FULL_AUGMENTATION} == FULL_AUGMENTATION
+    assert {k: resumed["config"][k] for k in published} == published
 
 
 def test_train_eval_subset_is_fixed_and_drawn_from_train(cnn_run):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from depthbench.configio import FULL_AUGMENTATION
+from depthbench.configio import FULL_AUGMENTATION, FULL_EVAL_CROP
 from depthbench.engine.config import (
     MODERN_FULL_EPOCHS,
     MODERN_SHORT_CROP_SCALE,
+    MODERN_SHORT_EVAL_CROP,
     TrainConfig,
     augmentation,
     make_config,
@@ -117,6 +118,7 @@ def test_modern_augmentation_grows_with_the_run(epochs):
     full = epochs >= MODERN_FULL_EPOCHS  # the presets' 100 epochs keep the published strength
     assert augmentation(cfg) == (FULL_AUGMENTATION if full else
                                  {"crop_scale": MODERN_SHORT_CROP_SCALE, "trivial_augment": False})
+    assert cfg.eval_crop == (FULL_EVAL_CROP if full else MODERN_SHORT_EVAL_CROP)
 
 
 def test_explicit_augmentation_wins_and_source_refuses_it_by_name():
@@ -124,17 +126,19 @@ def test_explicit_augmentation_wins_and_source_refuses_it_by_name():
                                  trivial_augment=True)
     assert augmentation(cfg) == FULL_AUGMENTATION
     assert augmentation(TrainConfig.for_recipe("source", model="resnet18", data="x")) == {}
-    for key, value in (("crop_scale", 0.5), ("trivial_augment", False)):
-        with pytest.raises(ConfigError, match=f"{key}: the source recipe has no augmentation; "
-                                              f"{key} applies to the modern recipe only"):
+    for key, value in (("crop_scale", 0.5), ("trivial_augment", False), ("eval_crop", 1.0)):
+        with pytest.raises(ConfigError, match=f"{key}: {key} applies to the modern recipe only: "
+                                              "the source recipe has no augmentation"):
             make_config({"model": "resnet18", "data": "x", key: value})
 
 
 def test_a_saved_modern_config_without_the_augmentation_keys_ran_at_full_strength():
     old = {"model": "resnet18", "data": "x", "recipe": "modern", "epochs": 5}
-    assert augmentation(TrainConfig(**saved_config(old)).resolved()) == FULL_AUGMENTATION
+    ran = TrainConfig(**saved_config(old)).resolved()
+    assert (augmentation(ran), ran.eval_crop) == (FULL_AUGMENTATION, FULL_EVAL_CROP)
     mild = {**old, "crop_scale": 0.5, "trivial_augment": False}
-    assert saved_config(mild) == mild
+    assert saved_config(mild) == {**mild, "eval_crop": FULL_EVAL_CROP}  # before eval_crop existed
+    assert saved_config({**mild, "eval_crop": 1.0}) == {**mild, "eval_crop": 1.0}
     assert saved_config({**old, "recipe": "source"}) == {**old, "recipe": "source"}
 
 

@@ -48,6 +48,9 @@ Recipe = Annotated[RecipeName, BeforeValidator(recipe_name)]  # a field that acc
 # TrivialAugmentWide on.
 FULL_CROP_SCALE = 0.08
 FULL_AUGMENTATION = {"crop_scale": FULL_CROP_SCALE, "trivial_augment": True}
+# The modern recipe's evaluation view as published (timm's `crop_pct`): resize, then a centre crop
+# that keeps this share of the shorter side (224 of 256).
+FULL_EVAL_CROP = 0.875
 
 # The split of each class: `int(n * val)` images to validation, `int(n * test)` to test, the rest
 # to training; by default the source study's 10% to validation and no test split.

@@ -85,12 +85,12 @@ class _Images:
         self.indices = sorted(int(i) for i in rng.choice(len(entries), size=n, replace=False))
         self.paths = [entries[i].path for i in self.indices]
         ds = build_datasets(source, manifest, meta["recipe"], meta["img_size"],
-                            splits=(self.split,))[self.split]
+                            splits=(self.split,), eval_crop=meta.get("eval_crop"))[self.split]
         items = [ds[i] for i in self.indices]
         self.x = torch.stack([torch.as_tensor(x) for x, _ in items]).float()
         self.y = torch.tensor([int(y) for _, y in items])
         self.key = (manifest.hash, self.split, tuple(self.indices), meta["img_size"],
-                    meta["recipe"])
+                    meta["recipe"], meta.get("eval_crop"))
 
 
 def _thumbnail(x: torch.Tensor, mean, std) -> str:

@@ -247,7 +247,8 @@ def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_siz
                    memory_budget_mb: float | None = None, workers: int | None = None,
                    splits: tuple[str, ...] | None = None, uint8: bool = False,
                    batch_augment: bool = False, crop_scale: float = FULL_CROP_SCALE,
-                   trivial_augment: bool = True) -> dict[str, Dataset]:
+                   trivial_augment: bool = True, eval_crop: float | None = None
+                   ) -> dict[str, Dataset]:
     """`train` (train transforms), `train_eval` (train images, eval transforms), `val`, `test`;
     a split with no images is left out. Items are `(float32 CHW normalized, int label)`.
 
@@ -261,7 +262,7 @@ def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_siz
     uint8 squares and the caller applies `transforms.batch_random_stage` to each batch (with
     `uint8=True`, then normalizes).
     `crop_scale`, `trivial_augment`: the strength of the train split's random stage
-    (`transforms.augment_transform`).
+    (`transforms.augment_transform`); `eval_crop`: the other splits' view (`pre_transform`).
     """
     unknown = set(splits or ()) - set(DATASET_SPLITS)
     if unknown:
@@ -283,7 +284,7 @@ def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_siz
     for name in needed:
         split, train = DATASET_SPLITS[name]
         entries = manifest.entries(split)
-        pre = pre_transform(recipe, img_size, train)
+        pre = pre_transform(recipe, img_size, train, eval_crop)
         augment = None if batch_augment else augment_transform(
             recipe, img_size, train, crop_scale=crop_scale, trivial_augment=trivial_augment)
         normalize = normalize_transform(recipe)
@@ -291,7 +292,7 @@ def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_siz
             out[name] = StreamingImages(source.root, entries, manifest.classes, pre, augment,
                                         normalize, uint8)
             continue
-        key = stage_key(recipe, img_size, train)
+        key = stage_key(recipe, img_size, train, eval_crop)
         paths, targets = [e.path for e in entries], [e.label for e in entries]
         side = cache_side(recipe, img_size, train)
         shape = (len(entries), 3, side, side)

@@ -3,18 +3,21 @@
 - `source`: the source study exactly. Train: Resize(s) + CenterCrop(s), no augmentation; eval:
   Resize((s, s)); normalize with mean = std = 0.5.
 - `modern`: train: RandomResizedCrop(s, scale=(crop_scale, 1)) + horizontal flip +
-  TrivialAugmentWide (only with `trivial_augment`); eval: Resize(s / 0.875) + CenterCrop(s);
-  ImageNet mean and std. At full strength (the defaults here: `crop_scale` 0.08,
-  `trivial_augment` on) it is the published recipes' augmentation; the training config chooses
-  the strength per run (`engine.config`: milder for short runs).
+  TrivialAugmentWide (only with `trivial_augment`); eval: Resize(r) + CenterCrop(r * eval_crop)
+  (+ Resize(s) when that is not s), with r = round(s / 0.875); ImageNet mean and std. At full
+  strength (the defaults here: `crop_scale` 0.08, `trivial_augment` on, `eval_crop` 0.875) it is
+  the published recipes' augmentation and view; the training config chooses them per run
+  (`engine.config`: milder, and the whole square to evaluate, for short runs).
 
 Every transform is `pre` (deterministic, on the PIL image: the stage the decoded cache stores as
 uint8) followed by `post` (random augmentation on the uint8 tensor, then float conversion and
 normalization). Streaming and cached data run the same two stages, so they give the same tensors.
 The modern train recipe's `pre` is Resize(r) + CenterCrop(r) with r = round(s / 0.875) (256 for
 224): RandomResizedCrop samples from that central square rather than from the full-resolution
-file, the price of never decoding again after the first epoch (the eval view is the central s x s
-of the same square).
+file, the price of never decoding again after the first epoch. The eval view is the central
+`eval_crop` of the same square, resized to s: the published 0.875 is its central s x s (timm's
+Resize(s / crop_pct) + CenterCrop(s)), and 1.0 is the square itself, exactly what a training crop
+of the whole area shows.
 
 `batch_random_stage` is the same random stage on whole batches on their device
 (`batch_augment.modern_random_stage`); the trainer uses it where it is the faster choice and the
@@ -29,14 +32,13 @@ from collections.abc import Callable
 import torch
 from torchvision.transforms import InterpolationMode, v2
 
-from depthbench.configio import FULL_CROP_SCALE, RECIPE_NAMES, recipe_name
+from depthbench.configio import FULL_CROP_SCALE, FULL_EVAL_CROP, RECIPE_NAMES, recipe_name
 from depthbench.data.batch_augment import CROP_SCALE, modern_random_stage
 from depthbench.data.images import to_rgb
 from depthbench.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-EVAL_CROP = 0.875
 
 _BILINEAR = InterpolationMode.BILINEAR
 # the largest img_size at which the batched random stage beats the per-image one on the CPU
@@ -60,8 +62,16 @@ def normalization(recipe: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 def resize_size(img_size: int) -> int:
-    """The modern recipe's shorter side before the centre crop (256 for 224)."""
-    return max(img_size, round(img_size / EVAL_CROP))
+    """The side of the modern recipe's square before the crops (256 for 224): the published eval
+    view's centre crop of 87.5% of it is `img_size` exactly."""
+    return max(img_size, round(img_size / FULL_EVAL_CROP))
+
+
+def eval_crop_side(img_size: int, eval_crop: float | None = None) -> int:
+    """The side of the modern eval view's centre crop of that square, keeping `eval_crop` of it
+    (None: the published 0.875, whose crop is `img_size` itself)."""
+    r = resize_size(img_size)
+    return min(r, round(r * (FULL_EVAL_CROP if eval_crop is None else eval_crop)))
 
 
 def cache_side(recipe: str, img_size: int, train: bool) -> int:
@@ -70,18 +80,24 @@ def cache_side(recipe: str, img_size: int, train: bool) -> int:
     return resize_size(img_size) if recipe == "modern" and train else img_size
 
 
-def stage_key(recipe: str, img_size: int, train: bool) -> str:
+def stage_key(recipe: str, img_size: int, train: bool, eval_crop: float | None = None) -> str:
     """A name for the deterministic stage: equal names cache equal arrays."""
     recipe = _check(recipe, img_size)
     s = img_size
     if recipe == "source":
         return f"resize{s}-crop{s}" if train else f"squash{s}"
     r = resize_size(s)
-    return f"resize{r}-crop{r}" if train else f"resize{r}-crop{s}"
+    if train:
+        return f"resize{r}-crop{r}"
+    c = eval_crop_side(s, eval_crop)
+    return f"resize{r}-crop{c}" + (f"-resize{s}" if c != s else "")
 
 
-def pre_transform(recipe: str, img_size: int, train: bool) -> v2.Compose:
-    """PIL RGB image -> PIL image, deterministic (what the cache stores)."""
+def pre_transform(recipe: str, img_size: int, train: bool, eval_crop: float | None = None
+                  ) -> v2.Compose:
+    """PIL RGB image -> PIL image, deterministic (what the cache stores). `eval_crop`: the share
+    of the training square's side the modern eval view keeps, resized to `img_size` (None: the
+    published 0.875, the central `img_size` pixels of the square)."""
     recipe = _check(recipe, img_size)
     s = img_size
     if recipe == "source":
@@ -89,7 +105,9 @@ def pre_transform(recipe: str, img_size: int, train: bool) -> v2.Compose:
             v2.Resize((s, s), _BILINEAR)]
     else:
         r = resize_size(s)
-        ops = [v2.Resize(r, _BILINEAR), v2.CenterCrop(r if train else s)]
+        c = r if train else eval_crop_side(s, eval_crop)
+        ops = [v2.Resize(r, _BILINEAR), v2.CenterCrop(c),
+               *([v2.Resize(s, _BILINEAR)] if not train and c != s else [])]
     return v2.Compose(ops)
 
 
@@ -143,12 +161,15 @@ def pil_to_uint8(img) -> torch.Tensor:
     return v2.functional.pil_to_tensor(img)
 
 
-def build_transform(recipe: str, img_size: int, train: bool) -> v2.Compose:
+def build_transform(recipe: str, img_size: int, train: bool, eval_crop: float | None = None
+                    ) -> v2.Compose:
     """The whole transform, PIL RGB image -> normalized float32 CHW tensor."""
-    return v2.Compose([pre_transform(recipe, img_size, train), v2.PILToTensor(),
+    return v2.Compose([pre_transform(recipe, img_size, train, eval_crop), v2.PILToTensor(),
                        post_transform(recipe, img_size, train)])
 
 
-def preprocess_image(img, recipe: str, img_size: int) -> torch.Tensor:
-    """One image (any PIL mode) -> the eval tensor a model of this recipe expects (`predict`)."""
-    return build_transform(recipe, img_size, train=False)(to_rgb(img))
+def preprocess_image(img, recipe: str, img_size: int, eval_crop: float | None = None
+                     ) -> torch.Tensor:
+    """One image (any PIL mode) -> the eval tensor a model of this recipe and eval view expects
+    (`predict`)."""
+    return build_transform(recipe, img_size, False, eval_crop)(to_rgb(img))

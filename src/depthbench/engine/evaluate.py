@@ -53,7 +53,7 @@ def evaluate_checkpoint(path: str | Path, data: str, split: str = "val", *,
             raise DataError(f"{data} has no {split!r} images in this split (val={meta['val']}, "
                             f"test={meta['test']}); use --split val or --split all")
     ds = build_datasets(source, manifest, meta["recipe"], meta["img_size"], cache_dir=cache_dir,
-                        splits=(key,))[key]
+                        splits=(key,), eval_crop=meta.get("eval_crop"))[key]
     model = fabric.to_device(model)
     t0 = time.perf_counter()
     logits, targets = predict_logits(fabric, model, ds, batch_size)
@@ -80,7 +80,8 @@ def predict(path: str | Path, images: list[str], top_k: int = 5, accelerator: st
         entries, batch = [], []
         for f in files[start:start + batch_size]:
             try:
-                batch.append(preprocess_image(read_image(f), meta["recipe"], meta["img_size"]))
+                batch.append(preprocess_image(read_image(f), meta["recipe"], meta["img_size"],
+                                              meta.get("eval_crop")))
                 entries.append({"image": str(f)})
             except DataError as e:
                 entries.append({"image": str(f), "error": str(e)})

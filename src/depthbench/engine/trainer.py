@@ -336,11 +336,11 @@ def _datasets(fabric, cfg: TrainConfig, source, manifest, batch_augment: bool) -
         datasets = build_datasets(source, manifest, cfg.recipe, cfg.img_size,
                                   cache_dir=cfg.cache_dir, memory_budget_mb=cfg.memory_budget_mb,
                                   splits=SPLITS, uint8=True, batch_augment=batch_augment,
-                                  **augmentation(cfg))
+                                  eval_crop=cfg.eval_crop, **augmentation(cfg))
         datasets |= build_datasets(source, train_eval_manifest(manifest), cfg.recipe,
                                    cfg.img_size, cache_dir=cfg.cache_dir,
                                    memory_budget_mb=cfg.memory_budget_mb, splits=("train_eval",),
-                                   uint8=True)
+                                   uint8=True, eval_crop=cfg.eval_crop)
     return datasets
 
 
@@ -494,5 +494,6 @@ def _meta(cfg: TrainConfig, classes: list[str], variant: str, manifest) -> dict:
     mean, std = normalization(cfg.recipe)
     return {"model": cfg.model, "family": family(cfg.model), "model_kwargs": cfg.model_kwargs(),
             "classes": classes, "img_size": cfg.img_size, "mean": list(mean), "std": list(std),
-            "recipe": cfg.recipe, "variant": variant, "seed": cfg.seed, "val": cfg.val,
-            "test": cfg.test, "split_seed": cfg.split_seed, "manifest_hash": manifest.hash}
+            "recipe": cfg.recipe, "eval_crop": cfg.eval_crop, "variant": variant, "seed": cfg.seed,
+            "val": cfg.val, "test": cfg.test, "split_seed": cfg.split_seed,
+            "manifest_hash": manifest.hash}

@@ -169,7 +169,8 @@ def _recipe_line(an: Analysis) -> str:
     if not cfg:
         return "Recipe: not recorded."
     keys = ("data", "recipe", "epochs", "batch_size", "lr", "optimizer", "scheduler", "crop_scale",
-            "trivial_augment", "dihedral", "flips", "img_size", "val", "test", "precision")
+            "trivial_augment", "eval_crop", "dihedral", "flips", "img_size", "val", "test",
+            "precision")
     shown = [f"{k}={cfg[k]}" for k in keys  # a fold, not a fraction, is a cell's test split
              if cfg.get(k) is not None and not (k == "test" and an.cv)]
     return "Recipe (first run's resolved config): " + ", ".join(shown) + "."
