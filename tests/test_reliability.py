@@ -218,8 +218,17 @@ def kill9_runner(proc: subprocess.Popen, within: float = 10.0) -> None:
     proc.wait()
     deadline = time.monotonic() + within
     while alive := [k for k in kids if Path(f"/proc/{k}").exists() and _state(k) != "Z"]:
-        assert time.monotonic() < deadline, f"processes outlived the runner: {alive}"
+        assert time.monotonic() < deadline, f"processes outlived the runner: {_named(alive)}"
         time.sleep(0.05)
+
+
+def _named(pids: list[int]) -> list[str]:
+    """`pid state command line` of each process (a failure message says which ones lived on)."""
+    def cmdline(pid: int) -> str:
+        with contextlib.suppress(OSError):
+            return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+        return "?"
+    return [f"{pid} {_state(pid)} {cmdline(pid)}" for pid in pids]
 
 
 def _is_worker(pid: int) -> bool:
