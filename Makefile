@@ -25,8 +25,13 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "warning: could not install chromium; browser tests will fail"; }
 
+# Two pytest-xdist workers, each taking one test file at a time (a file's module fixtures are
+# built once), in the order tests/conftest.py gives: the longest files first.
+# `make test TEST_WORKERS=0` runs the suite in one process.
+TEST_WORKERS ?= 2
+
 test: setup browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The README's picture: the first screen (1280x900) of a study's report.html in headless Chromium,
 # reduced to 256 colours so the PNG stays small. `make screenshot STUDY=runs/quick` after `make run`.

@@ -1,4 +1,5 @@
-"""Shared fixtures. Sections: the cache folder, tiny images, image folders, bundled sources.
+"""Shared fixtures. Sections: the order of files, the cache folder, tiny images, image folders,
+bundled sources.
 
 Every test runs with `DEPTHBENCH_CACHE` pointing at a per-session temporary folder, so nothing
 touches the user's `~/.cache/depthbench`. Images are a few pixels each, so the full flowers
@@ -19,6 +20,28 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 from depthbench.report.source import FLOWERS_COUNTS  # the source study's data, one home
+
+# torch's OpenMP threads wait for work by spinning (libgomp's default) unless told otherwise. The
+# suite runs two workers beside each other (`make test`) on a machine that may have no more
+# cores than threads, and every training subprocess inherits this: set before torch is imported
+# here or in any subprocess, so a waiting thread sleeps and leaves its core to the other worker.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# ------------------------------------------------------------------------- the order of files
+
+# `make test` runs the suite on two pytest-xdist workers that take one test file at a time, in
+# the order collected (`--dist loadfile --no-loadscope-reorder`): the files that hold the longest
+# tests go first, so that no worker starts one of them while the other is left with nothing to
+# do. Longest first; every other file keeps pytest's order, after these.
+LONGEST_FIRST = ("test_reliability.py", "test_run.py", "test_gpu_check.py", "test_engine.py",
+                 "test_report.py", "test_slurm_executor.py", "test_cv.py", "test_analysis.py",
+                 "test_bad_input.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a file
+
 
 # ------------------------------------------------------------------------- the cache folder
 

@@ -208,18 +208,31 @@ def kill9(proc: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
-def kill9_runner(proc: subprocess.Popen, within: float = 10.0) -> None:
+def kill9_runner(proc: subprocess.Popen) -> None:
     """kill -9 of the runner alone (`kill -9 PID`): every process it started must end by itself
-    within `within` seconds (the workers stop as the runner would stop them; the fork server and
-    the resource tracker follow)."""
+    (the workers stop as the runner would stop them; the fork server and the resource tracker
+    follow) within the grace the runner gives a worker to stop, plus a margin: on a loaded
+    machine (the suite's two workers beside other jobs) a process that has torch loaded can wait
+    long for the CPU its exit needs; a process left running for good fails all the same."""
+    from depthbench.study.worker import STOP_GRACE_S
+
     kids = descendants(proc.pid)
     assert any(_is_worker(k) for k in kids), "no worker to outlive the runner"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + within
+    deadline = time.monotonic() + STOP_GRACE_S + 60
     while alive := [k for k in kids if Path(f"/proc/{k}").exists() and _state(k) != "Z"]:
-        assert time.monotonic() < deadline, f"processes outlived the runner: {alive}"
+        assert time.monotonic() < deadline, f"processes outlived the runner: {_named(alive)}"
         time.sleep(0.05)
+
+
+def _named(pids: list[int]) -> list[str]:
+    """`pid state command line` of each process (a failure message says which ones lived on)."""
+    def cmdline(pid: int) -> str:
+        with contextlib.suppress(OSError):
+            return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+        return "?"
+    return [f"{pid} {_state(pid)} {cmdline(pid)}" for pid in pids]
 
 
 def _is_worker(pid: int) -> bool:
