@@ -47,7 +47,8 @@ Recipe = Annotated[RecipeName, BeforeValidator(recipe_name)]  # a field that acc
 # budgets: RandomResizedCrop's own lower bound of the area kept (torchvision's and timm's), and
 # TrivialAugmentWide on.
 FULL_CROP_SCALE = 0.08
-FULL_AUGMENTATION = {"crop_scale": FULL_CROP_SCALE, "trivial_augment": True}
+FULL_TRIVIAL_AUGMENT = True
+FULL_AUGMENTATION = {"crop_scale": FULL_CROP_SCALE, "trivial_augment": FULL_TRIVIAL_AUGMENT}
 # The modern recipe's evaluation view as published (timm's `crop_pct`): resize, then a centre crop
 # that keeps this share of the shorter side (224 of 256).
 FULL_EVAL_CROP = 0.875

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from depthbench.configio import FULL_CROP_SCALE
+from depthbench.configio import FULL_CROP_SCALE, FULL_TRIVIAL_AUGMENT
 
 CROP_SCALE = (FULL_CROP_SCALE, 1.0)
 CROP_RATIO = (3 / 4, 4 / 3)
@@ -40,8 +40,8 @@ OPS = ("identity", "shear_x", "shear_y", "translate_x", "translate_y", "rotate",
 GEOMETRIC = OPS[1:6]
 
 
-def modern_random_stage(x: torch.Tensor, size: int, crop_scale: float = CROP_SCALE[0],
-                        trivial_augment: bool = True, per_image: bool | None = None
+def modern_random_stage(x: torch.Tensor, size: int, crop_scale: float = FULL_CROP_SCALE,
+                        trivial_augment: bool = FULL_TRIVIAL_AUGMENT, per_image: bool | None = None
                         ) -> torch.Tensor:
     """uint8 (B, 3, r, r) -> uint8 (B, 3, size, size): a crop of at least `crop_scale` of the
     area, a flip and (with `trivial_augment`) TrivialAugmentWide, drawn per image from torch's
@@ -55,7 +55,7 @@ def modern_random_stage(x: torch.Tensor, size: int, crop_scale: float = CROP_SCA
 
 
 def crop_params(n: int, height: int, width: int, device: torch.device,
-                crop_scale: float = CROP_SCALE[0]) -> tuple[torch.Tensor, ...]:
+                crop_scale: float = FULL_CROP_SCALE) -> tuple[torch.Tensor, ...]:
     """(top, left, height, width) of `n` RandomResizedCrop boxes of scale (crop_scale, 1), int64
     (n,): torchvision's tries, all drawn at once (the first try that fits wins; none fits: the
     central crop)."""

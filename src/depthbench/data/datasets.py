@@ -30,7 +30,7 @@ import torch
 from filelock import FileLock
 from torch.utils.data import DataLoader, Dataset
 
-from depthbench.configio import FULL_CROP_SCALE
+from depthbench.configio import FULL_CROP_SCALE, FULL_TRIVIAL_AUGMENT
 from depthbench.cpus import usable_cpu_count
 from depthbench.data.images import read_image
 from depthbench.data.sources import default_cache_dir
@@ -247,7 +247,7 @@ def build_datasets(source: ImageSource, manifest: Manifest, recipe: str, img_siz
                    memory_budget_mb: float | None = None, workers: int | None = None,
                    splits: tuple[str, ...] | None = None, uint8: bool = False,
                    batch_augment: bool = False, crop_scale: float = FULL_CROP_SCALE,
-                   trivial_augment: bool = True, eval_crop: float | None = None
+                   trivial_augment: bool = FULL_TRIVIAL_AUGMENT, eval_crop: float | None = None
                    ) -> dict[str, Dataset]:
     """`train` (train transforms), `train_eval` (train images, eval transforms), `val`, `test`;
     a split with no images is left out. Items are `(float32 CHW normalized, int label)`.

@@ -32,7 +32,13 @@ from collections.abc import Callable
 import torch
 from torchvision.transforms import InterpolationMode, v2
 
-from depthbench.configio import FULL_CROP_SCALE, FULL_EVAL_CROP, RECIPE_NAMES, recipe_name
+from depthbench.configio import (
+    FULL_CROP_SCALE,
+    FULL_EVAL_CROP,
+    FULL_TRIVIAL_AUGMENT,
+    RECIPE_NAMES,
+    recipe_name,
+)
 from depthbench.data.batch_augment import CROP_SCALE, modern_random_stage
 from depthbench.data.images import to_rgb
 from depthbench.errors import ConfigError
@@ -112,7 +118,7 @@ def pre_transform(recipe: str, img_size: int, train: bool, eval_crop: float | No
 
 
 def augment_transform(recipe: str, img_size: int, train: bool, crop_scale: float = FULL_CROP_SCALE,
-                      trivial_augment: bool = True) -> v2.Compose | None:
+                      trivial_augment: bool = FULL_TRIVIAL_AUGMENT) -> v2.Compose | None:
     """The random stage on a uint8 CHW tensor (None when the recipe has none, as `source`): a
     crop of at least `crop_scale` of the area, a flip and, with `trivial_augment`,
     TrivialAugmentWide."""
@@ -126,7 +132,8 @@ def augment_transform(recipe: str, img_size: int, train: bool, crop_scale: float
 
 
 def batch_random_stage(recipe: str, img_size: int, device_type: str,
-                       crop_scale: float = FULL_CROP_SCALE, trivial_augment: bool = True
+                       crop_scale: float = FULL_CROP_SCALE,
+                       trivial_augment: bool = FULL_TRIVIAL_AUGMENT
                        ) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The recipe's random stage on whole batches on their device, uint8 (B, 3, r, r) -> uint8
     (B, 3, s, s) (`batch_augment.modern_random_stage`: the same per-image draws as
